@@ -1,0 +1,155 @@
+"""Self-contained checkpoints as plain data: write atomically, read without unpickling code.
+
+A checkpoint is a dict of tensors and primitives. Training writes Lightning's
+dict (weights under `state_dict` with a `model.` prefix, plus optimizer and loop
+state) with an extra `nmt` entry holding everything translation needs: the
+model config, vocabulary sizes and special ids, the SentencePiece models as
+bytes, and the training config. `load_checkpoint` needs neither Lightning nor
+any file besides the checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt.atomic import atomic_write_bytes
+from nmt.config import ModelConfig
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable nmt checkpoint; the message says which file and why."""
+
+
+@dataclass
+class Checkpoint:
+    """What translation needs from a checkpoint."""
+
+    model_config: ModelConfig
+    state_dict: dict[str, torch.Tensor]  # Transformer weights, no prefix
+    src_vocab_size: int
+    tgt_vocab_size: int
+    pad_id: int
+    bos_id: int
+    eos_id: int
+    tokenizer: dict[str, bytes]  # SentencePiece model protos ("joint", or "src" and "tgt")
+    src_lang: str
+    tgt_lang: str
+    train_config: dict[str, Any]  # the resolved training config, as plain data
+    step: int
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Serialise a checkpoint dict with `torch.save` and write it atomically."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def metadata(
+    model_config: ModelConfig,
+    *,
+    src_vocab_size: int,
+    tgt_vocab_size: int,
+    special_ids: dict[str, int],
+    tokenizer: dict[str, bytes],
+    src_lang: str,
+    tgt_lang: str,
+    train_config: dict[str, Any],
+) -> dict[str, Any]:
+    """The `nmt` entry of a checkpoint: plain data only (loadable with `weights_only=True`)."""
+    return {
+        "format": FORMAT_VERSION,
+        "model_config": asdict(model_config),
+        "src_vocab_size": src_vocab_size,
+        "tgt_vocab_size": tgt_vocab_size,
+        "special_ids": dict(special_ids),
+        "tokenizer": dict(tokenizer),
+        "src_lang": src_lang,
+        "tgt_lang": tgt_lang,
+        "train_config": train_config,
+    }
+
+
+def read_raw(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely: `weights_only=True` refuses any pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {reason}.")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds objects other than tensors and plain data "
+            f"(a file crafted to run code on load looks like this). Details: {str(err).splitlines()[0]}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file: {err}") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"checkpoint {path} must hold a dict, but holds {type(raw).__name__} instead.")
+    return raw
+
+
+def _model_config(values: Any, path: Path) -> ModelConfig:
+    """Rebuild a `ModelConfig` from stored plain data, refusing unknown keys or wrong types."""
+    if not isinstance(values, dict):
+        raise CheckpointError(f"checkpoint {path}: `model_config` must be a dict, but is {type(values).__name__}.")
+    known = {f.name: f for f in fields(ModelConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise CheckpointError(f"checkpoint {path}: unknown model config keys {unknown}.")
+    defaults = ModelConfig()
+    for key, value in values.items():
+        expected = type(getattr(defaults, key))
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise CheckpointError(
+                f"checkpoint {path}: `model_config.{key}` must be {expected.__name__}, but is {value!r}."
+            )
+    return ModelConfig(**values)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by `nmt-train` (or `export`) into a validated `Checkpoint`."""
+    path = Path(path)
+    raw = read_raw(path)
+    meta = raw.get("nmt")
+    if not isinstance(meta, dict) or "state_dict" not in raw:
+        raise CheckpointError(f"checkpoint {path} is not an nmt checkpoint (no `nmt` metadata or weights).")
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format {meta.get('format')!r}; this nmt reads format {FORMAT_VERSION}."
+        )
+    prefix = "model."
+    weights = {k[len(prefix) :]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    ids = meta["special_ids"]
+    return Checkpoint(
+        model_config=_model_config(meta["model_config"], path),
+        state_dict=weights,
+        src_vocab_size=int(meta["src_vocab_size"]),
+        tgt_vocab_size=int(meta["tgt_vocab_size"]),
+        pad_id=int(ids["pad"]),
+        bos_id=int(ids["bos"]),
+        eos_id=int(ids["eos"]),
+        tokenizer=dict(meta["tokenizer"]),
+        src_lang=str(meta["src_lang"]),
+        tgt_lang=str(meta["tgt_lang"]),
+        train_config=dict(meta["train_config"]),
+        step=int(raw.get("global_step", 0)),
+    )
+
+
+def export_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Write a slim copy of a training checkpoint: weights and metadata, no optimizer state."""
+    raw = read_raw(src)
+    load_checkpoint(src)  # validates before anything is written
+    slim = {k: raw[k] for k in ("state_dict", "nmt", "global_step") if k in raw}
+    save_checkpoint(slim, dst)

@@ -1,0 +1,41 @@
+"""Where the Hydra configs live, the structured schemas they validate against, and the one-time conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.config import EvaluateConfig, TrainConfig, TranslateConfig, check
+
+
+def _conf_dir() -> str:
+    """`nmt/conf` inside an installed wheel, else the repository's top-level `conf/`."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"no Hydra configs found beside {package} (looked for conf/train.yaml).")
+
+
+CONF_DIR = _conf_dir()
+
+Config = TypeVar("Config")
+
+
+def register_schemas() -> None:
+    """Register the dataclasses as schemas: each entry config lists its schema first in `defaults`."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="translate_schema", node=TranslateConfig)
+    store.store(name="evaluate_schema", node=EvaluateConfig)
+
+
+def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:
+    """Convert the composed config once into typed dataclasses and check every rule."""
+    value = OmegaConf.to_object(cfg)
+    if not isinstance(value, schema):
+        raise TypeError(f"config must convert to {schema.__name__}, but converted to {type(value).__name__}.")
+    return check(value)

@@ -1,0 +1,114 @@
+"""`nmt-translate`: translate a file or stdin with a checkpoint, keeping one output line per input line."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TextIO
+
+import hydra
+from omegaconf import DictConfig
+
+from nmt.atomic import atomic_open
+from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
+from nmt.config import TranslateConfig
+from nmt.data.corpus import CorpusError, read_lines
+from nmt.decode.translator import Translator, format_translation
+from nmt.device import set_threads
+
+
+def check_output(cfg: TranslateConfig) -> None:
+    """Refuse, before any work, an output that is the input or sits in a missing or read-only directory."""
+    if cfg.output is None:
+        return
+    out = Path(cfg.output)
+    if cfg.input is not None and out.exists() and out.resolve() == Path(cfg.input).resolve():
+        raise SystemExit(f"error: output {out} is the input file; choose another output path.")
+    if not out.parent.resolve().is_dir():
+        raise SystemExit(f"error: output directory {out.parent} does not exist.")
+    if not os.access(out.parent.resolve(), os.W_OK):
+        raise SystemExit(f"error: output directory {out.parent} is not writable.")
+
+
+def available_lines(stream: TextIO, max_lines: int) -> Iterator[list[str]]:
+    """Group stdin lines into chunks: as many as are already waiting (up to `max_lines`), at least one.
+
+    A pipe from a file fills whole chunks (fast, batched); a person typing gets
+    each line translated as soon as it is entered.
+    """
+    while True:
+        line = stream.readline()
+        if not line:
+            return
+        chunk = [line]
+        while len(chunk) < max_lines and _ready(stream):
+            line = stream.readline()
+            if not line:
+                break
+            chunk.append(line)
+        yield [x.rstrip("\r\n") for x in chunk]
+
+
+def _ready(stream: TextIO) -> bool:
+    try:
+        return bool(select.select([stream], [], [], 0)[0])
+    except (OSError, ValueError):  # not a selectable stream: read on, in whole chunks
+        return True
+
+
+def translate_stdin(translator: Translator, n_best: int) -> None:
+    """stdin to stdout, flushing after each chunk so interactive use answers line by line."""
+    index = 0
+    for chunk in available_lines(sys.stdin, max_lines=1000):
+        for translation in translator.translate(chunk):
+            sys.stdout.write("\n".join(format_translation(index, translation, n_best)) + "\n")
+            index += 1
+        sys.stdout.flush()
+
+
+def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -> None:
+    """Translate the input file into `out`, with a progress bar when asked and stderr is a terminal."""
+    lines = read_lines(cfg.input)
+    translations = translator.translate_stream(lines)
+    if cfg.progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        translations = tqdm(translations, total=len(lines), unit="sent", file=sys.stderr)
+    for index, translation in enumerate(translations):
+        out.write("\n".join(format_translation(index, translation, cfg.decode.n_best)) + "\n")
+
+
+def run(cfg: TranslateConfig) -> None:
+    """Translate `cfg.input` (or stdin) into `cfg.output` (or stdout) and print timing to stderr."""
+    set_threads(cfg.num_threads)
+    check_output(cfg)
+    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    if cfg.input is None and cfg.output is None:
+        translate_stdin(translator, cfg.decode.n_best)
+    elif cfg.output is None:
+        translate_file(translator, cfg, sys.stdout)
+    else:
+        with atomic_open(cfg.output) as out:
+            if cfg.input is None:
+                for index, t in enumerate(translator.translate_stream(sys.stdin)):
+                    out.write("\n".join(format_translation(index, t, cfg.decode.n_best)) + "\n")
+            else:
+                translate_file(translator, cfg, out)
+    translator.warn_truncated()
+    print(translator.stats.summary(), file=sys.stderr)
+
+
+def _main(dcfg: DictConfig) -> None:
+    try:
+        run(to_dataclass(dcfg, TranslateConfig))
+    except (CorpusError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def main() -> None:
+    """Console entry point `nmt-translate`."""
+    register_schemas()
+    hydra.main(config_path=CONF_DIR, config_name="translate", version_base="1.3")(_main)()

@@ -1,0 +1,268 @@
+"""Typed configuration: one dataclass per concern, each default stated once.
+
+Hydra composes the YAML under `conf/` against these dataclasses (registered as
+structured-config schemas in `nmt.cli.schema`), so unknown keys and wrong types
+fail at start. Entry points convert the composed config once with
+`OmegaConf.to_object` and call `check(cfg)`, which collects every rule a value
+breaks and raises once. Library code receives these dataclasses, never a
+`DictConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """One or more configuration values break a rule; the message lists them all."""
+
+
+@dataclass
+class DataConfig:
+    """Which parallel corpus to read, and how to filter and batch it.
+
+    For `name=files`, `train`/`valid`/`test` are path prefixes: the files are
+    `{prefix}.{src_lang}` and `{prefix}.{tgt_lang}` (optionally `.gz`), like
+    fairseq's `--trainpref`. For named corpora they are split names.
+    """
+
+    name: str = "builtin"  # builtin | multi30k | tatoeba | files
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    root: str | None = None  # local directory with the corpus files; None: download
+    cache_dir: str = "~/.cache/nmt"
+    train: str = "train"
+    valid: str = "valid"
+    test: str = "test"
+    max_len: int = 128  # subword tokens per side; longer training pairs are dropped
+    max_ratio: float = 3.0  # drop training pairs whose length ratio exceeds this
+    max_tokens: int = 4096  # token budget per batch (padded source or target positions)
+    builtin_train_size: int = 20000  # pairs in the built-in corpus's train split
+
+
+@dataclass
+class TokenizerConfig:
+    """SentencePiece options; the trained model is cached by a hash of data and options."""
+
+    model_type: str = "unigram"  # unigram | bpe
+    vocab_size: int = 8000
+    joint: bool = True  # one model for both languages (needed to share all embeddings)
+    character_coverage: float = 1.0
+    input_sentence_size: int = 1_000_000  # sentences sampled for training
+
+
+@dataclass
+class ModelConfig:
+    """Transformer shape and variants (Vaswani et al. 2017 names in comments)."""
+
+    d_model: int = 512  # d_model
+    n_heads: int = 8  # h
+    enc_layers: int = 6  # N (encoder)
+    dec_layers: int = 6  # N (decoder)
+    d_ff: int = 2048  # d_ff
+    dropout: float = 0.1  # P_drop on sublayer outputs and embeddings
+    attn_dropout: float = 0.0
+    act_dropout: float = 0.0
+    activation: str = "relu"  # relu | gelu
+    attention: str = "scaled_dot"  # scaled_dot | dot | additive
+    positions: str = "sinusoidal"  # sinusoidal | learned
+    max_positions: int = 1024
+    norm: str = "pre"  # pre | post (placement of LayerNorm around each sublayer)
+    tie_output: bool = True  # decoder input embedding == output projection
+    share_all_embeddings: bool = False  # encoder embedding too; needs a joint vocabulary
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer, schedule and loss."""
+
+    optimizer: str = "adamw"  # adam | adamw
+    lr: float = 5e-4  # peak learning rate
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    schedule: str = "inverse_sqrt"  # inverse_sqrt | linear
+    warmup_steps: int = 4000
+    label_smoothing: float = 0.1
+    max_bad_steps: int = 10  # stop after this many consecutive non-finite losses
+
+
+@dataclass
+class TrainerConfig:
+    """The subset of Lightning Trainer options a run chooses."""
+
+    accelerator: str = "cpu"  # cpu | gpu | auto
+    devices: int = 1
+    strategy: str = "auto"  # auto | ddp
+    precision: str = "32"  # 32 | bf16-mixed | 16-mixed
+    max_steps: int = -1
+    max_epochs: int = 100
+    max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"
+    gradient_clip_val: float = 1.0
+    accumulate_grad_batches: int = 1
+    val_check_interval: int = 500  # training batches between validations (loss + BLEU)
+    log_every_n_steps: int = 50
+    num_threads: int = 0  # torch intra-op threads; 0 = one per physical core
+
+
+@dataclass
+class DecodeConfig:
+    """Search options for translation and validation BLEU."""
+
+    beam_size: int = 5
+    length_penalty: float = 1.0  # alpha of GNMT ((5+len)/6)^alpha (Wu et al. 2016)
+    length_norm: str = "gnmt"  # gnmt | average | none
+    max_len_a: float = 1.5  # max output length = a * source length + b
+    max_len_b: int = 10
+    min_len: int = 1
+    n_best: int = 1
+    no_repeat_ngram: int = 0  # block repeated n-grams of this size (0 = off)
+    max_tokens: int = 8000  # source tokens per translation batch
+
+
+@dataclass
+class TrainConfig:
+    """Everything `nmt-train` needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    seed: int = 1
+    run_dir: str = "."  # Hydra sets the working run directory; checkpoints go under it
+    resume: str | None = None  # checkpoint path, or "last" for run_dir/checkpoints/last.ckpt
+    save_top_k: int = 2  # best checkpoints kept by validation BLEU (plus last)
+    early_stopping_patience: int = 0  # validations without BLEU gain before stopping; 0 = off
+    logger: str = "csv"  # csv | tensorboard
+    val_samples: int = 3  # sample translations logged at each validation
+
+
+@dataclass
+class TranslateConfig:
+    """Everything `nmt-translate` needs. Omitted input/output mean stdin/stdout."""
+
+    ckpt: str = "???"
+    input: str | None = None
+    output: str | None = None
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int = 0
+    progress: bool = True  # only shown when reading a file
+
+
+@dataclass
+class EvaluateConfig:
+    """Everything `nmt-evaluate` needs: score files, or translate a test set and score it."""
+
+    hyp: str | None = None
+    ref: Any = None  # one reference file, or a list of them (ref=[A,B]); OmegaConf has no str|list type
+    ckpt: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    split: str | None = None  # defaults to data.test
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf", "ter"])
+    tgt_lang: str | None = None  # chooses the sacreBLEU tokenizer; defaults to the data's target language
+    tokenize: str | None = None  # sacreBLEU tokenizer (13a, zh, intl, char, ...); None chooses by tgt_lang
+    lowercase: bool = False
+    bootstrap: int = 0  # bootstrap resamples for a 95% confidence interval; 0 = off
+    baseline: str | None = None  # a baseline system's output: paired significance test against `hyp`
+    significance: str = "bs"  # bs (paired bootstrap) | ar (approximate randomisation)
+    json: bool = False
+    output: str | None = None  # where to save the translation when ckpt is given
+    device: str = "auto"
+    num_threads: int = 0
+
+
+_CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
+    (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "files"),
+    (TokenizerConfig, "model_type"): ("unigram", "bpe"),
+    (ModelConfig, "activation"): ("relu", "gelu"),
+    (ModelConfig, "attention"): ("scaled_dot", "dot", "additive"),
+    (ModelConfig, "positions"): ("sinusoidal", "learned"),
+    (ModelConfig, "norm"): ("pre", "post"),
+    (OptimConfig, "optimizer"): ("adam", "adamw"),
+    (OptimConfig, "schedule"): ("inverse_sqrt", "linear"),
+    (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed"),
+    (TrainerConfig, "accelerator"): ("cpu", "gpu", "auto"),
+    (DecodeConfig, "length_norm"): ("gnmt", "average", "none"),
+    (TrainConfig, "logger"): ("csv", "tensorboard"),
+    (EvaluateConfig, "significance"): ("bs", "ar"),
+}
+
+
+def _problems(cfg: Any, prefix: str) -> list[str]:
+    """Rule violations in one dataclass, as messages naming key, rule and value."""
+    out: list[str] = []
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            out.append(f"`{prefix}{key}` must be {rule}, but is {getattr(cfg, key)!r} instead.")
+
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            out += _problems(value, f"{prefix}{f.name}.")
+        elif (type(cfg), f.name) in _CHOICES:
+            choices = _CHOICES[type(cfg), f.name]
+            need(value in choices, f.name, "one of " + ", ".join(map(str, choices)))
+    if isinstance(cfg, ModelConfig):
+        need(cfg.d_model % cfg.n_heads == 0, "d_model", f"divisible by n_heads ({cfg.n_heads})")
+        need(cfg.enc_layers >= 1, "enc_layers", ">= 1")
+        need(cfg.dec_layers >= 1, "dec_layers", ">= 1")
+        for key in ("dropout", "attn_dropout", "act_dropout"):
+            need(0.0 <= getattr(cfg, key) < 1.0, key, "in [0, 1)")
+    if isinstance(cfg, DecodeConfig):
+        need(cfg.beam_size >= 1, "beam_size", ">= 1")
+        need(cfg.n_best <= cfg.beam_size, "n_best", f"<= `{prefix}beam_size` ({cfg.beam_size})")
+        need(cfg.n_best >= 1, "n_best", ">= 1")
+        need(cfg.max_tokens >= 1, "max_tokens", ">= 1")
+        need(cfg.min_len >= 0, "min_len", ">= 0")
+    if isinstance(cfg, DataConfig):
+        need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
+        need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")
+        need(cfg.src_lang != cfg.tgt_lang, "tgt_lang", f"different from `{prefix}src_lang`")
+    if isinstance(cfg, TokenizerConfig):
+        need(cfg.vocab_size >= 16, "vocab_size", ">= 16")
+    if isinstance(cfg, OptimConfig):
+        need(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", "in [0, 1)")
+        need(cfg.lr > 0, "lr", "> 0")
+        need(cfg.warmup_steps >= 0, "warmup_steps", ">= 0")
+    return out
+
+
+def check(cfg: Any) -> Any:
+    """Validate a config dataclass tree; raise one `ConfigError` listing every problem."""
+    problems = _problems(cfg, "")
+    if isinstance(cfg, TrainConfig) and cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
+        problems.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
+    if isinstance(cfg, EvaluateConfig):
+        problems += _evaluate_problems(cfg)
+    if isinstance(cfg, TranslateConfig) and cfg.input is not None and cfg.input == cfg.output:
+        problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:
+    """`nmt-evaluate` scores either files (hyp + ref) or a checkpoint's translation of a test set."""
+    out = []
+    if (cfg.hyp is None) == (cfg.ckpt is None):
+        out.append("give either `hyp` (with `ref`) to score a file, or `ckpt` to translate a test set and score it.")
+    if cfg.hyp is not None and not reference_paths(cfg):
+        out.append("`ref` must name at least one reference file when `hyp` is given.")
+    if cfg.bootstrap == 1 or cfg.bootstrap < 0:
+        out.append(f"`bootstrap` must be 0 (off) or >= 2, but is {cfg.bootstrap} instead.")
+    if cfg.baseline is not None and cfg.hyp is None:
+        out.append("`baseline` needs `hyp`: significance compares two hypothesis files.")
+    return out
+
+
+def reference_paths(cfg: EvaluateConfig) -> list[str]:
+    """`ref` as a list of paths, whether one path or several were given."""
+    if cfg.ref is None:
+        return []
+    return [cfg.ref] if isinstance(cfg.ref, str) else [str(r) for r in cfg.ref]

@@ -1,0 +1,161 @@
+"""Reading parallel text (plain or gzip UTF-8) with clear errors, and length filtering.
+
+Every error names the file and, where it has one, the 1-based line, so a bad
+corpus is fixed in one look instead of a debugging session.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+
+
+class CorpusError(ValueError):
+    """A corpus is missing, unreadable or malformed; the message names file and line."""
+
+
+@dataclass
+class ParallelText:
+    """Sentence-aligned text: `src[i]` translates to `tgt[i]`."""
+
+    src: list[str]
+    tgt: list[str]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic or ends in `.gz`."""
+    if not path.exists():
+        raise CorpusError(f"file {path} does not exist.")
+    if not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise CorpusError(f"file {path} must be a regular file, but is {kind} instead.")
+    data = path.read_bytes()
+    if data[:2] == _GZIP_MAGIC or path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorpusError(f"file {path}: not a valid gzip file ({e}).") from e
+    return data
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    """The 1-based line holding byte `offset`, counting any of LF, CRLF or CR as a break."""
+    head = data[:offset].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return head.count(b"\n") + 1
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Read one sentence per line, stripped of surrounding whitespace.
+
+    A UTF-8 byte-order mark and CRLF or CR line ends are accepted. Only "\\n"
+    (after normalising CR) separates lines: `str.splitlines` would also split on
+    U+2028 and friends and so misalign the two sides of a corpus.
+
+    Args:
+        path: plain or gzip-compressed UTF-8 text.
+
+    Raises:
+        CorpusError: the file is missing, a directory, not UTF-8, binary (has NUL
+            bytes) or empty.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = _line_of(data, nul)
+        raise CorpusError(f"file {path}, line {line}: NUL byte at byte offset {nul}; is this a binary file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = _line_of(data, e.start)
+        raise CorpusError(f"file {path}, line {line}: invalid UTF-8 at byte offset {e.start} ({e.reason}).") from e
+    if not text:
+        raise CorpusError(f"file {path} is empty.")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final line break ends the last line; it does not start a new one
+    return [line.strip() for line in lines]
+
+
+def read_parallel(src_path: str | Path, tgt_path: str | Path) -> ParallelText:
+    """Read a sentence-aligned pair of files and check that they line up.
+
+    Raises:
+        CorpusError: either file is unreadable (see `read_lines`), the line counts
+            differ, or a side has only empty lines.
+    """
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; parallel files must align line by line."
+        )
+    for path, lines in ((src_path, src), (tgt_path, tgt)):
+        if not any(lines):
+            raise CorpusError(f"file {path} has only empty lines.")
+    return ParallelText(src, tgt)
+
+
+@dataclass
+class FilterStats:
+    """Why training pairs were dropped, for the log."""
+
+    total: int
+    kept: int
+    empty: int
+    too_long: int
+    bad_ratio: int
+    max_len: int
+    max_ratio: float
+
+    def __str__(self) -> str:
+        return (
+            f"kept {self.kept} of {self.total} pairs; dropped {self.empty} with an empty side, "
+            f"{self.too_long} longer than {self.max_len} tokens, "
+            f"{self.bad_ratio} with length ratio > {self.max_ratio:g}"
+        )
+
+
+def filter_pairs(
+    src_lens: list[int], tgt_lens: list[int], max_len: int, max_ratio: float
+) -> tuple[list[int], FilterStats]:
+    """Indices of the training pairs worth keeping, and counts of what was dropped.
+
+    A pair is dropped (first matching reason counts) when a side is empty, a side
+    is longer than `max_len`, or the longer side exceeds `max_ratio` times the
+    shorter one: such pairs are usually misaligned, as in Moses' clean-corpus-n.
+
+    Args:
+        src_lens: token counts of the source sentences (without EOS/BOS).
+        tgt_lens: token counts of the target sentences, same order.
+        max_len: longest side kept.
+        max_ratio: largest long/short length ratio kept.
+    """
+    if len(src_lens) != len(tgt_lens):
+        raise ValueError(f"`tgt_lens` must have {len(src_lens)} entries like `src_lens`, but has {len(tgt_lens)}.")
+    if max_len < 1:
+        raise ValueError(f"`max_len` must be >= 1, but is {max_len} instead.")
+    if max_ratio < 1.0:
+        raise ValueError(f"`max_ratio` must be >= 1, but is {max_ratio} instead.")
+    kept: list[int] = []
+    empty = too_long = bad_ratio = 0
+    for i, (s, t) in enumerate(zip(src_lens, tgt_lens, strict=True)):
+        if s == 0 or t == 0:
+            empty += 1
+        elif max(s, t) > max_len:
+            too_long += 1
+        elif max(s, t) > max_ratio * min(s, t):
+            bad_ratio += 1
+        else:
+            kept.append(i)
+    stats = FilterStats(len(src_lens), len(kept), empty, too_long, bad_ratio, max_len, max_ratio)
+    return kept, stats

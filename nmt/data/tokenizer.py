@@ -1,0 +1,164 @@
+"""SentencePiece subwords (Kudo & Richardson 2018): train once per corpus, cache, encode, decode.
+
+Models are handled as bytes, never paths, so they travel inside checkpoints and a
+checkpoint needs nothing else to translate. Special ids are fixed and shared
+with the model: PAD 0, UNK 1, BOS 2, EOS 3.
+
+SentencePiece normalises text with NFKC (its default `nmt_nfkc` rule) and
+collapses runs of whitespace, so `decode(encode(x))` returns the normalised `x`:
+full-width "，" becomes "," and "ﬁ" becomes "fi". Score output against raw
+references with that in mind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt.config import TokenizerConfig
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+def _load(model: bytes) -> spm.SentencePieceProcessor:
+    """A processor for serialised model bytes, checked to use this package's special ids."""
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    ids = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id())
+    if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+        raise ValueError(
+            f"SentencePiece special ids (pad, unk, bos, eos) must be "
+            f"{(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}, but are {ids} instead."
+        )
+    return sp
+
+
+class Tokenizer:
+    """Source and target SentencePiece models: one joint model or two separate ones.
+
+    Args:
+        src_model: serialised source model (the joint model when `tgt_model` is None).
+        tgt_model: serialised target model, or None for a joint vocabulary.
+    """
+
+    def __init__(self, src_model: bytes, tgt_model: bytes | None = None) -> None:
+        self.joint = tgt_model is None
+        self._models = {"joint": src_model} if tgt_model is None else {"src": src_model, "tgt": tgt_model}
+        self._src = _load(src_model)
+        self._tgt = self._src if tgt_model is None else _load(tgt_model)
+
+    def to_bytes(self) -> dict[str, bytes]:
+        """`{"joint": model}` or `{"src": model, "tgt": model}`, for storing in a checkpoint."""
+        return dict(self._models)
+
+    @classmethod
+    def from_bytes(cls, models: dict[str, bytes]) -> Tokenizer:
+        """Rebuild from `to_bytes()` output."""
+        if set(models) == {"joint"}:
+            return cls(models["joint"])
+        if set(models) == {"src", "tgt"}:
+            return cls(models["src"], models["tgt"])
+        raise ValueError(f"tokenizer models must have keys {{joint}} or {{src, tgt}}, but have {sorted(models)}.")
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the model bytes: equal fingerprints mean identical token ids."""
+        digest = hashlib.sha256()
+        for name, model in sorted(self._models.items()):
+            digest.update(f"{name}:{len(model)}:".encode())
+            digest.update(model)
+        return digest.hexdigest()
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self._src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self._tgt.get_piece_size()
+
+    def encode_src(self, lines: list[str]) -> list[list[int]]:
+        """Source token ids per line, without BOS/EOS (the caller adds them)."""
+        return self._src.encode(lines)
+
+    def encode_tgt(self, lines: list[str]) -> list[list[int]]:
+        """Target token ids per line, without BOS/EOS (the caller adds them)."""
+        return self._tgt.encode(lines)
+
+    def decode_tgt(self, ids: list[int]) -> str:
+        """Detokenized target text; ids from the first EOS on are ignored, PAD and BOS dropped."""
+        if EOS_ID in ids:
+            ids = ids[: ids.index(EOS_ID)]
+        return self._tgt.decode(ids)
+
+
+def _cache_key(lines: list[str], cfg: TokenizerConfig) -> str:
+    """SHA-256 of the training text, the options and the SentencePiece version."""
+    digest = hashlib.sha256()
+    options = {**asdict(cfg), "sentencepiece": spm.__version__}
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    for line in lines:
+        digest.update(line.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _train_model(lines: list[str], cfg: TokenizerConfig) -> bytes:
+    """Train one SentencePiece model in memory and return its bytes."""
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([line for line in lines if line]),
+        model_writer=model,
+        model_type=cfg.model_type,
+        vocab_size=cfg.vocab_size,
+        # A soft limit: a corpus too small for `vocab_size` pieces gets fewer instead of an error.
+        hard_vocab_limit=False,
+        character_coverage=cfg.character_coverage,
+        input_sentence_size=cfg.input_sentence_size,
+        shuffle_input_sentence=True,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        num_threads=os.cpu_count() or 1,
+        minloglevel=2,  # warnings and errors only
+    )
+    return model.getvalue()
+
+
+def _cached_model(lines: list[str], cfg: TokenizerConfig, cache_dir: Path) -> bytes:
+    """Model bytes from `cache_dir` if this text and these options were seen before, else train and store."""
+    path = cache_dir / f"spm-{_cache_key(lines, cfg)[:32]}.model"
+    if path.is_file():
+        return path.read_bytes()
+    model = _train_model(lines, cfg)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so a crash or a concurrent run never leaves a half-written model behind.
+    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".tmp", delete=False) as tmp:
+        tmp.write(model)
+    os.replace(tmp.name, path)
+    return model
+
+
+def train_tokenizer(
+    src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, cache_dir: str | Path
+) -> Tokenizer:
+    """Train (or load from the cache) a joint or separate SentencePiece tokenizer.
+
+    Args:
+        src_lines: source training sentences.
+        tgt_lines: target training sentences.
+        cfg: model type, vocabulary size and sampling options; `cfg.joint` trains
+            one model on both sides (needed to share all embeddings).
+        cache_dir: where models are kept, named by a hash of text and options.
+    """
+    cache_dir = Path(cache_dir).expanduser()
+    if cfg.joint:
+        return Tokenizer(_cached_model(src_lines + tgt_lines, cfg, cache_dir))
+    return Tokenizer(_cached_model(src_lines, cfg, cache_dir), _cached_model(tgt_lines, cfg, cache_dir))

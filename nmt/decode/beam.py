@@ -1,0 +1,127 @@
+"""Pure per-step functions of the search: candidate selection, constraints, length normalisation.
+
+Nothing here calls the model, so every rule can be tested on hand-made numbers;
+`nmt.decode.search` drives these functions with `Transformer.decode_step`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nmt.config import DecodeConfig
+
+
+def beam_step(log_probs: Tensor, scores: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Pick the `n` best one-token extensions of each sentence's beam, best first.
+
+    Like fairseq2's `StandardBeamSearchAlgorithm`: add each hypothesis's running
+    score to its next-token log-probs and take the top `n` over all K*V pairs.
+
+    Args:
+        log_probs: next-token log-probabilities, [B, K, V].
+        scores: running (unnormalised) log-probability of each hypothesis, [B, K].
+        n: candidates to return per sentence; at most K*V.
+
+    Returns:
+        origins (the hypothesis each candidate extends), tokens and scores, each [B, n].
+    """
+    batch, beam, vocab = log_probs.shape
+    if not 1 <= n <= beam * vocab:
+        raise ValueError(f"`n` must be in [1, K*V] = [1, {beam * vocab}], but is {n} instead.")
+    totals = scores.unsqueeze(-1) + log_probs  # [B, K, 1] + [B, K, V] -> [B, K, V]
+    top_scores, flat = totals.view(batch, beam * vocab).topk(n, dim=1)  # [B, K*V] -> [B, n]
+    return flat // vocab, flat % vocab, top_scores
+
+
+def first_active(tokens: Tensor, eos_id: int, k: int) -> Tensor:
+    """Positions of the first `k` candidates that do not end in EOS, in rank order.
+
+    Args:
+        tokens: candidate tokens sorted best first, [B, C] with C >= 2k.
+        eos_id: end-of-sentence id.
+        k: beam size.
+
+    Returns:
+        positions into the C candidates, [B, k].
+    """
+    ranks = torch.arange(tokens.size(1), device=tokens.device)  # [C]
+    # EOS candidates sort after every other one; at most K of the 2K candidates end in EOS.
+    keys = (tokens == eos_id).long() * tokens.size(1) + ranks  # [B, C]
+    return keys.topk(k, dim=1, largest=False).indices
+
+
+def length_penalty(length: int, cfg: DecodeConfig) -> float:
+    """Divisor that normalises a summed log-probability of `length` tokens (EOS included).
+
+    `gnmt` is ((5 + length) / 6) ** alpha from Wu et al. (2016), eq. 14; `average`
+    divides by the length; `none` keeps the raw sum.
+    """
+    if cfg.length_norm == "gnmt":
+        return ((5 + length) / 6) ** cfg.length_penalty
+    if cfg.length_norm == "average":
+        return float(length)
+    if cfg.length_norm == "none":
+        return 1.0
+    raise ValueError(f"`length_norm` must be one of gnmt, average, none, but is {cfg.length_norm!r} instead.")
+
+
+def max_lengths(src_pad_mask: Tensor, cfg: DecodeConfig) -> Tensor:
+    """Longest output per sentence, `a * src_len + b` tokens before EOS (src_len: non-pad tokens), [B]."""
+    src_len = (~src_pad_mask).sum(dim=1)  # [B, S] -> [B]
+    return (cfg.max_len_a * src_len + cfg.max_len_b).long().clamp(min=0)
+
+
+def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
+    """Forbid tokens that would repeat an n-gram already in each row's history.
+
+    Args:
+        log_probs: next-token log-probabilities, [R, V] (R rows: sentences or hypotheses).
+        history: tokens emitted so far (BOS excluded), [R, t].
+        n: n-gram size; 0 turns blocking off.
+
+    Returns:
+        `log_probs` with the blocked tokens set to -inf.
+    """
+    if n <= 0 or history.size(1) < n:
+        return log_probs
+    windows = history.unfold(1, n, 1)  # [R, t] -> [R, W, n], W = t - n + 1 earlier n-grams
+    prefix = history[:, history.size(1) - n + 1 :]  # [R, n-1], the n-gram the next token completes
+    seen = (windows[:, :, :-1] == prefix.unsqueeze(1)).all(dim=2)  # [R, W]
+    # scatter_add, not scatter: a token can follow the prefix at several places.
+    hits = torch.zeros_like(log_probs).scatter_add_(1, windows[:, :, -1], seen.to(log_probs.dtype))  # [R, V]
+    return log_probs.masked_fill(hits > 0, float("-inf"))
+
+
+def constrain(
+    log_probs: Tensor,
+    history: Tensor,
+    max_len: Tensor,
+    cfg: DecodeConfig,
+    bos_id: int,
+    eos_id: int,
+) -> Tensor:
+    """Apply the search rules to one step's log-probs: no BOS, min/max length, n-gram blocking.
+
+    Rows that reached their maximum length may only emit EOS; before `cfg.min_len`
+    tokens EOS is forbidden (the maximum wins if the two clash).
+
+    Args:
+        log_probs: next-token log-probabilities, [R, V].
+        history: tokens emitted so far (BOS excluded), [R, t].
+        max_len: longest output per row, [R].
+        cfg: decoding options.
+        bos_id: begin-of-sentence id, never emitted.
+        eos_id: end-of-sentence id.
+
+    Returns:
+        the constrained log-probs, [R, V]; the allowed entries keep their model values.
+    """
+    step = history.size(1)
+    log_probs = block_repeated_ngrams(log_probs, history, cfg.no_repeat_ngram)
+    log_probs = log_probs.index_fill(1, torch.tensor([bos_id], device=log_probs.device), float("-inf"))
+    at_max = (step >= max_len).unsqueeze(1)  # [R, 1]
+    is_eos = torch.arange(log_probs.size(1), device=log_probs.device) == eos_id  # [V]
+    if step < cfg.min_len:
+        log_probs = log_probs.masked_fill(is_eos & ~at_max, float("-inf"))  # [V] & [R, 1] -> [R, V]
+    return log_probs.masked_fill(at_max & ~is_eos, float("-inf"))  # [R, 1] & [V] -> [R, V]

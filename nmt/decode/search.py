@@ -1,0 +1,304 @@
+"""Greedy and batched beam search over `Transformer.decode_step`.
+
+Both advance the whole batch, and all K hypotheses of each sentence, with one
+`decode_step` per time step, and drop a sentence from the running batch once it
+is done (reordering the decoder cache, memory and mask with one index). They run
+under `torch.inference_mode()` but never change the model's mode: call
+`model.eval()` first, or dropout stays on.
+
+Scores are summed token log-probs, EOS included, divided by
+`length_penalty(len(ids) + 1, cfg)`. Beam search keeps fairseq's candidate rule
+(take the top 2K extensions; the EOS ones among the top K are finished, the best
+K others stay active) and its stopping rule: a sentence is done once it holds K
+finished hypotheses and no active one, normalised at its current length, beats
+the worst of them. The rule is exact for `length_norm=none` (an active score
+only falls); with `gnmt` or `average` a longer hypothesis could still overtake,
+which the rule accepts for speed. A sentence also ends at its maximum length,
+where only EOS is allowed, so every active hypothesis is finished there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from nmt.config import DecodeConfig
+from nmt.decode.beam import beam_step, constrain, first_active, length_penalty, max_lengths
+
+if TYPE_CHECKING:
+    from nmt.model.transformer import DecoderCache, Transformer
+
+
+@dataclass
+class SearchResult:
+    """Best hypotheses per sentence, best first.
+
+    `tokens[b][i]` holds output ids without BOS/EOS, `scores[b][i]` its normalised
+    score, and `attn[b][i]` (when requested) the cross-attention [len, S_b] with
+    which each of those ids was emitted, over the sentence's S_b non-pad source positions.
+    """
+
+    tokens: list[list[list[int]]]
+    scores: list[list[float]]
+    attn: list[list[Tensor]] | None
+
+
+@dataclass
+class _Running:
+    """Hypotheses of the sentences still being searched (b of them, K each)."""
+
+    rows: Tensor  # [b] batch index of each running sentence
+    scores: Tensor  # [b, K] summed log-probs, unnormalised
+    tokens: Tensor  # [b, K, T] emitted ids; column t is filled at step t
+    attn: Tensor | None  # [b, K, T, S] cross-attention of each emitted id
+    max_len: Tensor  # [b]
+    memory: Tensor  # [b*K, S, D]
+    src_pad_mask: Tensor  # [b*K, S]
+    cache: DecoderCache | None
+
+    def extend(self, flat: Tensor, step: int, tokens: Tensor, step_attn: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Histories of the hypotheses at `flat` (rows of b*K), each extended by one token.
+
+        Args:
+            flat: hypotheses to extend, [n*K] indices into the b*K running ones.
+            step: the column to write.
+            tokens: the new tokens, [n, K].
+            step_attn: this step's cross-attention of all running hypotheses, [b, K, S], or None.
+
+        Returns:
+            token histories [n, K, T] and attention histories [n, K, T, S] (or None).
+        """
+        b, k, t = self.tokens.shape
+        history = self.tokens.view(b * k, t).index_select(0, flat).view(-1, k, t)  # [n, K, T]
+        history[:, :, step] = tokens
+        if self.attn is None or step_attn is None:
+            return history, None
+        s = self.attn.size(3)
+        attn = self.attn.view(b * k, t, s).index_select(0, flat).view(-1, k, t, s)  # [n, K, T, S]
+        attn[:, :, step] = step_attn.view(b * k, s).index_select(0, flat).view(-1, k, s)
+        return history, attn
+
+    def advance(
+        self,
+        keep: Tensor,
+        step: int,
+        origins: Tensor,
+        tokens: Tensor,
+        scores: Tensor,
+        step_attn: Tensor | None,
+    ) -> _Running:
+        """Keep the sentences `keep` [n], each with the K extensions `origins`/`tokens`/`scores` [b, K]."""
+        k = origins.size(1)
+        flat = (keep.unsqueeze(1) * k + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
+        history, attn = self.extend(flat, step, tokens[keep], step_attn)
+        return _Running(
+            rows=self.rows[keep],
+            scores=scores[keep],
+            tokens=history,
+            attn=attn,
+            max_len=self.max_len[keep],
+            memory=self.memory.index_select(0, flat),
+            src_pad_mask=self.src_pad_mask.index_select(0, flat),
+            cache=self.cache.reorder(flat) if self.cache is not None else None,
+        )
+
+
+@dataclass
+class _Finished:
+    """The best N finished hypotheses of every sentence, best first; -inf scores mark empty slots."""
+
+    scores: Tensor  # [B, N] normalised
+    tokens: Tensor  # [B, N, T] ids, EOS included
+    lengths: Tensor  # [B, N] ids, EOS included
+    attn: Tensor | None  # [B, N, T, S]
+
+    def add(self, rows: Tensor, scores: Tensor, tokens: Tensor, length: int, attn: Tensor | None) -> None:
+        """Merge C hypotheses of `length` tokens for each sentence in `rows` [b], scored [b, C]."""
+        n = self.scores.size(1)
+        best, pick = torch.cat([self.scores[rows], scores], dim=1).topk(n, dim=1)  # [b, N + C] -> [b, N]
+        lengths = torch.full_like(scores, length, dtype=torch.long)  # [b, C]
+        self.scores[rows] = best
+        self.lengths[rows] = torch.cat([self.lengths[rows], lengths], dim=1).gather(1, pick)
+        self.tokens[rows] = _take(torch.cat([self.tokens[rows], tokens], dim=1), pick)
+        if self.attn is not None and attn is not None:
+            self.attn[rows] = _take(torch.cat([self.attn[rows], attn], dim=1), pick)
+
+    def result(self, n_best: int, src_pad_mask: Tensor) -> SearchResult:
+        """The `n_best` best hypotheses per sentence as lists, without BOS/EOS and empty slots."""
+        tokens: list[list[list[int]]] = []
+        scores: list[list[float]] = []
+        attn: list[list[Tensor]] = []
+        rows = zip(self.scores[:, :n_best].tolist(), self.lengths.tolist(), self.tokens.tolist(), strict=True)
+        for b, (row_scores, row_lengths, row_tokens) in enumerate(rows):
+            found = [i for i, score in enumerate(row_scores) if math.isfinite(score)]
+            tokens.append([row_tokens[i][: row_lengths[i] - 1] for i in found])
+            scores.append([row_scores[i] for i in found])
+            if self.attn is not None:
+                source = ~src_pad_mask[b]  # [S]
+                attn.append([self.attn[b, i, : row_lengths[i] - 1][:, source] for i in found])
+        return SearchResult(tokens, scores, attn if self.attn is not None else None)
+
+
+def _take(values: Tensor, pick: Tensor) -> Tensor:
+    """`values[b, pick[b, j]]` for every b and j: [b, M, ...] by [b, N] -> [b, N, ...]."""
+    return values[torch.arange(values.size(0), device=values.device).unsqueeze(1), pick]
+
+
+def _start(
+    model: Transformer, src: Tensor, src_pad_mask: Tensor, cfg: DecodeConfig, k: int, need_attn: bool
+) -> tuple[_Running, _Finished]:
+    """Encode the batch once and set up K hypotheses and K finished slots per sentence."""
+    memory = model.encode(src, src_pad_mask)  # [B, S, D]
+    batch, src_len = src.shape
+    # Decoder positions run 0..max_len (BOS, then the ids before EOS).
+    max_len = max_lengths(src_pad_mask, cfg).clamp(max=model.cfg.max_positions - 1)  # [B]
+    t = int(max_len.max()) + 1  # room for the longest output and its EOS
+    scores = torch.full((batch, k), float("-inf"), device=src.device)
+    scores[:, 0] = 0.0  # all K start from BOS: keep one alive so the hypotheses stay distinct
+    attn = torch.zeros(batch, k, t, src_len, device=src.device) if need_attn else None
+    running = _Running(
+        rows=torch.arange(batch, device=src.device),
+        scores=scores,
+        tokens=torch.zeros(batch, k, t, dtype=torch.long, device=src.device),
+        attn=attn,
+        max_len=max_len,
+        memory=memory.repeat_interleave(k, dim=0),  # [B, S, D] -> [B*K, S, D]
+        src_pad_mask=src_pad_mask.repeat_interleave(k, dim=0),  # [B, S] -> [B*K, S]
+        cache=None,
+    )
+    finished = _Finished(
+        scores=torch.full((batch, k), float("-inf"), device=src.device),
+        tokens=torch.zeros(batch, k, t, dtype=torch.long, device=src.device),
+        lengths=torch.zeros(batch, k, dtype=torch.long, device=src.device),
+        attn=torch.zeros_like(attn) if attn is not None else None,
+    )
+    return running, finished
+
+
+def _next_log_probs(
+    model: Transformer,
+    running: _Running,
+    step: int,
+    cfg: DecodeConfig,
+    bos_id: int,
+    eos_id: int,
+    need_attn: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Run one decoder step for every running hypothesis (updating its cache) and apply the search rules.
+
+    Returns:
+        constrained log-probs [b, K, V] and cross-attention [b, K, S] (or None).
+    """
+    b, k, _ = running.tokens.shape
+    history = running.tokens[:, :, :step].reshape(b * k, step)  # [b, K, t] -> [b*K, t]
+    last = history[:, -1] if step else torch.full((b * k,), bos_id, device=history.device)
+    log_probs, running.cache = model.decode_step(
+        last, running.memory, running.src_pad_mask, running.cache, need_attn=need_attn
+    )
+    max_len = running.max_len.repeat_interleave(k)  # [b] -> [b*K]
+    log_probs = constrain(log_probs, history, max_len, cfg, bos_id, eos_id)
+    step_attn = running.cache.cross_attn.view(b, k, -1) if need_attn else None  # [b*K, S] -> [b, K, S]
+    return log_probs.view(b, k, -1), step_attn  # [b*K, V] -> [b, K, V]
+
+
+def _finish(
+    finished: _Finished,
+    running: _Running,
+    step: int,
+    candidates: tuple[Tensor, Tensor, Tensor],
+    step_attn: Tensor | None,
+    cfg: DecodeConfig,
+    eos_id: int,
+) -> None:
+    """Move the candidates (origins, tokens, scores [b, K]) that end in EOS to the finished set."""
+    origins, tokens, scores = candidates
+    is_eos = tokens == eos_id  # [b, K]
+    if not bool(is_eos.any()):
+        return
+    b, k = origins.shape
+    flat = (torch.arange(b, device=origins.device).unsqueeze(1) * k + origins).view(-1)  # [b*K]
+    history, attn = running.extend(flat, step, tokens, step_attn)
+    normalised = (scores / length_penalty(step + 1, cfg)).masked_fill(~is_eos, float("-inf"))
+    finished.add(running.rows, normalised, history, step + 1, attn)
+
+
+def greedy_search(
+    model: Transformer,
+    src: Tensor,
+    src_pad_mask: Tensor,
+    cfg: DecodeConfig,
+    bos_id: int,
+    eos_id: int,
+    need_attn: bool = False,
+) -> SearchResult:
+    """Translate a batch by taking the most probable token at every step (`cfg.beam_size` is ignored).
+
+    Args:
+        model: the translation model, already in eval mode.
+        src: source ids, [B, S].
+        src_pad_mask: True at source padding, [B, S].
+        cfg: length limits, length normalisation and n-gram blocking (`n_best` is 1 here).
+        bos_id: begin-of-sentence id fed at the first step.
+        eos_id: end-of-sentence id.
+        need_attn: also return each output's cross-attention.
+
+    Returns:
+        one hypothesis per sentence.
+    """
+    with torch.inference_mode():
+        running, finished = _start(model, src, src_pad_mask, cfg, 1, need_attn)
+        for step in range(finished.tokens.size(2)):
+            log_probs, step_attn = _next_log_probs(model, running, step, cfg, bos_id, eos_id, need_attn)
+            # The same ranking as `beam_step` (running score + log-prob), so beam size 1 matches bit for bit.
+            origins, tokens, scores = beam_step(log_probs, running.scores, 1)  # [b, 1]
+            _finish(finished, running, step, (origins, tokens, scores), step_attn, cfg, eos_id)
+            keep = (tokens[:, 0] != eos_id).nonzero().squeeze(1)  # [n]
+            if keep.numel() == 0:
+                break
+            running = running.advance(keep, step, origins, tokens, scores, step_attn)
+        return finished.result(1, src_pad_mask)
+
+
+def beam_search(
+    model: Transformer,
+    src: Tensor,
+    src_pad_mask: Tensor,
+    cfg: DecodeConfig,
+    bos_id: int,
+    eos_id: int,
+    need_attn: bool = False,
+) -> SearchResult:
+    """Translate a batch with beam search, keeping `cfg.beam_size` hypotheses per sentence.
+
+    Args:
+        model: the translation model, already in eval mode.
+        src: source ids, [B, S].
+        src_pad_mask: True at source padding, [B, S].
+        cfg: beam size, n-best, length limits, length normalisation and n-gram blocking.
+        bos_id: begin-of-sentence id fed at the first step.
+        eos_id: end-of-sentence id.
+        need_attn: also return each output's cross-attention.
+
+    Returns:
+        up to `cfg.n_best` distinct hypotheses per sentence, best first.
+    """
+    k = cfg.beam_size
+    with torch.inference_mode():
+        running, finished = _start(model, src, src_pad_mask, cfg, k, need_attn)
+        for step in range(finished.tokens.size(2)):
+            log_probs, step_attn = _next_log_probs(model, running, step, cfg, bos_id, eos_id, need_attn)
+            origins, tokens, scores = beam_step(log_probs, running.scores, 2 * k)  # [b, 2K]
+            top = (origins[:, :k], tokens[:, :k], scores[:, :k])  # EOS counts only among the top K
+            _finish(finished, running, step, top, step_attn, cfg, eos_id)
+            active = first_active(tokens, eos_id, k)  # [b, K]
+            origins, tokens, scores = (x.gather(1, active) for x in (origins, tokens, scores))  # [b, K]
+            best = scores.max(dim=1).values / length_penalty(step + 1, cfg)  # [b]
+            keep = (best > finished.scores[running.rows, -1]).nonzero().squeeze(1)  # [n]
+            if keep.numel() == 0:
+                break
+            running = running.advance(keep, step, origins, tokens, scores, step_attn)
+        return finished.result(cfg.n_best, src_pad_mask)

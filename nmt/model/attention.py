@@ -1,0 +1,120 @@
+"""Multi-head attention with three scoring functions and one masking convention.
+
+Masks: `key_pad` [B,S] is True at padding keys (encoder self-attention, cross-attention);
+`causal` hides later positions (decoder self-attention under teacher forcing). The dot-product
+scores go through `F.scaled_dot_product_attention`, which picks a fused kernel (flash or
+memory-efficient) and never materialises the [B,H,T,S] weights; the explicit path serves the
+additive score and requests for the weights.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KINDS = ("scaled_dot", "dot", "additive")
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention (Vaswani et al. 2017, 3.2.2), for self- and cross-attention.
+
+    Keys and values are projected by `project_kv` and passed to `forward`, so a decoder can
+    project the encoder memory once and grow its self-attention keys step by step.
+
+    Args:
+        d_model: model width D, split into `n_heads` heads of width D/H.
+        n_heads: number of heads H.
+        kind: the score of a query q and a key k: `scaled_dot` q·k/sqrt(D/H) (Vaswani et al. 2017),
+            `dot` q·k (Luong et al. 2015), or `additive` v·tanh(q + k) (Bahdanau et al. 2015).
+        dropout: dropout on the attention weights, active only in training.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, kind: str = "scaled_dot", dropout: float = 0.0):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"`d_model` must be divisible by `n_heads` ({n_heads}), but is {d_model} instead.")
+        if kind not in KINDS:
+            raise ValueError(f"`kind` must be one of {', '.join(KINDS)}, but is {kind!r} instead.")
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.kind = kind
+        self.dropout = dropout
+        # Dividing by sqrt(d) keeps the logits' variance near 1 as d grows (Vaswani et al. 2017, 3.2.1).
+        self.scale = self.head_dim**-0.5 if kind == "scaled_dot" else 1.0
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        if kind == "additive":
+            # Bahdanau's W_q q + W_k k is the sum of the query and key projections; `score_v` is v, per head.
+            self.score_v = nn.Parameter(torch.randn(n_heads, self.head_dim) * self.head_dim**-0.5)
+
+    def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of `x` [B,S,D], each [B,H,S,D/H]."""
+        return self._split_heads(self.k_proj(x)), self._split_heads(self.v_proj(x))
+
+    def forward(
+        self,
+        x: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_pad: Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from queries `x` [B,T,D] to keys `k` and values `v` [B,H,S,D/H] from `project_kv`.
+
+        Args:
+            key_pad: [B,S] bool, True where a key is padding. A row of all padding gives zeros.
+            causal: hide key j from query i when j > i (needs T == S).
+            need_weights: also return the attention weights; takes the slower explicit path.
+
+        Returns:
+            The output [B,T,D] and the weights [B,H,T,S] (None unless `need_weights`).
+        """
+        q = self._split_heads(self.q_proj(x))  # [B,H,T,D/H]
+        t, s = q.size(2), k.size(2)
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if self.kind != "additive" and not need_weights:
+            only_causal = causal and key_pad is None  # the flash kernel takes this as a flag, not a mask
+            mask = None if only_causal else _allowed(key_pad, causal, t, s, q.device)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=only_causal, scale=self.scale
+            )
+        else:
+            weights = self._weights(q, k, _allowed(key_pad, causal, t, s, q.device))
+            out = F.dropout(weights, p, self.training) @ v  # [B,H,T,S] @ [B,H,S,D/H] -> [B,H,T,D/H]
+        if key_pad is not None:
+            empty = key_pad.all(-1)[:, None, None, None]  # [B] -> [B,1,1,1]
+            out = out.masked_fill(empty, 0.0)
+            weights = None if weights is None else weights.masked_fill(empty, 0.0)
+        out = out.transpose(1, 2).flatten(2)  # [B,H,T,D/H] -> [B,T,H,D/H] -> [B,T,D]
+        return self.out_proj(out), weights if need_weights else None
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # [B,T,D] -> [B,H,T,D/H]
+
+    def _weights(self, q: Tensor, k: Tensor, allowed: Tensor | None) -> Tensor:
+        """Softmax over keys of the scores, [B,H,T,S]; disallowed keys get weight 0."""
+        if self.kind == "additive":
+            hidden = torch.tanh(q[:, :, :, None] + k[:, :, None])  # [B,H,T,1,d] + [B,H,1,S,d] -> [B,H,T,S,d]
+            scores = (hidden * self.score_v[:, None, None]).sum(-1)  # [B,H,T,S,d] * [H,1,1,d] -> [B,H,T,S]
+        else:
+            scores = (q @ k.transpose(-2, -1)) * self.scale  # [B,H,T,d] @ [B,H,d,S] -> [B,H,T,S]
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        return scores.float().softmax(-1).to(q.dtype)
+
+
+def _allowed(key_pad: Tensor | None, causal: bool, t: int, s: int, device: torch.device) -> Tensor | None:
+    """Boolean mask, True where a query may attend a key, broadcastable to [B,H,T,S]; None if all may."""
+    allowed = None
+    if key_pad is not None:
+        # A row of all padding (an empty source) would softmax over nothing and give NaN; let it attend
+        # everywhere here, and `forward` zeroes its output.
+        allowed = (~key_pad | key_pad.all(-1, keepdim=True))[:, None, None, :]  # [B,S] -> [B,1,1,S]
+    if causal:
+        tril = torch.ones(t, s, dtype=torch.bool, device=device).tril()  # [T,S]
+        allowed = tril if allowed is None else allowed & tril
+    return allowed

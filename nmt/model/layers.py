@@ -1,0 +1,109 @@
+"""Encoder and decoder layers: attention and feed-forward sublayers in residual blocks."""
+
+import torch
+from torch import Tensor, nn
+
+from nmt.config import ModelConfig
+from nmt.model.attention import MultiHeadAttention
+
+KeyValue = tuple[Tensor, Tensor]  # keys and values, each [B,H,S,D/H]
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: Linear(D, d_ff), activation, dropout, Linear(d_ff, D) (Vaswani et al. 2017, 3.3)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.act = nn.ReLU() if cfg.activation == "relu" else nn.GELU()
+        self.dropout = nn.Dropout(cfg.act_dropout)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(self.dropout(self.act(self.up(x))))
+
+
+class Residual(nn.Module):
+    """LayerNorm, dropout and the residual connection around one sublayer f.
+
+    Post-norm computes LN(x + f(x)) as in Vaswani et al. 2017; pre-norm computes x + f(LN(x)),
+    which keeps gradients well scaled in deep stacks (Xiong et al. 2020) and so needs a final
+    LayerNorm after the last layer.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.pre_norm = cfg.norm == "pre"
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def before(self, x: Tensor) -> Tensor:
+        """The sublayer's input."""
+        return self.norm(x) if self.pre_norm else x
+
+    def after(self, x: Tensor, h: Tensor) -> Tensor:
+        """Add the sublayer's output `h` to the residual stream `x`."""
+        x = x + self.dropout(h)
+        return x if self.pre_norm else self.norm(x)
+
+
+def _attention(cfg: ModelConfig) -> MultiHeadAttention:
+    return MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.attention, cfg.attn_dropout)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention over the source, then the FFN."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn, self.self_res = _attention(cfg), Residual(cfg)
+        self.ff, self.ff_res = FeedForward(cfg), Residual(cfg)
+
+    def forward(self, x: Tensor, src_pad: Tensor) -> Tensor:
+        """`x` [B,S,D], `src_pad` [B,S] True at padding; returns [B,S,D]."""
+        h = self.self_res.before(x)
+        h, _ = self.self_attn(h, *self.self_attn.project_kv(h), key_pad=src_pad)
+        x = self.self_res.after(x, h)
+        return self.ff_res.after(x, self.ff(self.ff_res.before(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention over the target, cross-attention to the source, then the FFN."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn, self.self_res = _attention(cfg), Residual(cfg)
+        self.cross_attn, self.cross_res = _attention(cfg), Residual(cfg)
+        self.ff, self.ff_res = FeedForward(cfg), Residual(cfg)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory_kv: KeyValue,
+        src_pad: Tensor,
+        past: KeyValue | None = None,
+        need_attn: bool = False,
+    ) -> tuple[Tensor, KeyValue, Tensor | None]:
+        """Run the layer on target states `x` [B,T,D].
+
+        Args:
+            memory_kv: the encoder memory projected by `self.cross_attn.project_kv`.
+            src_pad: [B,S] True at source padding.
+            past: None for teacher forcing (causal mask over `x`); for incremental decoding, the
+                self-attention keys and values of earlier tokens, which `x` (T = 1) attends in full.
+            need_attn: also return the cross-attention weights [B,H,T,S].
+
+        Returns:
+            The new states [B,T,D], the self-attention keys and values including `x`, and the
+            cross-attention weights or None.
+        """
+        h = self.self_res.before(x)
+        k, v = self.self_attn.project_kv(h)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # [B,H,t,D/H] + [B,H,1,D/H] -> [B,H,t+1,D/H]
+            v = torch.cat([past[1], v], dim=2)
+        h, _ = self.self_attn(h, k, v, causal=past is None)
+        x = self.self_res.after(x, h)
+        h, attn = self.cross_attn(self.cross_res.before(x), *memory_kv, key_pad=src_pad, need_weights=need_attn)
+        x = self.cross_res.after(x, h)
+        return self.ff_res.after(x, self.ff(self.ff_res.before(x))), (k, v), attn

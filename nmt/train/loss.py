@@ -1,0 +1,34 @@
+"""Label-smoothed cross-entropy over non-pad target tokens (Szegedy et al. 2016; Vaswani et al. 2017, 5.4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def label_smoothed_nll(
+    logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Summed smoothed loss and summed NLL over the non-pad positions of `target`.
+
+    The smoothed target puts `1 - smoothing` on the gold token and spreads
+    `smoothing` uniformly over the whole vocabulary (as fairseq does), so the loss
+    is `(1 - eps) * nll + eps * mean_v(-log p_v)`.
+
+    Args:
+        logits: [B, T, V] unnormalised scores.
+        target: [B, T] gold ids; `pad_id` positions carry no loss.
+        smoothing: epsilon in [0, 1).
+        pad_id: id of padding.
+
+    Returns:
+        (loss_sum, nll_sum, n_tokens); divide by n_tokens for per-token values.
+    """
+    log_probs = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)  # [B*T, V]
+    target = target.flatten()  # [B*T]
+    keep = target.ne(pad_id)
+    log_probs, target = log_probs[keep], target[keep]  # [N, V], [N]
+    nll = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)  # [N]
+    uniform = -log_probs.mean(dim=-1)  # [N]
+    loss = (1.0 - smoothing) * nll + smoothing * uniform
+    return loss.sum(), nll.sum(), int(keep.sum())

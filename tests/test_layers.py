@@ -1,0 +1,89 @@
+"""DESIGN's one-way layering, checked on the real import statements of every module in `nmt/`."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
+
+# Each module may import only from layers at or before its own position.
+LAYERS = ["config", "atomic", "device", "checkpoint", "data", "model", "decode", "evaluate", "train", "cli"]
+LIGHTNING_LAYERS = {"train", "cli"}
+
+
+def _layer(module: str) -> str:
+    """`nmt.data.corpus` -> `data`; `nmt.config` -> `config`."""
+    return module.split(".")[1]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if len(parts) > 1:
+            out.append((".".join(parts), path))
+    return out
+
+
+def test_every_module_belongs_to_a_layer():
+    unknown = {m for m, _ in _modules() if m != "nmt.__init__" and _layer(m) not in LAYERS}
+    assert not unknown, f"modules outside DESIGN's layers: {unknown}"
+
+
+def test_imports_point_only_to_earlier_layers():
+    violations = []
+    for module, path in _modules():
+        if module == "nmt.__init__":
+            continue
+        own = LAYERS.index(_layer(module))
+        for name in _imports(path):
+            if name.startswith("nmt.") and LAYERS.index(_layer(name)) > own:
+                violations.append(f"{module} imports {name}")
+    assert not violations, "\n".join(violations)
+
+
+def test_lightning_only_in_training_and_cli():
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in _modules()
+        if module != "nmt.__init__" and _layer(module) not in LIGHTNING_LAYERS
+        for name in _imports(path)
+        if name.split(".")[0] in {"lightning", "pytorch_lightning"}
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_model_imports_only_torch_and_config():
+    allowed = {"torch", "nmt", "math", "dataclasses", "typing", "__future__", "collections"}
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in _modules()
+        if _layer(module) == "model"
+        for name in _imports(path)
+        if name.split(".")[0] not in allowed or (name.startswith("nmt.") and _layer(name) not in {"config", "model"})
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_no_shell_eval_or_exec_in_library():
+    """Configs and checkpoints are data: nothing in `nmt/` evaluates strings or spawns shells."""
+    offenders = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {"eval", "exec"}:
+                offenders.append(f"{module}: {node.func.id}()")
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                offenders.append(f"{module}: shell=")
+    assert not offenders, offenders

@@ -1,0 +1,250 @@
+"""Properties of the Transformer: masks, padding, incremental decoding, tying, precision, presets."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nmt.config import ModelConfig, check
+from nmt.model import DecoderCache, MultiHeadAttention, Transformer
+
+V, PAD = 23, 0
+KINDS = ["scaled_dot", "dot", "additive"]
+CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+
+def make_model(seed: int = 0, src_vocab: int = V, **overrides) -> Transformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(d_model=32, n_heads=4, enc_layers=2, dec_layers=2, d_ff=64, **overrides)
+    return Transformer(cfg, src_vocab, V, PAD)
+
+
+def make_batch(seed: int = 1, b: int = 4, s: int = 7, t: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ids; row 1 is padded after 4 tokens and the last row is all padding."""
+    torch.manual_seed(seed)
+    src = torch.randint(1, V, (b, s))
+    src[1, 4:] = PAD
+    src[-1] = PAD
+    return src, torch.randint(1, V, (b, t))
+
+
+def decode_all(model: Transformer, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    """Log-probs [B,T,V] from a `decode_step` loop over the teacher-forced inputs."""
+    src_pad = src.eq(PAD)
+    memory, cache, out = model.encode(src, src_pad), None, []
+    for t in range(tgt_in.size(1)):
+        log_probs, cache = model.decode_step(tgt_in[:, t], memory, src_pad, cache)
+        out.append(log_probs)
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_shapes_and_finite_with_padding(kind: str, norm: str) -> None:
+    model = make_model(attention=kind, norm=norm, attn_dropout=0.1, act_dropout=0.1).train()
+    src, tgt_in = make_batch()
+    logits = model(src, tgt_in)
+    assert logits.shape == (4, 5, V)
+    assert logits.dtype == torch.float32
+    assert logits.isfinite().all()
+    logits.logsumexp(-1).sum().backward()
+    assert all(p.grad.isfinite().all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_causal_mask_hides_future_tokens(kind: str) -> None:
+    model = make_model(attention=kind).eval()
+    src, tgt_in = make_batch()
+    changed = tgt_in.clone()
+    changed[:, -1] = (changed[:, -1] % (V - 1)) + 1  # a different non-pad token
+    with torch.no_grad():
+        before, after = model(src, tgt_in), model(src, changed)
+    torch.testing.assert_close(before[:, :-1], after[:, :-1], atol=1e-6, rtol=0)
+    assert not torch.allclose(before[:, -1], after[:, -1])
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_source_padding_does_not_change_outputs(kind: str, norm: str) -> None:
+    model = make_model(attention=kind, norm=norm).eval()
+    src, tgt_in = make_batch(b=3, s=6)
+    src[:] = torch.randint(1, V, src.shape)
+    padded = torch.cat([src, torch.full((3, 4), PAD)], dim=1)
+    with torch.no_grad():
+        memory = model.encode(src, src.eq(PAD))
+        memory_padded = model.encode(padded, padded.eq(PAD))
+        torch.testing.assert_close(memory_padded[:, :6], memory, atol=1e-5, rtol=0)
+        torch.testing.assert_close(model(padded, tgt_in), model(src, tgt_in), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_incremental_decoding_matches_forward(kind: str, positions: str, norm: str) -> None:
+    model = make_model(attention=kind, positions=positions, norm=norm).eval()
+    src, tgt_in = make_batch()
+    with torch.no_grad():
+        full = model(src, tgt_in).float().log_softmax(-1)
+        steps = decode_all(model, src, tgt_in)
+    assert steps.dtype == torch.float32
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=0)
+
+
+def reference_attention(
+    mha: MultiHeadAttention, x: torch.Tensor, mem: torch.Tensor, key_pad: torch.Tensor | None, causal: bool
+) -> torch.Tensor:
+    """softmax(score(Q, K)) V written out, with -inf at masked keys."""
+    b, t, d = x.shape
+    h, dh = mha.n_heads, d // mha.n_heads
+    q = mha.q_proj(x).view(b, t, h, dh).transpose(1, 2)
+    k = mha.k_proj(mem).view(b, -1, h, dh).transpose(1, 2)
+    v = mha.v_proj(mem).view(b, -1, h, dh).transpose(1, 2)
+    if mha.kind == "additive":
+        scores = torch.einsum("hd,bhtsd->bhts", mha.score_v, torch.tanh(q[:, :, :, None] + k[:, :, None]))
+    else:
+        scores = q @ k.transpose(-1, -2) / (math.sqrt(dh) if mha.kind == "scaled_dot" else 1.0)
+    if key_pad is not None:
+        scores = scores.masked_fill(key_pad[:, None, None, :], float("-inf"))
+    if causal:
+        scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    out = scores.softmax(-1) @ v
+    return mha.out_proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_attention_matches_reference(kind: str, need_weights: bool) -> None:
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, kind).eval()
+    x, mem = torch.randn(3, 5, 32), torch.randn(3, 6, 32)
+    key_pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2, [False] + [True] * 5])
+    with torch.no_grad():
+        cross, _ = mha(x, *mha.project_kv(mem), key_pad=key_pad, need_weights=need_weights)
+        causal, _ = mha(x, *mha.project_kv(x), causal=True, need_weights=need_weights)
+        torch.testing.assert_close(cross, reference_attention(mha, x, mem, key_pad, False), atol=1e-5, rtol=0)
+        torch.testing.assert_close(causal, reference_attention(mha, x, x, None, True), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_attention_weights_sum_to_one_over_real_keys(kind: str) -> None:
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, kind).eval()
+    x, mem = torch.randn(3, 5, 32), torch.randn(3, 6, 32)
+    key_pad = torch.tensor([[False] * 6, [False] * 2 + [True] * 4, [True] * 6])
+    out, weights = mha(x, *mha.project_kv(mem), key_pad=key_pad, need_weights=True)
+    assert weights.shape == (3, 4, 5, 6)
+    torch.testing.assert_close(weights[:2].sum(-1), torch.ones(2, 4, 5))
+    assert (weights[1, ..., 2:] == 0).all()
+    assert (weights[2] == 0).all()  # an all-padding row attends nothing ...
+    # ... and its heads output zeros, so the layer outputs out_proj(0) = bias.
+    torch.testing.assert_close(out[2], mha.out_proj.bias.expand(5, 32))
+    assert mha(x, *mha.project_kv(mem), key_pad=key_pad)[1] is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_model_returns_cross_attention_on_request(kind: str) -> None:
+    model = make_model(attention=kind).eval()
+    src, tgt_in = make_batch()
+    logits, attn = model(src, tgt_in, need_attn=True)
+    torch.testing.assert_close(logits, model(src, tgt_in))
+    assert attn.shape == (4, 5, 7)
+    torch.testing.assert_close(attn[:-1].sum(-1), torch.ones(3, 5))
+    assert (attn[1, :, 4:] == 0).all() and (attn[-1] == 0).all()
+    src_pad = src.eq(PAD)
+    memory = model.encode(src, src_pad)
+    _, cache = model.decode_step(tgt_in[:, 0], memory, src_pad, None, need_attn=True)
+    torch.testing.assert_close(cache.cross_attn, attn[:, 0])
+    _, cache = model.decode_step(tgt_in[:, 1], memory, src_pad, cache)
+    assert cache.cross_attn is None
+
+
+def test_cache_reorder_equals_recomputation() -> None:
+    model = make_model().eval()
+    src, tgt_in = make_batch(b=3, t=3)
+    src_pad = src.eq(PAD)
+    index = torch.tensor([2, 0, 0, 1])
+    with torch.no_grad():
+        memory = model.encode(src, src_pad)
+        cache = None
+        for t in range(2):
+            _, cache = model.decode_step(tgt_in[:, t], memory, src_pad, cache)
+        reordered = cache.reorder(index)
+        assert isinstance(reordered, DecoderCache) and reordered.length == cache.length == 2
+        assert cache.self_k[0].size(0) == 3  # the original is left alone
+        log_probs, _ = model.decode_step(tgt_in[index, 2], memory[index], src_pad[index], reordered)
+        expected = decode_all(model, src[index], tgt_in[index])[:, 2]
+    torch.testing.assert_close(log_probs, expected, atol=1e-6, rtol=0)
+
+
+def test_weight_tying_uses_one_parameter() -> None:
+    untied = make_model(tie_output=False)
+    tied = make_model()
+    shared = make_model(share_all_embeddings=True)
+    assert untied.output.weight is not untied.tgt_embed.tokens.weight
+    assert tied.output.weight is tied.tgt_embed.tokens.weight
+    assert tied.src_embed.tokens.weight is not tied.tgt_embed.tokens.weight
+    assert shared.output.weight is shared.tgt_embed.tokens.weight is shared.src_embed.tokens.weight
+    assert shared.output.weight.data_ptr() == shared.src_embed.tokens.weight.data_ptr()
+    assert untied.param_count() - tied.param_count() == V * 32
+    assert tied.param_count() - shared.param_count() == V * 32
+    assert shared.param_count() == sum(p.numel() for p in set(shared.parameters()))
+
+
+def test_share_all_embeddings_needs_equal_vocabularies() -> None:
+    with pytest.raises(ValueError, match="`src_vocab_size` must equal `tgt_vocab_size`"):
+        make_model(src_vocab=V + 1, share_all_embeddings=True)
+
+
+def test_init_zeroes_padding_rows_and_scales_embeddings() -> None:
+    model = make_model(tie_output=False, positions="learned")
+    for embedding in (model.src_embed.tokens, model.tgt_embed.tokens):
+        assert (embedding.weight[PAD] == 0).all()
+        assert abs(embedding.weight[1:].std().item() - 32**-0.5) < 0.05
+    assert all((layer.self_attn.q_proj.bias == 0).all() for layer in model.encoder)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_attention_dropout_only_in_training(kind: str) -> None:
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, kind, dropout=0.5)
+    x = torch.randn(2, 5, 32)
+    kv = mha.project_kv(x)
+    mha.train()
+    assert not torch.allclose(mha(x, *kv)[0], mha(x, *kv)[0])
+    mha.eval()
+    torch.testing.assert_close(mha(x, *kv)[0], mha(x, *kv)[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bf16_autocast_gives_finite_output(kind: str) -> None:
+    model = make_model(attention=kind).eval()
+    src, tgt_in = make_batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(src, tgt_in)
+        log_probs = decode_all(model, src, tgt_in)
+    assert logits.dtype == torch.bfloat16 and logits.isfinite().all()
+    assert log_probs.dtype == torch.float32 and log_probs.isfinite().all()
+
+
+def test_positions_beyond_max_positions_raise() -> None:
+    model = make_model(max_positions=6)
+    src, tgt_in = make_batch(s=6, t=7)
+    with pytest.raises(ValueError, match=r"must be <= `max_positions` \(6\), but is 7"):
+        model(src, tgt_in)
+
+
+@pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.stem)
+def test_model_presets_are_valid(path: Path) -> None:
+    assert path.read_text().startswith("# ")
+    cfg = check(ModelConfig(**yaml.safe_load(path.read_text())))
+    assert cfg.d_model % cfg.n_heads == 0
+
+
+def test_tiny_preset_builds_and_runs() -> None:
+    cfg = ModelConfig(**yaml.safe_load((CONF / "tiny.yaml").read_text()))
+    model = Transformer(cfg, 100, 100, PAD)
+    src = torch.randint(1, 100, (2, 9))
+    assert model(src, src[:, :4]).shape == (2, 4, 100)
+    assert model.param_count() < 1_000_000

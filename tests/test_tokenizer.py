@@ -1,0 +1,95 @@
+import io
+import unicodedata
+
+import pytest
+import sentencepiece as spm
+
+from nmt.config import TokenizerConfig
+from nmt.data import tokenizer as tokenizer_module
+from nmt.data.builtin import builtin_corpus
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
+
+EXTRA_EN = ["The weather is nice today!", "Tom doesn't know what to do."]
+EXTRA_OTHER = ["Die Straße über den Bäumen ist schön.", "我的朋友邀請我去吃晚餐。", "查查你的字典。"]
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    data = builtin_corpus("train", 400, seed=0)
+    return data.src + EXTRA_EN * 5, data.tgt + EXTRA_OTHER * 5
+
+
+@pytest.fixture(scope="module")
+def joint(corpus, tmp_path_factory):
+    return train_tokenizer(*corpus, TokenizerConfig(vocab_size=300), tmp_path_factory.mktemp("spm"))
+
+
+def test_special_ids_are_fixed():
+    assert (PAD_ID, UNK_ID, BOS_ID, EOS_ID) == (0, 1, 2, 3)
+
+
+def test_round_trip_with_umlauts_and_chinese(joint):
+    lines = EXTRA_OTHER + ["Ihr mögt fünf grüne Hüte.", "Ｔｏｍ doesn't know！"]
+    ids = joint.encode_tgt(lines)
+    # SentencePiece applies NFKC, so full-width "Ｔｏｍ" and "！" come back as "Tom" and "!".
+    assert [joint.decode_tgt(row) for row in ids] == [unicodedata.normalize("NFKC", line) for line in lines]
+
+
+def test_encode_adds_no_special_tokens(joint):
+    for row in joint.encode_src(["i see one red apple."]) + joint.encode_tgt(["Ich sehe einen roten Apfel."]):
+        assert row and not {PAD_ID, BOS_ID, EOS_ID} & set(row)
+    assert joint.encode_src([""]) == [[]]
+
+
+def test_decode_stops_at_eos_and_drops_bos_and_pad(joint):
+    ids = joint.encode_tgt(["Ich sehe einen roten Apfel."])[0]
+    assert joint.decode_tgt([BOS_ID, *ids, EOS_ID, *ids, PAD_ID]) == "Ich sehe einen roten Apfel."
+
+
+def test_joint_vocab_is_shared(joint):
+    assert joint.joint and joint.src_vocab_size == joint.tgt_vocab_size <= 300
+    assert joint.encode_src(["Apfel"]) == joint.encode_tgt(["Apfel"])
+
+
+def test_second_call_loads_from_cache(corpus, tmp_path, monkeypatch):
+    calls = []
+    real = tokenizer_module._train_model
+    monkeypatch.setattr(tokenizer_module, "_train_model", lambda *args: calls.append(1) or real(*args))
+    cfg = TokenizerConfig(vocab_size=200)
+    first = train_tokenizer(*corpus, cfg, tmp_path)
+    second = train_tokenizer(*corpus, cfg, tmp_path)
+    assert len(calls) == 1
+    assert first.fingerprint == second.fingerprint
+    assert [p.suffix for p in tmp_path.iterdir()] == [".model"]
+    train_tokenizer(*corpus, TokenizerConfig(vocab_size=250), tmp_path)
+    train_tokenizer(corpus[0][:-1], corpus[1][:-1], cfg, tmp_path)
+    assert len(calls) == 3  # other options or other text train a new model
+
+
+def test_separate_models_and_bytes_round_trip(corpus, joint, tmp_path):
+    separate = train_tokenizer(*corpus, TokenizerConfig(vocab_size=200, joint=False, model_type="bpe"), tmp_path)
+    assert not separate.joint and separate.src_vocab_size == separate.tgt_vocab_size == 200
+    # "Ä" occurs only on the German side, so only the target model knows it.
+    assert UNK_ID in separate.encode_src(["Äpfel"])[0] and UNK_ID not in separate.encode_tgt(["Äpfel"])[0]
+    assert set(separate.to_bytes()) == {"src", "tgt"} and set(joint.to_bytes()) == {"joint"}
+    for tok in (separate, joint):
+        copy = Tokenizer.from_bytes(tok.to_bytes())
+        assert copy.fingerprint == tok.fingerprint
+        assert copy.encode_src(corpus[0][:5]) == tok.encode_src(corpus[0][:5])
+        assert copy.encode_tgt(corpus[1][-3:]) == tok.encode_tgt(corpus[1][-3:])
+    assert separate.fingerprint != joint.fingerprint
+
+
+def test_from_bytes_rejects_unknown_keys(joint):
+    with pytest.raises(ValueError, match=r"keys \{joint\} or \{src, tgt\}, but have \['src'\]"):
+        Tokenizer.from_bytes({"src": joint.to_bytes()["joint"]})
+
+
+def test_foreign_special_ids_are_rejected():
+    model = io.BytesIO()
+    # SentencePiece's own defaults: unk 0, bos 1, eos 2, no pad.
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["a b c d e f"] * 20), model_writer=model, vocab_size=10, minloglevel=2
+    )
+    with pytest.raises(ValueError, match=r"special ids .* must be \(0, 1, 2, 3\), but are \(-1, 0, 1, 2\)"):
+        Tokenizer(model.getvalue())

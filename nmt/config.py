@@ -103,7 +103,8 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     val_check_interval: int = 500  # training batches between validations (loss + BLEU)
     log_every_n_steps: int = 50
-    num_threads: int = 0  # torch intra-op threads; 0 = one per physical core
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    progress_bar: bool = True
 
 
 @dataclass

@@ -5,19 +5,21 @@ enough that search matters, imperfect enough that beam search finds better-scori
 outputs than greedy on some sentences.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import Tensor
 
 from nmt.config import DecodeConfig, ModelConfig
-from nmt.decode import beam_step
+from nmt.decode import SearchResult, beam_search, beam_step, greedy_search
 from nmt.decode.beam import block_repeated_ngrams, constrain, first_active, length_penalty
 from nmt.model import Transformer
 
 PAD, BOS, EOS = 0, 2, 3
 VOCAB = 20  # ids 4..19 are the toy task's symbols
 INF = float("inf")
-STEPS = 250
+STEPS = 200  # a few seconds on CPU: most outputs right, some not
 
 
 def _reversal_batch(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -64,6 +66,7 @@ def _train_reverser(steps: int) -> Transformer:
 
 @pytest.fixture(scope="module")
 def test_set() -> tuple[Tensor, Tensor]:
+    """40 held-out sources of 3..10 symbols and their padding mask, [40, 10] each."""
     src, _ = _reversal_batch(40, torch.Generator().manual_seed(1))
     return src, src == PAD
 
@@ -121,7 +124,7 @@ def test_constrain_min_and_max_length() -> None:
     cfg = DecodeConfig(min_len=3)
     log_probs = torch.full((2, 6), -1.0)
     out = constrain(log_probs, torch.full((2, 2), 4), torch.tensor([2, 9]), cfg, BOS, EOS)
-    assert out[0].isfinite().nonzero().flatten().tolist() == [EOS]  # at its maximum: only EOS
+    assert out[0].isfinite().nonzero().flatten().tolist() == [EOS]  # at its maximum only EOS, despite min_len
     assert out[1, EOS] == -INF and out[1, BOS] == -INF  # before min_len: no EOS, and never BOS
     assert out[1, 4] == -1.0
 
@@ -131,3 +134,119 @@ def test_length_penalty() -> None:
     assert length_penalty(7, DecodeConfig(length_norm="gnmt", length_penalty=0.0)) == 1.0
     assert length_penalty(7, DecodeConfig(length_norm="average")) == 7.0
     assert length_penalty(7, DecodeConfig(length_norm="none")) == 1.0
+
+
+# Search with the trained model.
+
+
+def _hyps(result: SearchResult) -> list[list[int]]:
+    """The best hypothesis of each sentence."""
+    return [nbest[0] for nbest in result.tokens]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [DecodeConfig(), DecodeConfig(length_norm="average", min_len=2, no_repeat_ngram=2, max_len_a=0.5)],
+    ids=["default", "constrained"],
+)
+def test_beam_size_one_is_greedy(model: Transformer, test_set: tuple[Tensor, Tensor], cfg: DecodeConfig) -> None:
+    greedy = greedy_search(model, *test_set, cfg, BOS, EOS)
+    beam = beam_search(model, *test_set, replace(cfg, beam_size=1, n_best=1), BOS, EOS)
+    assert beam.tokens == greedy.tokens
+    assert beam.scores == greedy.scores  # bit for bit, not approximately
+
+
+@pytest.mark.parametrize("norm", ["gnmt", "average", "none"])
+def test_scores_are_normalised_model_scores(model: Transformer, test_set: tuple[Tensor, Tensor], norm: str) -> None:
+    cfg = DecodeConfig(beam_size=3, n_best=3, length_norm=norm, length_penalty=0.6)
+    result = beam_search(model, *test_set, cfg, BOS, EOS)
+    for i in range(3):
+        hyps = [nbest[i] for nbest in result.tokens]
+        reported = torch.tensor(
+            [scores[i] * length_penalty(len(h) + 1, cfg) for scores, h in zip(result.scores, hyps, strict=True)]
+        )
+        assert torch.allclose(reported, _score(model, test_set[0], hyps), atol=1e-4)
+
+
+def test_beam_finds_higher_model_scores_than_greedy(model: Transformer) -> None:
+    src, _ = _reversal_batch(200, torch.Generator().manual_seed(2))  # enough to catch greedy's mistakes
+    cfg = DecodeConfig(beam_size=5, length_norm="none")
+    greedy = _score(model, src, _hyps(greedy_search(model, src, src == PAD, cfg, BOS, EOS)))
+    beam = _score(model, src, _hyps(beam_search(model, src, src == PAD, cfg, BOS, EOS)))
+    assert beam.mean() >= greedy.mean()
+    assert (beam > greedy + 1e-4).any()
+
+
+def test_n_best_lists_are_sorted_and_distinct(model: Transformer, test_set: tuple[Tensor, Tensor]) -> None:
+    result = beam_search(model, *test_set, DecodeConfig(beam_size=5, n_best=5), BOS, EOS)
+    for nbest, scores in zip(result.tokens, result.scores, strict=True):
+        assert len(nbest) == len(scores) == 5
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(hyp) for hyp in nbest}) == 5
+
+
+def test_batched_search_equals_searching_each_sentence_alone(
+    model: Transformer, test_set: tuple[Tensor, Tensor]
+) -> None:
+    src, mask = test_set[0][:10], test_set[1][:10]
+    assert mask.any(1).sum() >= 5  # most rows are padded
+    cfg = DecodeConfig(beam_size=4, n_best=2)
+    batched = beam_search(model, src, mask, cfg, BOS, EOS)
+    for i in range(len(src)):
+        alone_src = src[i : i + 1, : int((~mask[i]).sum())]  # [1, S_i]: no padding
+        alone = beam_search(model, alone_src, alone_src == PAD, cfg, BOS, EOS)
+        assert alone.tokens[0] == batched.tokens[i]
+        assert alone.scores[0] == pytest.approx(batched.scores[i], abs=1e-5)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_max_len_is_respected(model: Transformer, test_set: tuple[Tensor, Tensor], beam_size: int) -> None:
+    cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size, max_len_a=0.5, max_len_b=1)
+    result = beam_search(model, *test_set, cfg, BOS, EOS)
+    limits = (0.5 * (~test_set[1]).sum(1) + 1).long().tolist()  # shorter than the reversal
+    lengths = [[len(hyp) for hyp in nbest] for nbest in result.tokens]
+    assert all(n <= limit for nbest, limit in zip(lengths, limits, strict=True) for n in nbest)
+    assert any(max(nbest) == limit for nbest, limit in zip(lengths, limits, strict=True))
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_min_len_is_respected(model: Transformer, test_set: tuple[Tensor, Tensor], beam_size: int) -> None:
+    cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size, min_len=12)  # sources have <= 10 tokens
+    result = beam_search(model, *test_set, cfg, BOS, EOS)
+    assert all(len(hyp) >= 12 for nbest in result.tokens for hyp in nbest)
+
+
+def _ngrams(hyp: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(hyp[i : i + n]) for i in range(len(hyp) - n + 1)]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_no_repeat_ngram_leaves_no_repeated_ngram(
+    model: Transformer, test_set: tuple[Tensor, Tensor], n: int, beam_size: int
+) -> None:
+    cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size)
+    if n == 1:  # random sources repeat symbols, so unblocked reversals do too: the test has teeth
+        free = beam_search(model, *test_set, cfg, BOS, EOS)
+        assert any(len(set(hyp)) < len(hyp) for nbest in free.tokens for hyp in nbest)
+    blocked = beam_search(model, *test_set, replace(cfg, no_repeat_ngram=n), BOS, EOS)
+    for nbest in blocked.tokens:
+        for hyp in nbest:
+            assert len(set(_ngrams(hyp, n))) == len(_ngrams(hyp, n))
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_attention_has_one_row_per_output_token(
+    model: Transformer, test_set: tuple[Tensor, Tensor], beam_size: int
+) -> None:
+    cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size)
+    search = greedy_search if beam_size == 1 else beam_search
+    result = search(model, *test_set, cfg, BOS, EOS, need_attn=True)
+    plain = search(model, *test_set, cfg, BOS, EOS)
+    assert result.attn is not None and plain.attn is None
+    assert result.tokens == plain.tokens
+    for nbest, attns, src_len in zip(result.tokens, result.attn, (~test_set[1]).sum(1).tolist(), strict=True):
+        for hyp, attn in zip(nbest, attns, strict=True):
+            assert attn.shape == (len(hyp), src_len)
+            assert (attn >= 0).all()
+            assert torch.allclose(attn.sum(1), torch.ones(len(hyp)), atol=1e-5)

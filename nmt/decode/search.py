@@ -156,7 +156,7 @@ def _start(
     batch, src_len = src.shape
     # Decoder positions run 0..max_len (BOS, then the ids before EOS).
     max_len = max_lengths(src_pad_mask, cfg).clamp(max=model.cfg.max_positions - 1)  # [B]
-    t = int(max_len.max()) + 1  # room for the longest output and its EOS
+    t = int(max_len.max()) + 1 if batch else 0  # room for the longest output and its EOS
     scores = torch.full((batch, k), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # all K start from BOS: keep one alive so the hypotheses stay distinct
     attn = torch.zeros(batch, k, t, src_len, device=src.device) if need_attn else None

@@ -96,6 +96,7 @@ def build_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint) -> L.Trainer:
         use_distributed_sampler=False,  # TokenBatchSampler shards by rank itself
         default_root_dir=cfg.run_dir,
         enable_model_summary=False,
+        enable_progress_bar=t.progress_bar,
     )
 
 

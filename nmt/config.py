@@ -177,6 +177,23 @@ class EvaluateConfig:
     num_threads: int = 0
 
 
+@dataclass
+class BenchmarkConfig:
+    """Everything `nmt-benchmark` needs: one checkpoint, test splits, and a grid of decode settings."""
+
+    ckpt: str = "???"
+    data: DataConfig = field(default_factory=DataConfig)
+    splits: list[str] = field(default_factory=list)  # test splits; empty means [data.test]
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # the base settings the grid varies
+    beam_sizes: list[int] = field(default_factory=lambda: [1, 5])
+    length_penalties: list[float] = field(default_factory=lambda: [1.0])
+    repeats: int = 3  # timed runs per setting; the median is reported
+    tokenize: str | None = None  # sacreBLEU tokenizer; None chooses by target language
+    output: str | None = None  # JSON file to write (atomically); the Markdown table always goes to stdout
+    device: str = "auto"
+    num_threads: int = 0
+
+
 _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
     (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "files"),
     (TokenizerConfig, "model_type"): ("unigram", "bpe"),
@@ -241,6 +258,11 @@ def check(cfg: Any) -> Any:
         problems.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
     if isinstance(cfg, EvaluateConfig):
         problems += _evaluate_problems(cfg)
+    if isinstance(cfg, BenchmarkConfig):
+        if cfg.repeats < 1:
+            problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
+        if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
+            problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
     if isinstance(cfg, TranslateConfig) and cfg.input is not None and cfg.input == cfg.output:
         problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
     if problems:

@@ -8,7 +8,7 @@ from typing import TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.config import EvaluateConfig, TrainConfig, TranslateConfig, check
+from nmt.config import BenchmarkConfig, EvaluateConfig, TrainConfig, TranslateConfig, check
 
 
 def _conf_dir() -> str:
@@ -31,6 +31,7 @@ def register_schemas() -> None:
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="translate_schema", node=TranslateConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
+    store.store(name="benchmark_schema", node=BenchmarkConfig)
 
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:

@@ -16,6 +16,11 @@ def _main(dcfg: DictConfig) -> float | None:
     bleu = "n/a" if result.best_bleu is None else f"{result.best_bleu:.2f}"
     print(f"\nbest checkpoint: {result.best_checkpoint} (validation BLEU {bleu}, {result.steps} steps)")
     print(f"exported model:  {result.model_path}")
+    speed = result.throughput
+    print(
+        f"throughput:      {speed['median_tok_s']:,.0f} real source+target tokens/s (median of "
+        f"{speed['steps_measured']} steps); peak memory {speed['peak_rss_gb']:.2f} GB"
+    )
     print(f'translate with:  echo "your sentence" | nmt-translate ckpt={result.model_path}')
     return result.best_bleu  # the value a Hydra sweeper optimises
 

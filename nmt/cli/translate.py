@@ -13,9 +13,10 @@ import hydra
 from omegaconf import DictConfig
 
 from nmt.atomic import atomic_open
+from nmt.checkpoint import CheckpointError
 from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
 from nmt.config import TranslateConfig
-from nmt.data.corpus import CorpusError, read_lines
+from nmt.data.corpus import CorpusError, check_file, iter_lines
 from nmt.decode.translator import Translator, format_translation
 from nmt.device import set_threads
 
@@ -26,11 +27,11 @@ def check_output(cfg: TranslateConfig) -> None:
         return
     out = Path(cfg.output)
     if cfg.input is not None and out.exists() and out.resolve() == Path(cfg.input).resolve():
-        raise SystemExit(f"error: output {out} is the input file; choose another output path.")
+        raise ValueError(f"output {out} is the input file; choose another output path.")
     if not out.parent.resolve().is_dir():
-        raise SystemExit(f"error: output directory {out.parent} does not exist.")
+        raise FileNotFoundError(f"output directory {out.parent} does not exist.")
     if not os.access(out.parent.resolve(), os.W_OK):
-        raise SystemExit(f"error: output directory {out.parent} is not writable.")
+        raise PermissionError(f"output directory {out.parent} is not writable.")
 
 
 def available_lines(stream: TextIO, max_lines: int) -> Iterator[list[str]]:
@@ -71,12 +72,11 @@ def translate_stdin(translator: Translator, n_best: int) -> None:
 
 def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -> None:
     """Translate the input file into `out`, with a progress bar when asked and stderr is a terminal."""
-    lines = read_lines(cfg.input)
-    translations = translator.translate_stream(lines)
+    translations = translator.translate_stream(iter_lines(cfg.input))
     if cfg.progress and sys.stderr.isatty():
         from tqdm import tqdm
 
-        translations = tqdm(translations, total=len(lines), unit="sent", file=sys.stderr)
+        translations = tqdm(translations, unit="sent", file=sys.stderr)
     for index, translation in enumerate(translations):
         out.write("\n".join(format_translation(index, translation, cfg.decode.n_best)) + "\n")
 
@@ -85,6 +85,8 @@ def run(cfg: TranslateConfig) -> None:
     """Translate `cfg.input` (or stdin) into `cfg.output` (or stdout) and print timing to stderr."""
     set_threads(cfg.num_threads)
     check_output(cfg)
+    if cfg.input is not None:
+        check_file(Path(cfg.input))  # before the model loads: fail fast on a missing input
     translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
     if cfg.input is None and cfg.output is None:
         translate_stdin(translator, cfg.decode.n_best)
@@ -104,7 +106,7 @@ def run(cfg: TranslateConfig) -> None:
 def _main(dcfg: DictConfig) -> None:
     try:
         run(to_dataclass(dcfg, TranslateConfig))
-    except (CorpusError, ValueError, FileNotFoundError) as err:
+    except (CorpusError, CheckpointError, ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +31,18 @@ class ParallelText:
         return len(self.src)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic or ends in `.gz`."""
+def check_file(path: Path) -> None:
+    """Raise `CorpusError` unless `path` is an existing regular file."""
     if not path.exists():
         raise CorpusError(f"file {path} does not exist.")
     if not path.is_file():
         kind = "a directory" if path.is_dir() else "not a regular file"
         raise CorpusError(f"file {path} must be a regular file, but is {kind} instead.")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic or ends in `.gz`."""
+    check_file(path)
     data = path.read_bytes()
     if data[:2] == _GZIP_MAGIC or path.suffix == ".gz":
         try:
@@ -85,6 +91,43 @@ def read_lines(path: str | Path) -> list[str]:
     if lines[-1] == "":
         lines.pop()  # the final line break ends the last line; it does not start a new one
     return [line.strip() for line in lines]
+
+
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """Yield the stripped lines of a plain or gzip UTF-8 file one at a time, for inputs of any size.
+
+    Accepts and rejects what `read_lines` does, except that an empty file is
+    simply zero lines (translating an empty file gives an empty file).
+
+    Raises:
+        CorpusError: the file is missing, a directory, not UTF-8 or binary; the
+            message names the file and the line.
+    """
+    path = Path(path)
+    check_file(path)
+    with path.open("rb") as probe:
+        packed = probe.read(2) == _GZIP_MAGIC or path.suffix == ".gz"
+    try:
+        with gzip.open(path, "rb") if packed else path.open("rb") as f:
+            for number, raw in enumerate(f, start=1):
+                yield from _split_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, path, number)
+    except (OSError, EOFError, zlib.error) as e:
+        raise CorpusError(f"file {path}: not a valid gzip file ({e}).") from e
+
+
+def _split_line(raw: bytes, path: Path, number: int) -> Iterator[str]:
+    """Decode one LF-terminated chunk; a trailing CR is a CRLF end, inner CRs are old-Mac line breaks."""
+    if b"\x00" in raw:
+        raise CorpusError(f"file {path}, line {number}: NUL byte; is this a binary file?")
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorpusError(
+            f"file {path}, line {number}: invalid UTF-8 at byte {e.start} of the line ({e.reason})."
+        ) from e
+    line = line.removesuffix("\n").removesuffix("\r")
+    for part in line.split("\r"):
+        yield part.strip()
 
 
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> ParallelText:

@@ -100,8 +100,9 @@ def constrain(
     cfg: DecodeConfig,
     bos_id: int,
     eos_id: int,
+    pad_id: int | None = None,
 ) -> Tensor:
-    """Apply the search rules to one step's log-probs: no BOS, min/max length, n-gram blocking.
+    """Apply the search rules to one step's log-probs: no BOS or PAD, min/max length, n-gram blocking.
 
     Rows that reached their maximum length may only emit EOS; before `cfg.min_len`
     tokens EOS is forbidden (the maximum wins if the two clash).
@@ -113,13 +114,15 @@ def constrain(
         cfg: decoding options.
         bos_id: begin-of-sentence id, never emitted.
         eos_id: end-of-sentence id.
+        pad_id: padding id, never emitted (None: no padding id to block).
 
     Returns:
         the constrained log-probs, [R, V]; the allowed entries keep their model values.
     """
     step = history.size(1)
     log_probs = block_repeated_ngrams(log_probs, history, cfg.no_repeat_ngram)
-    log_probs = log_probs.index_fill(1, torch.tensor([bos_id], device=log_probs.device), float("-inf"))
+    never = [bos_id] if pad_id is None else [bos_id, pad_id]
+    log_probs = log_probs.index_fill(1, torch.tensor(never, device=log_probs.device), float("-inf"))
     at_max = (step >= max_len).unsqueeze(1)  # [R, 1]
     is_eos = torch.arange(log_probs.size(1), device=log_probs.device) == eos_id  # [V]
     if step < cfg.min_len:

@@ -200,7 +200,7 @@ def _next_log_probs(
         last, running.memory, running.src_pad_mask, running.cache, need_attn=need_attn
     )
     max_len = running.max_len.repeat_interleave(k)  # [b] -> [b*K]
-    log_probs = constrain(log_probs, history, max_len, cfg, bos_id, eos_id)
+    log_probs = constrain(log_probs, history, max_len, cfg, bos_id, eos_id, model.pad_id)
     step_attn = running.cache.cross_attn.view(b, k, -1) if need_attn else None  # [b*K, S] -> [b, K, S]
     return log_probs.view(b, k, -1), step_attn  # [b*K, V] -> [b, K, V]
 

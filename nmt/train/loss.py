@@ -24,11 +24,12 @@ def label_smoothed_nll(
     Returns:
         (loss_sum, nll_sum, n_tokens); divide by n_tokens for per-token values.
     """
-    log_probs = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)  # [B*T, V]
+    vocab = logits.size(-1)
+    log_probs = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)  # [B, T, V] -> [B*T, V]
     target = target.flatten()  # [B*T]
-    keep = target.ne(pad_id)
-    log_probs, target = log_probs[keep], target[keep]  # [N, V], [N]
-    nll = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)  # [N]
-    uniform = -log_probs.mean(dim=-1)  # [N]
+    keep = target.ne(pad_id)  # [B*T]
+    nll = F.nll_loss(log_probs, target, ignore_index=pad_id, reduction="sum")
+    # Sum over the vocabulary first, so no [N, V] copy of the kept rows is made (memory: logits dominate).
+    uniform = -(log_probs.sum(dim=-1) * keep).sum() / vocab
     loss = (1.0 - smoothing) * nll + smoothing * uniform
-    return loss.sum(), nll.sum(), int(keep.sum())
+    return loss, nll, int(keep.sum())

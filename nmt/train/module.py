@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from typing import Any
 
 import lightning as L
@@ -60,7 +59,6 @@ class TranslationModule(L.LightningModule):
         self.val_samples = val_samples
         self.bad_steps = 0
         self._hyps: dict[int, str] = {}
-        self._last_step_time: float | None = None
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         logits = self.model(batch.src, batch.tgt_in)  # [B, T, V]
@@ -86,15 +84,10 @@ class TranslationModule(L.LightningModule):
         return None
 
     def _log_train(self, loss: torch.Tensor, nll: torch.Tensor, batch: Batch) -> None:
-        """Log loss per token, perplexity, learning rate and real (non-pad) tokens per second."""
-        now = time.perf_counter()
-        real_tokens = int(batch.src.ne(self.model.pad_id).sum() + batch.tgt_out.ne(self.model.pad_id).sum())
+        """Log loss per token, perplexity and learning rate (tokens/s: see `nmt.train.throughput`)."""
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
         self.log("train/ppl", math.exp(min(nll.item(), 50.0)), batch_size=batch.src.size(0))
         self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=1)
-        if self._last_step_time is not None:
-            self.log("tok_s", real_tokens / (now - self._last_step_time), prog_bar=True, batch_size=1)
-        self._last_step_time = now
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         logits = self.model(batch.src, batch.tgt_in)

@@ -22,6 +22,7 @@ from nmt.device import set_threads
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.module import TranslationModule
+from nmt.train.throughput import Throughput
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrainResult:
     best_bleu: float | None
     model_path: str  # slim export of the best checkpoint (weights + metadata)
     steps: int
+    throughput: dict[str, float]  # see `Throughput.summary`
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -65,10 +67,10 @@ def build_module(cfg: TrainConfig, data: PreparedData) -> TranslationModule:
     )
 
 
-def build_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint) -> L.Trainer:
+def build_trainer(cfg: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
     """A Lightning Trainer from `cfg.trainer`, logging and checkpointing under `cfg.run_dir`."""
     t = cfg.trainer
-    callbacks: list[Callback] = [checkpoints]
+    callbacks = list(callbacks)
     if cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStopping("val/bleu", mode="max", patience=cfg.early_stopping_patience))
     logger: Logger = (
@@ -137,7 +139,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         save_last=True,
         auto_insert_metric_name=False,
     )
-    trainer = build_trainer(cfg, checkpoints)
+    throughput = Throughput(PAD_ID)
+    trainer = build_trainer(cfg, [checkpoints, throughput])
     with warnings.catch_warnings():
         # Our datamodule restores the position inside the epoch; Lightning cannot see that and warns.
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
@@ -149,4 +152,5 @@ def train(cfg: TrainConfig) -> TrainResult:
         export_checkpoint(best, model_path)
         save_tokenizer(data.tokenizer.to_bytes(), Path(cfg.run_dir) / "tokenizer")
     score = checkpoints.best_model_score
-    return TrainResult(best, None if score is None else float(score), str(model_path), trainer.global_step)
+    bleu = None if score is None else float(score)
+    return TrainResult(best, bleu, str(model_path), trainer.global_step, throughput.summary())

@@ -1,0 +1,87 @@
+"""Quality and cost of decoding settings on test sets: BLEU/chrF with signatures beside speed and memory."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from nmt.config import DecodeConfig
+from nmt.decode.translator import Translator
+from nmt.evaluate.metrics import score
+
+
+def decode_grid(base: DecodeConfig, beam_sizes: list[int], length_penalties: list[float]) -> list[DecodeConfig]:
+    """Every combination of beam size and length penalty (greedy ignores the penalty, so it appears once)."""
+    grid = []
+    for beam in beam_sizes:
+        for alpha in [1.0] if beam == 1 else length_penalties:
+            grid.append(dataclasses.replace(base, beam_size=beam, n_best=1, length_penalty=alpha))
+    return grid
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak accelerator memory since the last reset, or this process's peak resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def benchmark_setting(
+    translator: Translator,
+    src: list[str],
+    refs: list[str],
+    tgt_lang: str,
+    repeats: int,
+    tokenize: str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    """Translate `src` `repeats` times with the translator's settings; report quality and median cost."""
+    seconds, hyps, tokens = [], [], 0
+    for _ in range(repeats):
+        _synchronize(translator.device)
+        start = clock()
+        translations = translator.translate(src)
+        _synchronize(translator.device)
+        seconds.append(clock() - start)
+        hyps = [t.best for t in translations]
+        tokens = sum(t.tokens for t in translations)
+    bleu, chrf = score(hyps, [refs], metrics=("bleu", "chrf"), tgt_lang=tgt_lang, tokenize=tokenize)
+    wall = statistics.median(seconds)
+    return {
+        "beam_size": translator.decode.beam_size,
+        "length_penalty": translator.decode.length_penalty,
+        "bleu": bleu.value,
+        "chrf": chrf.value,
+        "bleu_signature": bleu.signature,
+        "chrf_signature": chrf.signature,
+        "sentences": len(src),
+        "wall_s": wall,
+        "wall_s_runs": seconds,
+        "sent_per_s": len(src) / wall,
+        "tgt_tok_per_s": tokens / wall,
+        "peak_memory_mb": peak_memory_mb(translator.device),
+    }
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so wall times measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def environment(translator: Translator) -> dict:
+    """Where the numbers were measured: device, threads, model size, library versions."""
+    device = translator.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "parameters": translator.model.param_count(),
+        "torch": torch.__version__,
+    }

@@ -1,0 +1,87 @@
+"""`TranslationModule` under a real Lightning Trainer: non-finite losses are skipped, then stop the run."""
+
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from nmt.config import DecodeConfig, ModelConfig, OptimConfig
+from nmt.data.batching import collate
+from nmt.model import Transformer
+from nmt.train.module import NonFiniteLossError, TranslationModule
+
+PAD, BOS, EOS, V = 0, 1, 2, 20
+
+
+def make_module(max_bad_steps: int) -> TranslationModule:
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32), V, V, PAD)
+    optim = OptimConfig(max_bad_steps=max_bad_steps, warmup_steps=2)
+    # No tokenizer, references or metadata: they serve validation, which these runs do not reach.
+    return TranslationModule(model, None, optim, DecodeConfig(beam_size=1), [], {}, max_steps=100)
+
+
+def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -> None:
+    """Make the model's forward return NaN logits on the calls (counted from 1) for which `is_bad(call)`."""
+    forward, calls = module.model.forward, []
+
+    def patched(src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        logits = forward(src, tgt_in)
+        return torch.full_like(logits, float("nan")) if is_bad(len(calls)) else logits
+
+    monkeypatch.setattr(module.model, "forward", patched)
+
+
+def fit(module: TranslationModule, n_batches: int) -> None:
+    batches = [collate([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]], PAD, BOS, EOS) for _ in range(n_batches)]
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+    )
+    with warnings.catch_warnings():
+        for message in ("returned `None`", "no `val_dataloader`", "does not have many workers"):
+            warnings.filterwarnings("ignore", message=f".*{message}.*")
+        trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+
+
+def weights(module: TranslationModule) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.model.state_dict().items()}
+
+
+def test_non_finite_steps_are_skipped_and_leave_weights_untouched(monkeypatch) -> None:
+    module = make_module(max_bad_steps=10)
+    poison(module, monkeypatch, lambda call: True)
+    before = weights(module)
+    fit(module, n_batches=4)
+    assert module.bad_steps == 4
+    after = weights(module)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_finite_step_resets_the_count_of_bad_steps(monkeypatch) -> None:
+    module = make_module(max_bad_steps=2)
+    poison(module, monkeypatch, lambda call: call % 2 == 1)  # bad, good, bad, good, ...: never 2 in a row
+    before = weights(module)
+    fit(module, n_batches=6)
+    assert module.bad_steps == 0
+    after = weights(module)
+    assert not all(torch.equal(before[k], after[k]) for k in before)  # the good steps trained
+    assert all(w.isfinite().all() for w in after.values())
+
+
+def test_too_many_consecutive_non_finite_losses_stop_training(monkeypatch) -> None:
+    module = make_module(max_bad_steps=3)
+    poison(module, monkeypatch, lambda call: call >= 2)  # one good step, then NaN for good
+    with pytest.raises(NonFiniteLossError, match=r"3 consecutive non-finite losses \(last: nan\) .*optim\.lr"):
+        fit(module, n_batches=10)
+    assert module.bad_steps == 3

@@ -122,7 +122,8 @@ def test_checkpoint_is_plain_data_with_everything_translation_needs(tiny_run) ->
     joint = meta["tokenizer"]["joint"]
     assert joint == (run / "tokenizer" / "joint.model").read_bytes()
     sp = spm.SentencePieceProcessor(model_proto=joint)
-    assert sp.get_piece_size() == meta["src_vocab_size"] == meta["tgt_vocab_size"] == cfg.tokenizer.vocab_size
+    # The built-in corpus has fewer distinct pieces than the requested vocabulary, which is an upper bound.
+    assert sp.get_piece_size() == meta["src_vocab_size"] == meta["tgt_vocab_size"] <= cfg.tokenizer.vocab_size
     slim = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     assert set(slim) == {"state_dict", "nmt", "global_step"}  # no optimizer state in the export
 

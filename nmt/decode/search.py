@@ -56,7 +56,7 @@ class _Running:
     tokens: Tensor  # [b, K, T] emitted ids; column t is filled at step t
     attn: Tensor | None  # [b, K, T, S] cross-attention of each emitted id
     max_len: Tensor  # [b]
-    memory: Tensor  # [b*K, S, D]
+    memory: Tensor  # [B*K, S, D] as encoded; read by the first decoder step only
     src_pad_mask: Tensor  # [b*K, S]
     cache: DecoderCache | None
 
@@ -95,15 +95,21 @@ class _Running:
         k = origins.size(1)
         flat = (keep.unsqueeze(1) * k + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
         history, attn = self.extend(flat, step, tokens[keep], step_attn)
+        # The K rows of a sentence share memory, mask and cross-attention keys/values: they change only
+        # when sentences are dropped. Memory itself is read on the first step only (then the cache has it).
+        sentences = None
+        if keep.numel() != self.rows.numel():
+            beams = torch.arange(k, device=keep.device)
+            sentences = (keep.unsqueeze(1) * k + beams).view(-1)  # [n, 1] + [K] -> [n*K]
         return _Running(
             rows=self.rows[keep],
             scores=scores[keep],
             tokens=history,
             attn=attn,
             max_len=self.max_len[keep],
-            memory=self.memory.index_select(0, flat),
-            src_pad_mask=self.src_pad_mask.index_select(0, flat),
-            cache=self.cache.reorder(flat) if self.cache is not None else None,
+            memory=self.memory,
+            src_pad_mask=self.src_pad_mask if sentences is None else self.src_pad_mask.index_select(0, sentences),
+            cache=self.cache.reorder_beams(flat, sentences) if self.cache is not None else None,
         )
 
 

@@ -41,6 +41,17 @@ class DecoderCache:
         attn = None if self.cross_attn is None else self.cross_attn.index_select(0, index)
         return DecoderCache(pick(self.self_k), pick(self.self_v), pick(self.cross_k), pick(self.cross_v), attn)
 
+    def reorder_beams(self, index: Tensor, sentences: Tensor | None) -> DecoderCache:
+        """Beam search's cheaper `reorder`: the K beams of a sentence share their cross-attention keys and
+        values, so those follow `sentences` (rows kept when sentences are dropped; None: unchanged)."""
+        reordered = DecoderCache(self.self_k, self.self_v, [], [], self.cross_attn).reorder(index)
+        if sentences is None:
+            reordered.cross_k, reordered.cross_v = self.cross_k, self.cross_v
+        else:
+            reordered.cross_k = [t.index_select(0, sentences) for t in self.cross_k]
+            reordered.cross_v = [t.index_select(0, sentences) for t in self.cross_v]
+        return reordered
+
 
 class Transformer(nn.Module):
     """Encoder-decoder Transformer: `encode` the source, then `forward` (teacher forcing) or `decode_step`.

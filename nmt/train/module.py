@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from typing import Any
 
 import lightning as L
@@ -59,6 +60,7 @@ class TranslationModule(L.LightningModule):
         self.val_samples = val_samples
         self.bad_steps = 0
         self._hyps: dict[int, str] = {}
+        self._train_start = time.perf_counter()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         logits = self.model(batch.src, batch.tgt_in)  # [B, T, V]
@@ -102,6 +104,9 @@ class TranslationModule(L.LightningModule):
         for index, nbest in zip(batch.index.tolist(), result.tokens, strict=True):
             self._hyps[index] = self.tokenizer.decode_tgt(nbest[0])
 
+    def on_train_start(self) -> None:
+        self._train_start = time.perf_counter()
+
     def on_validation_epoch_start(self) -> None:
         self._hyps = {}
 
@@ -113,6 +118,7 @@ class TranslationModule(L.LightningModule):
         bleu, chrf = score(hyps, [self.valid_refs], metrics=("bleu", "chrf"), tgt_lang=self._tgt_lang)
         self.log("val/bleu", bleu.value, prog_bar=True, batch_size=1)
         self.log("val/chrf", chrf.value, batch_size=1)
+        self.log("val/elapsed_s", time.perf_counter() - self._train_start, batch_size=1)  # for BLEU-vs-time plots
         self.print(f"\nstep {self.global_step}: valid BLEU {bleu.value:.2f} chrF {chrf.value:.2f} ({bleu.signature})")
         for i in range(min(self.val_samples, len(hyps))):
             self.print(f"  ref: {self.valid_refs[i]}\n  hyp: {hyps[i]}")

@@ -1,0 +1,78 @@
+"""Plots (needs the `plots` extra): learning curves of a training run, and BLEU against decoding speed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+def _pyplot():
+    """matplotlib's pyplot on a file-only backend, or a clear hint to install the extra."""
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: pip install 'nmt[plots]'.") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Each metric of `run_dir/logs/metrics.csv` as (step, value) pairs, in step order."""
+    path = Path(run_dir) / "logs" / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training log at {path}; is {run_dir} an nmt-train run directory?")
+    series: dict[str, list[tuple[float, float]]] = {}
+    with path.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key not in ("step", "epoch") and value not in ("", None):
+                    series.setdefault(key, []).append((float(row["step"]), float(value)))
+    return series
+
+
+def plot_learning_curves(run_dir: str | Path, out: str | Path, title: str | None = None) -> Path:
+    """Train/valid loss and validation BLEU against step, and BLEU against wall time, as one PNG."""
+    plt = _pyplot()
+    series = read_metrics(run_dir)
+    fig, (loss_ax, bleu_ax, time_ax) = plt.subplots(1, 3, figsize=(15, 4))
+    for key, label in (("train/loss", "train loss"), ("val/loss", "valid loss")):
+        if key in series:
+            loss_ax.plot(*zip(*series[key], strict=True), label=label)
+    loss_ax.set(xlabel="step", ylabel="label-smoothed loss per token", title="loss")
+    loss_ax.legend()
+    bleu = series.get("val/bleu", [])
+    if bleu:
+        bleu_ax.plot(*zip(*bleu, strict=True), marker="o")
+    bleu_ax.set(xlabel="step", ylabel="BLEU (sacreBLEU, detokenized)", title="validation BLEU")
+    elapsed = dict(series.get("val/elapsed_s", []))
+    timed = [(elapsed[step] / 60, value) for step, value in bleu if step in elapsed]
+    if timed:
+        time_ax.plot(*zip(*timed, strict=True), marker="o")
+    time_ax.set(xlabel="training wall time (min)", ylabel="BLEU", title="validation BLEU vs time")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_bleu_vs_speed(benchmark_json: str | Path, out: str | Path) -> Path:
+    """BLEU against sentences/s for every decode setting in an `nmt-benchmark` JSON file."""
+    plt = _pyplot()
+    rows = json.loads(Path(benchmark_json).read_text(encoding="utf-8"))["results"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row in rows:
+        label = f"{row['split']} beam {row['beam_size']}" + (
+            f" lp {row['length_penalty']:g}" if row["beam_size"] > 1 else ""
+        )
+        ax.scatter(row["sent_per_s"], row["bleu"])
+        ax.annotate(label, (row["sent_per_s"], row["bleu"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.set(xlabel="sentences / s", ylabel="BLEU", title="quality vs decoding speed")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)

@@ -23,6 +23,17 @@ from nmt.atomic import atomic_write_bytes
 from nmt.config import ModelConfig
 
 FORMAT_VERSION = 1
+_METADATA_KEYS = (
+    "format",
+    "model_config",
+    "src_vocab_size",
+    "tgt_vocab_size",
+    "special_ids",
+    "tokenizer",
+    "src_lang",
+    "tgt_lang",
+    "train_config",
+)
 
 
 class CheckpointError(ValueError):
@@ -85,6 +96,8 @@ def read_raw(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "does not exist"
         raise CheckpointError(f"checkpoint {path} {reason}.")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch checkpoint (not a zip archive).")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -124,6 +137,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     meta = raw.get("nmt")
     if not isinstance(meta, dict) or "state_dict" not in raw:
         raise CheckpointError(f"checkpoint {path} is not an nmt checkpoint (no `nmt` metadata or weights).")
+    missing = sorted(set(_METADATA_KEYS) - set(meta))
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: `nmt` metadata lacks {', '.join(missing)}.")
     if meta.get("format") != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format {meta.get('format')!r}; this nmt reads format {FORMAT_VERSION}."

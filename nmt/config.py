@@ -254,8 +254,8 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
 def check(cfg: Any) -> Any:
     """Validate a config dataclass tree; raise one `ConfigError` listing every problem."""
     problems = _problems(cfg, "")
-    if isinstance(cfg, TrainConfig) and cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
-        problems.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
+    if isinstance(cfg, TrainConfig):
+        problems += _train_problems(cfg)
     if isinstance(cfg, EvaluateConfig):
         problems += _evaluate_problems(cfg)
     if isinstance(cfg, BenchmarkConfig):
@@ -268,6 +268,21 @@ def check(cfg: Any) -> Any:
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
+
+
+def _train_problems(cfg: TrainConfig) -> list[str]:
+    """Rules that span several groups of `nmt-train`'s config."""
+    out = []
+    if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
+        out.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
+    if cfg.trainer.precision == "16-mixed" and cfg.trainer.accelerator == "cpu":
+        out.append("`trainer.precision` must be 32 or bf16-mixed on CPU, but is '16-mixed' instead.")
+    if cfg.data.max_len + 2 > cfg.model.max_positions:
+        out.append(
+            f"`data.max_len` + 2 must be <= `model.max_positions` ({cfg.model.max_positions}), "
+            f"but is {cfg.data.max_len + 2} instead."
+        )
+    return out
 
 
 def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:

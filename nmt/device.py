@@ -16,6 +16,7 @@ def resolve_device(name: str) -> torch.device:
 
 def set_threads(num_threads: int) -> int:
     """Use `num_threads` intra-op threads, or one per available core when 0; returns the count."""
-    count = num_threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = num_threads or cores
     torch.set_num_threads(max(1, count or 1))
     return torch.get_num_threads()

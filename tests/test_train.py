@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,10 @@ from sacrebleu.metrics import BLEU
 from nmt.checkpoint import load_checkpoint, read_raw
 from nmt.config import TrainConfig
 from nmt.data.batching import collate
-from nmt.data.prepare import prepare_data
+from nmt.data.prepare import EncodedPairs
 from nmt.data.sources import get_corpus
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+from nmt.device import set_threads
 from nmt.model import Transformer
 from nmt.train.loss import label_smoothed_nll
 from nmt.train.run import TrainResult, train
@@ -57,16 +60,15 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert not different, f"tensors differ: {different}"
 
 
-def validation_loss(model: Transformer, cfg: TrainConfig) -> float:
-    """Label-smoothed loss per target token over the whole validation split, as `validation_step` logs it."""
-    data = prepare_data(cfg.data, cfg.tokenizer)
+def validation_loss(model: Transformer, valid: EncodedPairs, smoothing: float) -> float:
+    """Label-smoothed loss per target token over a whole split, as `validation_step` logs it."""
     model.eval()
     loss_sum, n_tokens = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(data.valid), 100):
-            batch = collate(data.valid.src[i : i + 100], data.valid.tgt[i : i + 100], PAD_ID, BOS_ID, EOS_ID)
+        for i in range(0, len(valid), 100):
+            batch = collate(valid.src[i : i + 100], valid.tgt[i : i + 100], PAD_ID, BOS_ID, EOS_ID)
             logits = model(batch.src, batch.tgt_in)  # [B, T, V]
-            loss, _, n = label_smoothed_nll(logits, batch.tgt_out, cfg.optim.label_smoothing, PAD_ID)
+            loss, _, n = label_smoothed_nll(logits, batch.tgt_out, smoothing, PAD_ID)
             loss_sum, n_tokens = loss_sum + loss.item(), n_tokens + n
     return loss_sum / n_tokens
 
@@ -103,8 +105,13 @@ def test_exported_model_restores_the_best_weights_and_validation_loss(tiny_run) 
         model.load_state_dict(state)
         return model
 
-    loss = validation_loss(build(trained), cfg)
-    assert validation_loss(build(exported.state_dict), cfg) == loss
+    # Encode the validation split with the checkpoint's own tokenizer, cut as `prepare_data` cuts it.
+    tokenizer, text = Tokenizer.from_bytes(exported.tokenizer), get_corpus(cfg.data, cfg.data.valid)
+    cut = cfg.data.max_len
+    src, tgt = tokenizer.encode_src(text.src), tokenizer.encode_tgt(text.tgt)
+    valid = EncodedPairs([ids[:cut] for ids in src], [ids[:cut] for ids in tgt])
+    loss = validation_loss(build(trained), valid, cfg.optim.label_smoothing)
+    assert validation_loss(build(exported.state_dict), valid, cfg.optim.label_smoothing) == loss
     # Lightning logs a validation under the step of the last training batch before it (global_step - 1).
     logged = metrics(cfg.run_dir, "val/loss")[best["global_step"] - 1]
     assert loss == pytest.approx(logged, rel=1e-5)
@@ -135,12 +142,11 @@ def test_checkpoint_is_plain_data_with_everything_translation_needs(tiny_run) ->
 def resumed(tmp_path_factory, spm_cache) -> tuple[TrainConfig, TrainResult, TrainConfig, TrainResult]:
     """An uninterrupted 20-step run, and a run resumed from its step-10 checkpoint up to step 20.
 
-    Dropout is off: Lightning does not checkpoint the global torch RNG, so after a resume the dropout
-    masks differ from the uninterrupted run's (measured: weights differ by ~5e-3 after 10 steps at
-    dropout 0.1). Without dropout, equal weights prove that weights, optimizer moments, schedule,
-    step count and data order all continue exactly. The linear schedule also depends on max_steps.
+    Dropout is on: the checkpoint carries the torch RNG state, so the resumed run draws the same dropout
+    masks. Equal weights then prove that weights, optimizer moments, schedule, step count, data order and
+    RNG all continue exactly. The linear schedule also depends on max_steps.
     """
-    overrides = SHORT + ["trainer.max_steps=20", "trainer.val_check_interval=10", "model.dropout=0"]
+    overrides = SHORT + ["trainer.max_steps=20", "trainer.val_check_interval=10", "model.dropout=0.3"]
     overrides.append("optim.schedule=linear")
     full_cfg = train_config(tmp_path_factory.mktemp("full"), spm_cache, overrides)
     full = train(full_cfg)
@@ -148,7 +154,9 @@ def resumed(tmp_path_factory, spm_cache) -> tuple[TrainConfig, TrainResult, Trai
     resumed_cfg = dataclasses.replace(
         train_config(tmp_path_factory.mktemp("resumed"), spm_cache, overrides), resume=str(midway)
     )
-    return full_cfg, full, resumed_cfg, train(resumed_cfg)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dirpath has changed.*")  # expected: a new run directory
+        return full_cfg, full, resumed_cfg, train(resumed_cfg)
 
 
 def test_resumed_run_continues_from_the_checkpoint_step(resumed) -> None:
@@ -221,3 +229,17 @@ def test_logged_learning_rate_follows_the_schedule(seeded, resumed) -> None:
         for step, lr in metrics(run.run_dir, "lr").items():
             assert lr == pytest.approx(peak * linear_warmup_decay(step, warmup, total), rel=1e-6)
     assert metrics(full_cfg.run_dir, "lr")[total - 1] == pytest.approx(peak / (total - warmup))
+
+
+# --- threads ------------------------------------------------------------------------------------------------
+
+
+def test_num_threads_is_honoured_without_sched_getaffinity(monkeypatch) -> None:
+    if (os.cpu_count() or 1) == 1:
+        pytest.skip("one CPU: every thread count gives 1")
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1
+    finally:
+        torch.set_num_threads(before)

@@ -24,7 +24,8 @@ COLUMNS = ["split", "beam_size", "length_penalty", "bleu", "chrf", "sent_per_s",
 def run(cfg: BenchmarkConfig) -> dict:
     """Benchmark every (split, decode setting) pair; print a Markdown table and return the JSON result."""
     set_threads(cfg.num_threads)
-    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    langs = (cfg.data.src_lang, cfg.data.tgt_lang)
+    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device, expect_langs=langs)
     rows = []
     for split in cfg.splits or [cfg.data.test]:
         corpus = get_corpus(cfg.data, split)

@@ -24,7 +24,8 @@ def hypotheses_and_references(cfg: EvaluateConfig) -> tuple[list[str], list[list
     if cfg.hyp is not None:
         refs = [read_lines(path) for path in reference_paths(cfg)]
         return read_lines(cfg.hyp), refs, cfg.tgt_lang or cfg.data.tgt_lang
-    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    langs = (cfg.data.src_lang, cfg.data.tgt_lang)
+    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device, expect_langs=langs)
     corpus = get_corpus(cfg.data, cfg.split or cfg.data.test)
     hyps = [t.best for t in translator.translate_stream(corpus.src)]
     print(translator.stats.summary(), file=sys.stderr)

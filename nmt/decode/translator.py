@@ -81,9 +81,20 @@ class Translator:
         self.stats = Stats()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, decode: DecodeConfig, device: str = "auto") -> Translator:
-        """Load a self-contained checkpoint safely (tensors and plain data only)."""
+    def from_checkpoint(
+        cls, path: str | Path, decode: DecodeConfig, device: str = "auto", expect_langs: tuple[str, str] | None = None
+    ) -> Translator:
+        """Load a self-contained checkpoint safely (tensors and plain data only).
+
+        Args:
+            expect_langs: (source, target) the caller's data is in; a checkpoint for another pair is refused.
+        """
         ckpt = load_checkpoint(path)
+        if expect_langs is not None and (ckpt.src_lang, ckpt.tgt_lang) != tuple(expect_langs):
+            raise CheckpointError(
+                f"checkpoint {path} translates {ckpt.src_lang}->{ckpt.tgt_lang}, but the data is "
+                f"{expect_langs[0]}->{expect_langs[1]}; choose a matching `data` (e.g. data=multi30k_en_de)."
+            )
         return cls.from_loaded(ckpt, decode, resolve_device(device), path)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from nmt.data.batching import Batch, TokenBatchSampler, collate
@@ -28,7 +29,10 @@ class TranslationDataModule(L.LightningDataModule):
 
     def _loader(self, pairs: EncodedPairs, sampler: TokenBatchSampler) -> DataLoader:
         items = list(zip(range(len(pairs)), pairs.src, pairs.tgt, strict=True))
-        return DataLoader(items, batch_sampler=sampler, collate_fn=_collate)
+        # Its own generator: creating an iterator would otherwise draw from the global RNG that dropout
+        # uses, and a resumed run creates iterators at other moments than an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(items, batch_sampler=sampler, collate_fn=_collate, generator=generator)
 
     def _sampler(self, pairs: EncodedPairs, shuffle: bool, replicas: int, rank: int) -> TokenBatchSampler:
         return TokenBatchSampler(

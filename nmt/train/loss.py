@@ -25,11 +25,11 @@ def label_smoothed_nll(
         (loss_sum, nll_sum, n_tokens); divide by n_tokens for per-token values.
     """
     vocab = logits.size(-1)
-    log_probs = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)  # [B, T, V] -> [B*T, V]
+    log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).flatten(0, 1)  # [B, T, V] -> [B*T, V]
     target = target.flatten()  # [B*T]
     keep = target.ne(pad_id)  # [B*T]
     nll = F.nll_loss(log_probs, target, ignore_index=pad_id, reduction="sum")
     # Sum over the vocabulary first, so no [N, V] copy of the kept rows is made (memory: logits dominate).
-    uniform = -(log_probs.sum(dim=-1) * keep).sum() / vocab
+    uniform = -log_probs.sum(dim=-1).masked_fill(~keep, 0.0).sum() / vocab  # masked_fill: NaN * 0 is NaN
     loss = (1.0 - smoothing) * nll + smoothing * uniform
     return loss, nll, int(keep.sum())

@@ -21,6 +21,7 @@ from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.device import set_threads
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
+from nmt.train.memory import TrimHeap
 from nmt.train.module import TranslationModule
 from nmt.train.throughput import Throughput
 
@@ -140,7 +141,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         auto_insert_metric_name=False,
     )
     throughput = Throughput(PAD_ID)
-    trainer = build_trainer(cfg, [checkpoints, throughput])
+    callbacks: list[Callback] = [checkpoints, throughput]
+    if cfg.trainer.accelerator == "cpu":
+        callbacks.append(TrimHeap())
+    trainer = build_trainer(cfg, callbacks)
     with warnings.catch_warnings():
         # Our datamodule restores the position inside the epoch; Lightning cannot see that and warns.
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")

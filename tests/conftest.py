@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
@@ -50,3 +51,18 @@ def tiny_run(tmp_path_factory, spm_cache):
     run_dir = tmp_path_factory.mktemp("tiny-run")
     cfg = train_config(run_dir, spm_cache, [f"trainer.max_steps={TINY_STEPS}", "trainer.val_check_interval=300"])
     return train(cfg), cfg
+
+
+@pytest.fixture(scope="session")
+def model_path(tiny_run) -> Path:
+    """The tiny run's exported checkpoint (`model.pt`)."""
+    return Path(tiny_run[0].model_path)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for modules that decode tiny models: on a busy machine extra threads only spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

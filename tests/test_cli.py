@@ -24,18 +24,7 @@ FOREIGN = ["你好，世界。", "Grüße aus Köln!", "🙂🚀🎉", "Ωμέγ
 GREEDY = DecodeConfig(beam_size=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and on a busy machine extra threads only spin and wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model_path(tiny_run) -> Path:
-    return Path(tiny_run[0].model_path)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

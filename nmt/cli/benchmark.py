@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import json
 
-import hydra
-from omegaconf import DictConfig
-
 from nmt.atomic import atomic_open
-from nmt.checkpoint import CheckpointError
-from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
+from nmt.cli.hydra_config import entry_point
 from nmt.config import BenchmarkConfig
-from nmt.data.corpus import CorpusError
 from nmt.data.sources import get_corpus
 from nmt.decode.translator import Translator
 from nmt.device import set_threads
@@ -42,14 +37,4 @@ def run(cfg: BenchmarkConfig) -> dict:
     return result
 
 
-def _main(dcfg: DictConfig) -> None:
-    try:
-        run(to_dataclass(dcfg, BenchmarkConfig))
-    except (CorpusError, CheckpointError, ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
-
-
-def main() -> None:
-    """Console entry point `nmt-benchmark`."""
-    register_schemas()
-    hydra.main(config_path=CONF_DIR, config_name="benchmark", version_base="1.3")(_main)()
+main = entry_point("benchmark", BenchmarkConfig, run)

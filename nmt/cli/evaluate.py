@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-import hydra
-from omegaconf import DictConfig
-
 from nmt.atomic import atomic_open
-from nmt.checkpoint import CheckpointError
-from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
+from nmt.cli.hydra_config import entry_point
 from nmt.config import EvaluateConfig, reference_paths
-from nmt.data.corpus import CorpusError, read_lines
+from nmt.data.corpus import read_lines
 from nmt.data.sources import get_corpus
 from nmt.decode.translator import Translator
 from nmt.device import set_threads
@@ -55,14 +51,4 @@ def run(cfg: EvaluateConfig) -> dict:
     return result
 
 
-def _main(dcfg: DictConfig) -> None:
-    try:
-        run(to_dataclass(dcfg, EvaluateConfig))
-    except (CorpusError, CheckpointError, ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
-
-
-def main() -> None:
-    """Console entry point `nmt-evaluate`."""
-    register_schemas()
-    hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")(_main)()
+main = entry_point("evaluate", EvaluateConfig, run)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from nmt.checkpoint import CheckpointError
 from nmt.config import BenchmarkConfig, EvaluateConfig, TrainConfig, TranslateConfig, check
+from nmt.data.corpus import CorpusError
+
+# Problems with the user's input: reported as one line and exit status 1, without a traceback.
+USER_ERRORS = (CorpusError, CheckpointError, ValueError, OSError)
 
 
 def _conf_dir() -> str:
@@ -40,3 +47,19 @@ def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:
     if not isinstance(value, schema):
         raise TypeError(f"config must convert to {schema.__name__}, but converted to {type(value).__name__}.")
     return check(value)
+
+
+def entry_point(config_name: str, schema: type[Config], run: Callable[[Config], Any]) -> Callable[[], None]:
+    """A console script: compose `conf/{config_name}.yaml`, convert it to `schema`, and call `run` with it."""
+
+    def task(cfg: DictConfig) -> Any:
+        try:
+            return run(to_dataclass(cfg, schema))
+        except USER_ERRORS as err:
+            raise SystemExit(f"error: {err}") from None
+
+    def main() -> None:
+        register_schemas()
+        hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(task)()
+
+    return main

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
-
-from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
+from nmt.cli.hydra_config import entry_point
 from nmt.config import TrainConfig
 from nmt.train.run import train
 
 
-def _main(dcfg: DictConfig) -> float | None:
-    cfg = to_dataclass(dcfg, TrainConfig)
+def run(cfg: TrainConfig) -> float | None:
+    """Train as `cfg` says and print where the best model is and how fast training ran."""
     result = train(cfg)
     bleu = "n/a" if result.best_bleu is None else f"{result.best_bleu:.2f}"
     print(f"\nbest checkpoint: {result.best_checkpoint} (validation BLEU {bleu}, {result.steps} steps)")
@@ -25,7 +22,4 @@ def _main(dcfg: DictConfig) -> float | None:
     return result.best_bleu  # the value a Hydra sweeper optimises
 
 
-def main() -> None:
-    """Console entry point `nmt-train`."""
-    register_schemas()
-    hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")(_main)()
+main = entry_point("train", TrainConfig, run)

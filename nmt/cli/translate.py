@@ -9,14 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TextIO
 
-import hydra
-from omegaconf import DictConfig
-
 from nmt.atomic import atomic_open
-from nmt.checkpoint import CheckpointError
-from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
+from nmt.cli.hydra_config import entry_point
 from nmt.config import TranslateConfig
-from nmt.data.corpus import CorpusError, check_file, iter_lines
+from nmt.data.corpus import check_file, iter_lines
 from nmt.decode.translator import Translator, format_translation
 from nmt.device import set_threads
 
@@ -103,14 +99,4 @@ def run(cfg: TranslateConfig) -> None:
     print(translator.stats.summary(), file=sys.stderr)
 
 
-def _main(dcfg: DictConfig) -> None:
-    try:
-        run(to_dataclass(dcfg, TranslateConfig))
-    except (CorpusError, CheckpointError, ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from None
-
-
-def main() -> None:
-    """Console entry point `nmt-translate`."""
-    register_schemas()
-    hydra.main(config_path=CONF_DIR, config_name="translate", version_base="1.3")(_main)()
+main = entry_point("translate", TranslateConfig, run)

@@ -26,11 +26,8 @@ SENTENCES = 40  # a prefix of the built-in test split: enough for a meaningful B
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread(tiny_run):
-    """One intra-op thread for benchmarking (the machine is shared), restored afterwards since `run` changes it too.
-
-    Depends on `tiny_run` so that the session's training, if this module starts it, keeps the default threads.
-    """
+def one_thread():
+    """One intra-op thread (the machine is shared), restored afterwards since `run` changes it too."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

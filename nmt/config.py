@@ -275,6 +275,11 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
     out = []
     if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
         out.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
+    if cfg.optim.schedule == "linear" and cfg.trainer.max_steps <= 0:
+        out.append(
+            "`trainer.max_steps` must be > 0 with `optim.schedule=linear` (it decays to 0 there), "
+            f"but is {cfg.trainer.max_steps} instead."
+        )
     if cfg.trainer.precision == "16-mixed" and cfg.trainer.accelerator == "cpu":
         out.append("`trainer.precision` must be 32 or bf16-mixed on CPU, but is '16-mixed' instead.")
     if cfg.data.max_len + 2 > cfg.model.max_positions:

@@ -42,7 +42,6 @@ class Stats:
     sentences: int = 0
     tgt_tokens: int = 0
     truncated: int = 0
-    seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
 
     def summary(self) -> str:

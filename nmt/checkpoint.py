@@ -132,8 +132,11 @@ def _model_config(values: Any, path: Path) -> ModelConfig:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by `nmt-train` (or `export`) into a validated `Checkpoint`."""
-    path = Path(path)
-    raw = read_raw(path)
+    return _from_raw(read_raw(path), Path(path))
+
+
+def _from_raw(raw: dict[str, Any], path: Path) -> Checkpoint:
+    """Validate a loaded checkpoint dict and build the `Checkpoint` it describes."""
     meta = raw.get("nmt")
     if not isinstance(meta, dict) or "state_dict" not in raw:
         raise CheckpointError(f"checkpoint {path} is not an nmt checkpoint (no `nmt` metadata or weights).")
@@ -166,6 +169,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def export_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Write a slim copy of a training checkpoint: weights and metadata, no optimizer state."""
     raw = read_raw(src)
-    load_checkpoint(src)  # validates before anything is written
+    _from_raw(raw, Path(src))  # validates before anything is written
     slim = {k: raw[k] for k in ("state_dict", "nmt", "global_step") if k in raw}
     save_checkpoint(slim, dst)

@@ -13,7 +13,7 @@ from nmt.atomic import atomic_open
 from nmt.cli.hydra_config import entry_point
 from nmt.config import TranslateConfig
 from nmt.data.corpus import check_file, iter_lines
-from nmt.decode.translator import Translator, format_translation
+from nmt.decode.translator import Translation, Translator, format_translation
 from nmt.device import set_threads
 
 
@@ -56,12 +56,16 @@ def _ready(stream: TextIO) -> bool:
         return True
 
 
+def _write(out: IO[str], index: int, translation: Translation, n_best: int) -> None:
+    out.write("\n".join(format_translation(index, translation, n_best)) + "\n")
+
+
 def translate_stdin(translator: Translator, n_best: int) -> None:
     """stdin to stdout, flushing after each chunk so interactive use answers line by line."""
     index = 0
     for chunk in available_lines(sys.stdin, max_lines=1000):
         for translation in translator.translate(chunk):
-            sys.stdout.write("\n".join(format_translation(index, translation, n_best)) + "\n")
+            _write(sys.stdout, index, translation, n_best)
             index += 1
         sys.stdout.flush()
 
@@ -74,7 +78,7 @@ def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -
 
         translations = tqdm(translations, unit="sent", file=sys.stderr)
     for index, translation in enumerate(translations):
-        out.write("\n".join(format_translation(index, translation, cfg.decode.n_best)) + "\n")
+        _write(out, index, translation, cfg.decode.n_best)
 
 
 def run(cfg: TranslateConfig) -> None:
@@ -92,7 +96,7 @@ def run(cfg: TranslateConfig) -> None:
         with atomic_open(cfg.output) as out:
             if cfg.input is None:
                 for index, t in enumerate(translator.translate_stream(sys.stdin)):
-                    out.write("\n".join(format_translation(index, t, cfg.decode.n_best)) + "\n")
+                    _write(out, index, t, cfg.decode.n_best)
             else:
                 translate_file(translator, cfg, out)
     translator.warn_truncated()

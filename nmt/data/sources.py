@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import random
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from nmt.atomic import atomic_open
 from nmt.config import DataConfig
 from nmt.data.builtin import builtin_corpus
 from nmt.data.corpus import CorpusError, ParallelText, read_parallel
@@ -153,30 +152,24 @@ def download(url: str, dest: Path, sha256: str | None) -> Path:
         CorpusError: the download failed or its checksum differs.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     digest = hashlib.sha256()
     try:
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        with urllib.request.urlopen(request, timeout=60) as response, os.fdopen(fd, "wb") as out:
+        with urllib.request.urlopen(request, timeout=60) as response, atomic_open(dest, "wb") as out:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
+            if sha256 is not None and digest.hexdigest() != sha256:  # raising here discards the download
+                raise CorpusError(f"checksum mismatch for {url}: expected SHA-256 {sha256}, got {digest.hexdigest()}.")
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise CorpusError(f"could not download {url}: {e}. Without internet, set `data.root` to a local copy.") from e
-    if sha256 is not None and digest.hexdigest() != sha256:
-        Path(tmp).unlink()
-        raise CorpusError(f"checksum mismatch for {url}: expected SHA-256 {sha256}, got {digest.hexdigest()}.")
-    os.replace(tmp, dest)
     return dest
 
 
 def _write_gz(path: Path, lines: list[str]) -> None:
     """Write lines as gzip atomically, with a zero timestamp so equal text gives equal bytes."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    with os.fdopen(fd, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+    with atomic_open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
         out.write("".join(line + "\n" for line in lines).encode("utf-8"))
-    os.replace(tmp, path)
 
 
 def prepare_tatoeba(directory: Path) -> None:

@@ -16,12 +16,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import sentencepiece as spm
 
+from nmt.atomic import atomic_write_bytes
 from nmt.config import TokenizerConfig
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -139,10 +139,7 @@ def _cached_model(lines: list[str], cfg: TokenizerConfig, cache_dir: Path) -> by
         return path.read_bytes()
     model = _train_model(lines, cfg)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a crash or a concurrent run never leaves a half-written model behind.
-    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".tmp", delete=False) as tmp:
-        tmp.write(model)
-    os.replace(tmp.name, path)
+    atomic_write_bytes(path, model)  # a crash or a concurrent run never leaves a half-written model
     return model
 
 

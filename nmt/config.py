@@ -50,6 +50,9 @@ class TokenizerConfig:
     joint: bool = True  # one model for both languages (needed to share all embeddings)
     character_coverage: float = 1.0
     input_sentence_size: int = 1_000_000  # sentences sampled for training
+    # SentencePiece normalisation: nmt_nfkc (NFKC; full-width "，" becomes ",") | nfkc | nmt_nfkc_cf | nfkc_cf
+    # (case-folded) | identity (text as is: keeps the full-width punctuation of Chinese references)
+    normalization: str = "nmt_nfkc"
 
 
 @dataclass
@@ -152,6 +155,7 @@ class TranslateConfig:
     device: str = "auto"  # auto | cpu | cuda
     num_threads: int = 0
     progress: bool = True  # only shown when reading a file
+    buffer_size: int = 2000  # lines read and translated at a time: memory stays flat however long the input
 
 
 @dataclass
@@ -197,6 +201,7 @@ class BenchmarkConfig:
 _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
     (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "files"),
     (TokenizerConfig, "model_type"): ("unigram", "bpe"),
+    (TokenizerConfig, "normalization"): ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"),
     (ModelConfig, "activation"): ("relu", "gelu"),
     (ModelConfig, "attention"): ("scaled_dot", "dot", "additive"),
     (ModelConfig, "positions"): ("sinusoidal", "learned"),
@@ -263,8 +268,11 @@ def check(cfg: Any) -> Any:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
         if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
             problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
-    if isinstance(cfg, TranslateConfig) and cfg.input is not None and cfg.input == cfg.output:
-        problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
+    if isinstance(cfg, TranslateConfig):
+        if cfg.input is not None and cfg.input == cfg.output:
+            problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
+        if cfg.buffer_size < 1:
+            problems.append(f"`buffer_size` must be >= 1, but is {cfg.buffer_size} instead.")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg

@@ -35,6 +35,13 @@ def test_round_trip_with_umlauts_and_chinese(joint):
     assert [joint.decode_tgt(row) for row in ids] == [unicodedata.normalize("NFKC", line) for line in lines]
 
 
+def test_identity_normalization_keeps_full_width_punctuation(corpus, tmp_path):
+    lines = ["你好，世界！", "你介意把你的筆借給我嗎？", "Ｔｏｍ doesn't know！"]
+    src, tgt = corpus
+    tok = train_tokenizer(src, tgt + lines * 20, TokenizerConfig(vocab_size=300, normalization="identity"), tmp_path)
+    assert [tok.decode_tgt(row) for row in tok.encode_tgt(lines)] == lines
+
+
 def test_encode_adds_no_special_tokens(joint):
     for row in joint.encode_src(["i see one red apple."]) + joint.encode_tgt(["Ich sehe einen roten Apfel."]):
         assert row and not {PAD_ID, BOS_ID, EOS_ID} & set(row)

@@ -4,10 +4,12 @@ Models are handled as bytes, never paths, so they travel inside checkpoints and 
 checkpoint needs nothing else to translate. Special ids are fixed and shared
 with the model: PAD 0, UNK 1, BOS 2, EOS 3.
 
-SentencePiece normalises text with NFKC (its default `nmt_nfkc` rule) and
-collapses runs of whitespace, so `decode(encode(x))` returns the normalised `x`:
-full-width "，" becomes "," and "ﬁ" becomes "fi". Score output against raw
-references with that in mind.
+SentencePiece normalises text with the rule `TokenizerConfig.normalization`
+(default `nmt_nfkc`: NFKC) and collapses runs of whitespace, so
+`decode(encode(x))` returns the normalised `x`: under NFKC full-width "，"
+becomes "," and "ﬁ" becomes "fi". Output is scored against raw references, so
+targets whose references use full-width punctuation (Chinese) train with
+`identity`.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def _train_model(lines: list[str], cfg: TokenizerConfig) -> bytes:
         # A soft limit: a corpus too small for `vocab_size` pieces gets fewer instead of an error.
         hard_vocab_limit=False,
         character_coverage=cfg.character_coverage,
+        normalization_rule_name=cfg.normalization,
         input_sentence_size=cfg.input_sentence_size,
         shuffle_input_sentence=True,
         pad_id=PAD_ID,

@@ -10,6 +10,24 @@ from pathlib import Path
 from typing import IO
 
 
+def check_writable(path: str | Path) -> None:
+    """Refuse early, before hours of work, an output path whose directory is missing or refuses new files.
+
+    The directory is probed by creating (and removing) a temporary file: unlike
+    `os.access`, this also catches read-only file systems and holds for root.
+    """
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"output directory {directory} does not exist; create it or choose another path.")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"output directory {directory} is not writable ({err.strerror}); choose another path."
+        ) from None
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync and rename it over `path`.
@@ -18,8 +36,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     temporary file is removed (or, after SIGKILL, left as a hidden `.NAME.*.tmp`).
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output directory {path.parent} does not exist.")
+    check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         encoding = None if "b" in mode else "utf-8"

@@ -87,3 +87,29 @@ def test_no_shell_eval_or_exec_in_library():
             if isinstance(node, ast.keyword) and node.arg == "shell":
                 offenders.append(f"{module}: shell=")
     assert not offenders, offenders
+
+
+def _unsafe_load(node: ast.AST) -> str | None:
+    """What is unsafe about `node`: Hydra object building, `_target_`, pickle, or `torch.load` without weights_only."""
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+    if name in {"instantiate", "get_class", "get_method"}:  # hydra.utils: build objects named in data
+        return name
+    if isinstance(node, ast.Constant) and node.value == "_target_":
+        return "_target_"
+    if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "pickle" and "load" in node.attr:
+        return f"pickle.{node.attr}"
+    if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+        flags = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+        return None if flags.get("weights_only") is True else "torch.load without weights_only=True"
+    return None
+
+
+def test_nothing_builds_objects_from_config_or_unpickles_code():
+    """Checkpoints and configs never name code to run: no Hydra instantiate, no pickle, only safe `torch.load`."""
+    offenders = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            problem = _unsafe_load(node)
+            if problem:
+                offenders.append(f"{module}: {problem}")
+    assert not offenders, offenders

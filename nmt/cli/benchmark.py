@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from nmt.atomic import atomic_open
+from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import BenchmarkConfig
 from nmt.data.sources import get_corpus
@@ -19,6 +19,8 @@ COLUMNS = ["split", "beam_size", "length_penalty", "bleu", "chrf", "sent_per_s",
 def run(cfg: BenchmarkConfig) -> dict:
     """Benchmark every (split, decode setting) pair; print a Markdown table and return the JSON result."""
     set_threads(cfg.num_threads)
+    if cfg.output is not None:
+        check_writable(cfg.output)  # before minutes of decoding, not after
     langs = (cfg.data.src_lang, cfg.data.tgt_lang)
     translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device, expect_langs=langs)
     rows = []

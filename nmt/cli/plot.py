@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.run:
             path = plot_learning_curves(args.run, args.out, args.title)
         else:
-            path = plot_bleu_vs_speed(args.benchmark, args.out)
+            path = plot_bleu_vs_speed(args.benchmark, args.out, args.title)
     except (FileNotFoundError, ImportError, KeyError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     print(f"wrote {path}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import select
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TextIO
 
-from nmt.atomic import atomic_open
+from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import TranslateConfig
 from nmt.data.corpus import check_file, iter_lines
@@ -24,10 +23,7 @@ def check_output(cfg: TranslateConfig) -> None:
     out = Path(cfg.output)
     if cfg.input is not None and out.exists() and out.resolve() == Path(cfg.input).resolve():
         raise ValueError(f"output {out} is the input file; choose another output path.")
-    if not out.parent.resolve().is_dir():
-        raise FileNotFoundError(f"output directory {out.parent} does not exist.")
-    if not os.access(out.parent.resolve(), os.W_OK):
-        raise PermissionError(f"output directory {out.parent} is not writable.")
+    check_writable(out)
 
 
 def available_lines(stream: TextIO, max_lines: int) -> Iterator[list[str]]:
@@ -60,19 +56,19 @@ def _write(out: IO[str], index: int, translation: Translation, n_best: int) -> N
     out.write("\n".join(format_translation(index, translation, n_best)) + "\n")
 
 
-def translate_stdin(translator: Translator, n_best: int) -> None:
+def translate_stdin(translator: Translator, cfg: TranslateConfig) -> None:
     """stdin to stdout, flushing after each chunk so interactive use answers line by line."""
     index = 0
-    for chunk in available_lines(sys.stdin, max_lines=1000):
+    for chunk in available_lines(sys.stdin, max_lines=cfg.buffer_size):
         for translation in translator.translate(chunk):
-            _write(sys.stdout, index, translation, n_best)
+            _write(sys.stdout, index, translation, cfg.decode.n_best)
             index += 1
         sys.stdout.flush()
 
 
 def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -> None:
     """Translate the input file into `out`, with a progress bar when asked and stderr is a terminal."""
-    translations = translator.translate_stream(iter_lines(cfg.input))
+    translations = translator.translate_stream(iter_lines(cfg.input), cfg.buffer_size)
     if cfg.progress and sys.stderr.isatty():
         from tqdm import tqdm
 
@@ -89,13 +85,13 @@ def run(cfg: TranslateConfig) -> None:
         check_file(Path(cfg.input))  # before the model loads: fail fast on a missing input
     translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
     if cfg.input is None and cfg.output is None:
-        translate_stdin(translator, cfg.decode.n_best)
+        translate_stdin(translator, cfg)
     elif cfg.output is None:
         translate_file(translator, cfg, sys.stdout)
     else:
         with atomic_open(cfg.output) as out:
             if cfg.input is None:
-                for index, t in enumerate(translator.translate_stream(sys.stdin)):
+                for index, t in enumerate(translator.translate_stream(sys.stdin, cfg.buffer_size)):
                     _write(out, index, t, cfg.decode.n_best)
             else:
                 translate_file(translator, cfg, out)

@@ -130,6 +130,20 @@ def _split_line(raw: bytes, path: Path, number: int) -> Iterator[str]:
         yield part.strip()
 
 
+def check_aligned(path: str | Path, lines: list[str], other_path: str | Path, other: list[str]) -> None:
+    """Raise `CorpusError` unless two files have as many lines: line i of one belongs to line i of the other."""
+    if len(lines) != len(other):
+        raise CorpusError(
+            f"{path} has {len(lines)} lines but {other_path} has {len(other)}; the files must align line by line."
+        )
+
+
+def check_has_text(path: str | Path, lines: list[str]) -> None:
+    """Raise `CorpusError` when every line of a corpus or reference file is empty."""
+    if not any(lines):
+        raise CorpusError(f"file {path} has only empty lines.")
+
+
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> ParallelText:
     """Read a sentence-aligned pair of files and check that they line up.
 
@@ -138,13 +152,9 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path) -> ParallelText:
             differ, or a side has only empty lines.
     """
     src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise CorpusError(
-            f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; parallel files must align line by line."
-        )
-    for path, lines in ((src_path, src), (tgt_path, tgt)):
-        if not any(lines):
-            raise CorpusError(f"file {path} has only empty lines.")
+    check_aligned(src_path, src, tgt_path, tgt)
+    check_has_text(src_path, src)
+    check_has_text(tgt_path, tgt)
     return ParallelText(src, tgt)
 
 

@@ -60,18 +60,32 @@ def plot_learning_curves(run_dir: str | Path, out: str | Path, title: str | None
     return Path(out)
 
 
-def plot_bleu_vs_speed(benchmark_json: str | Path, out: str | Path) -> Path:
-    """BLEU against sentences/s for every decode setting in an `nmt-benchmark` JSON file."""
+def plot_bleu_vs_speed(benchmark_json: str | Path, out: str | Path, title: str | None = None) -> Path:
+    """BLEU against sentences/s (log scale) for every decode setting in an `nmt-benchmark` JSON file.
+
+    One line per test split joins its settings from slowest to fastest, so the
+    price of each beam size reads off the chart.
+    """
     plt = _pyplot()
-    rows = json.loads(Path(benchmark_json).read_text(encoding="utf-8"))["results"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for row in rows:
-        label = f"{row['split']} beam {row['beam_size']}" + (
-            f" lp {row['length_penalty']:g}" if row["beam_size"] > 1 else ""
-        )
-        ax.scatter(row["sent_per_s"], row["bleu"])
-        ax.annotate(label, (row["sent_per_s"], row["bleu"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    ax.set(xlabel="sentences / s", ylabel="BLEU", title="quality vs decoding speed")
+    data = json.loads(Path(benchmark_json).read_text(encoding="utf-8"))
+    splits: dict[str, list[dict]] = {}
+    for row in data["results"]:
+        splits.setdefault(row["split"], []).append(row)
+    several_penalties = len({row["length_penalty"] for row in data["results"]}) > 1
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for split, rows in splits.items():
+        rows = sorted(rows, key=lambda row: row["sent_per_s"])
+        ax.plot([r["sent_per_s"] for r in rows], [r["bleu"] for r in rows], marker="o", label=split)
+        for row in rows:
+            label = "greedy" if row["beam_size"] == 1 else f"beam {row['beam_size']}"
+            if several_penalties and row["beam_size"] > 1:
+                label += f", lp {row['length_penalty']:g}"
+            ax.annotate(label, (row["sent_per_s"], row["bleu"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    env = data.get("environment", {})
+    where = f" ({env['device']}, {env['threads']} threads)" if {"device", "threads"} <= set(env) else ""
+    ax.set_xscale("log")
+    ax.set(xlabel=f"sentences / s{where}", ylabel="BLEU", title=title or "quality vs decoding speed")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nmt.atomic import atomic_write_bytes
-from nmt.checkpoint import export_checkpoint, metadata, read_raw, save_checkpoint
+from nmt.checkpoint import check_resumable, export_checkpoint, metadata, read_raw, save_checkpoint
 from nmt.config import TrainConfig
 from nmt.data.prepare import PreparedData, prepare_data
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
@@ -125,12 +125,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Train a model as `cfg` says; return the best checkpoint and its validation BLEU."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     threads = set_threads(cfg.trainer.num_threads)
+    checkpoint_dir = Path(cfg.run_dir) / "checkpoints"
+    resume = resolve_resume(cfg.resume, checkpoint_dir)  # a missing checkpoint fails before data preparation
     data = prepare_data(cfg.data, cfg.tokenizer)
     print(f"data: {len(data.train)} training pairs kept ({data.filter_stats}); {len(data.valid)} validation pairs")
     module = build_module(cfg, data)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
     datamodule = TranslationDataModule(data.train, data.valid, cfg.data.max_tokens, cfg.seed)
-    checkpoint_dir = Path(cfg.run_dir) / "checkpoints"
+    if resume is not None:
+        check_resumable(resume, data.tokenizer.to_bytes(), cfg.model)
     checkpoints = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="step{step:06d}-bleu{val/bleu:.2f}",
@@ -149,7 +152,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         # Our datamodule restores the position inside the epoch; Lightning cannot see that and warns.
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.resume, checkpoint_dir))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     best = checkpoints.best_model_path or str(checkpoint_dir / "last.ckpt")
     model_path = Path(cfg.run_dir) / "model.pt"
     if trainer.is_global_zero and Path(best).is_file():

@@ -192,18 +192,19 @@ def _peak_python_memory(model_path: Path, work: Path, lines: list[str], buffer_s
 
 
 def test_translating_a_file_streams_in_flat_memory(model_path, test_set, tmp_path):
-    """Ten times the lines, the same peak: only `buffer_size` lines are held at a time.
+    """Ten times the lines, (almost) the same peak: only `buffer_size` lines are held at a time.
 
     tracemalloc counts Python objects (lines, token ids, outputs), which is what
-    grows with the file; tensors live one batch at a time either way. Reading the
-    whole file at once (the control) shows that the measurement sees a held file.
+    grows with the file; tensors live one batch at a time either way. Holding the
+    whole file (the control, `buffer_size` = file length) shows what a file of this
+    size costs; streaming it may cost at most a tenth of that.
     """
     lines = [test_set.src[i % len(test_set)] for i in range(2000)]
     small = _peak_python_memory(model_path, tmp_path, lines[:200], buffer_size=100)
     large = _peak_python_memory(model_path, tmp_path, lines, buffer_size=100)
     whole = _peak_python_memory(model_path, tmp_path, lines, buffer_size=len(lines))
-    assert large < 1.1 * small, (small, large)
-    assert whole > 1.5 * large, (large, whole)
+    assert whole - small > 100_000, (small, whole)  # the control: a held file of 2,000 lines is visible
+    assert large - small < 0.1 * (whole - small), (small, large, whole)
 
 
 def test_num_threads_is_honoured_without_sched_getaffinity(model_path, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 
 from nmt.atomic import atomic_write_bytes
 from nmt.checkpoint import check_resumable, export_checkpoint, metadata, read_raw, save_checkpoint
@@ -47,6 +48,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return read_raw(path)
+
+
+class CheckpointEveryValidation(ModelCheckpoint):
+    """Top-k checkpoints by the monitored metric, and `last.ckpt` refreshed at every validation.
+
+    Lightning (2.6) rewrites `last.ckpt` only when a top-k checkpoint is saved, so while
+    BLEU plateaus a kill would lose every step since the last improvement.
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if fitting and self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def build_module(cfg: TrainConfig, data: PreparedData) -> TranslationModule:
@@ -134,7 +149,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     datamodule = TranslationDataModule(data.train, data.valid, cfg.data.max_tokens, cfg.seed)
     if resume is not None:
         check_resumable(resume, data.tokenizer.to_bytes(), cfg.model)
-    checkpoints = ModelCheckpoint(
+    checkpoints = CheckpointEveryValidation(
         dirpath=checkpoint_dir,
         filename="step{step:06d}-bleu{val/bleu:.2f}",
         monitor="val/bleu",

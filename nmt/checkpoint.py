@@ -166,19 +166,25 @@ def _from_raw(raw: dict[str, Any], path: Path) -> Checkpoint:
     )
 
 
-def check_resumable(path: str | Path, tokenizer: dict[str, bytes], model_config: ModelConfig) -> None:
-    """Refuse to resume from `path` unless it is a full training checkpoint of this tokenizer and model.
-
-    Resuming with other subwords would silently map old embeddings to new pieces,
-    so a tokenizer that differs in any byte is an error, not a warning.
-    """
-    raw = read_raw(path)
-    ckpt = _from_raw(raw, Path(path))
+def check_training_checkpoint(raw: dict[str, Any], path: str | Path) -> None:
+    """Refuse to resume from an exported model: it has weights but no optimizer or loop state."""
     if "optimizer_states" not in raw or "loops" not in raw:
         raise CheckpointError(
             f"checkpoint {path} is an exported model, not a training checkpoint (it has no optimizer or loop "
             "state); resume from the run's checkpoints/last.ckpt, or resume=last with that run's hydra.run.dir."
         )
+
+
+def check_resumable(
+    raw: dict[str, Any], path: str | Path, tokenizer: dict[str, bytes], model_config: ModelConfig
+) -> None:
+    """Refuse to resume from checkpoint `raw` (read from `path`) unless it was trained with this
+    tokenizer and model.
+
+    Resuming with other subwords would silently map old embeddings to new pieces,
+    so a tokenizer that differs in any byte is an error, not a warning.
+    """
+    ckpt = _from_raw(raw, Path(path))
     if ckpt.tokenizer != tokenizer:
         raise CheckpointError(
             f"checkpoint {path} was trained with a different tokenizer than this run's (the data or tokenizer "

@@ -191,7 +191,8 @@ def test_bad_input(case, work, shared_data, spm_cache, tiny_run, request, monkey
     command, args, status, expected = case
     monkeypatch.chdir(work)
     result, _ = tiny_run
-    values = {"w": work, "shared": shared_data, "model": result.model_path, "ckpt": _last_checkpoint(result)}
+    last = Path(result.best_checkpoint).parent / "last.ckpt"
+    values = {"w": work, "shared": shared_data, "model": result.model_path, "ckpt": last}
     if "{unwritable}" in " ".join(args):
         values["unwritable"] = request.getfixturevalue("unwritable")
     args = [arg.format(**values) for arg in args]
@@ -206,10 +207,6 @@ def test_bad_input(case, work, shared_data, spm_cache, tiny_run, request, monkey
         given = dict(arg.split("=", 1) for arg in args)
         lines = sum(1 for _ in iter_lines(given["input"]))
         assert Path(given["output"]).read_text(encoding="utf-8").count("\n") == lines
-
-
-def _last_checkpoint(result) -> Path:
-    return Path(result.best_checkpoint).parent / "last.ckpt"
 
 
 def _squeeze(text: str) -> str:

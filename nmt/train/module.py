@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from nmt.checkpoint import check_resumable
 from nmt.config import DecodeConfig, OptimConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer
@@ -161,6 +162,9 @@ class TranslationModule(L.LightningModule):
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this before it loads any weights: refuse another tokenizer, model or an export here,
+        # on the dict it already read, with a message instead of a shape error deep in `load_state_dict`.
+        check_resumable(checkpoint, self.trainer.ckpt_path, self.tokenizer.to_bytes(), self.model.cfg)
         rng = checkpoint.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])

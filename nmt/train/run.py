@@ -15,7 +15,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
 from nmt.atomic import atomic_write_bytes
-from nmt.checkpoint import check_resumable, export_checkpoint, metadata, read_raw, save_checkpoint
+from nmt.checkpoint import check_training_checkpoint, export_checkpoint, metadata, read_raw, save_checkpoint
 from nmt.config import TrainConfig
 from nmt.data.prepare import PreparedData, prepare_data
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
@@ -47,7 +47,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         save_checkpoint(checkpoint, path)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
-        return read_raw(path)
+        raw = read_raw(path)
+        check_training_checkpoint(raw, path)  # Lightning reads files only to resume
+        return raw
 
 
 class CheckpointEveryValidation(ModelCheckpoint):
@@ -147,8 +149,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     module = build_module(cfg, data)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
     datamodule = TranslationDataModule(data.train, data.valid, cfg.data.max_tokens, cfg.seed)
-    if resume is not None:
-        check_resumable(resume, data.tokenizer.to_bytes(), cfg.model)
     checkpoints = CheckpointEveryValidation(
         dirpath=checkpoint_dir,
         filename="step{step:06d}-bleu{val/bleu:.2f}",

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from nmt.errors import UserError
+
+
+class OutputPathError(UserError, OSError):
+    """An output path cannot be written: its directory is missing or refuses new files."""
 
 
 def check_writable(path: str | Path) -> None:
@@ -18,12 +25,12 @@ def check_writable(path: str | Path) -> None:
     """
     directory = Path(path).parent
     if not directory.is_dir():
-        raise FileNotFoundError(f"output directory {directory} does not exist; create it or choose another path.")
+        raise OutputPathError(f"output directory {directory} does not exist; create it or choose another path.")
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as err:
-        raise PermissionError(
+        raise OutputPathError(
             f"output directory {directory} is not writable ({err.strerror}); choose another path."
         ) from None
 
@@ -39,6 +46,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _plain_open_mode(path))  # mkstemp makes 0600 files; a plain `open()` would not
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
@@ -48,6 +56,32 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _plain_open_mode(path: Path) -> int:
+    """The permissions `open(path, "w")` would leave: an existing file's own, else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read from /proc where it is shown (Linux), else by setting and restoring it.
+
+    The fallback is racy: another thread creating a file between the two `os.umask`
+    calls would get umask 0. Nothing in nmt creates files from several threads.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0)
+    os.umask(old)
+    return old
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

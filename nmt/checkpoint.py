@@ -21,6 +21,7 @@ import torch
 
 from nmt.atomic import atomic_write_bytes
 from nmt.config import ModelConfig
+from nmt.errors import UserError
 
 FORMAT_VERSION = 1
 _METADATA_KEYS = (
@@ -36,7 +37,7 @@ _METADATA_KEYS = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file is not a usable nmt checkpoint; the message says which file and why."""
 
 
@@ -90,8 +91,11 @@ def metadata(
     }
 
 
-def read_raw(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict safely: `weights_only=True` refuses any pickled code."""
+def read_raw(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint dict safely: `weights_only=True` refuses any pickled code.
+
+    `mmap=True` maps the tensors instead of reading them (for a quick look at the metadata).
+    """
     path = Path(path)
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "does not exist"
@@ -99,7 +103,7 @@ def read_raw(path: str | Path) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
         raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch checkpoint (not a zip archive).")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds objects other than tensors and plain data "
@@ -132,10 +136,10 @@ def _model_config(values: Any, path: Path) -> ModelConfig:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by `nmt-train` (or `export`) into a validated `Checkpoint`."""
-    return _from_raw(read_raw(path), Path(path))
+    return from_raw(read_raw(path), Path(path))
 
 
-def _from_raw(raw: dict[str, Any], path: Path) -> Checkpoint:
+def from_raw(raw: dict[str, Any], path: Path) -> Checkpoint:
     """Validate a loaded checkpoint dict and build the `Checkpoint` it describes."""
     meta = raw.get("nmt")
     if not isinstance(meta, dict) or "state_dict" not in raw:
@@ -184,7 +188,7 @@ def check_resumable(
     Resuming with other subwords would silently map old embeddings to new pieces,
     so a tokenizer that differs in any byte is an error, not a warning.
     """
-    ckpt = _from_raw(raw, Path(path))
+    ckpt = from_raw(raw, Path(path))
     if ckpt.tokenizer != tokenizer:
         raise CheckpointError(
             f"checkpoint {path} was trained with a different tokenizer than this run's (the data or tokenizer "
@@ -202,6 +206,6 @@ def check_resumable(
 def export_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Write a slim copy of a training checkpoint: weights and metadata, no optimizer state."""
     raw = read_raw(src)
-    _from_raw(raw, Path(src))  # validates before anything is written
+    from_raw(raw, Path(src))  # validates before anything is written
     slim = {k: raw[k] for k in ("state_dict", "nmt", "global_step") if k in raw}
     save_checkpoint(slim, dst)

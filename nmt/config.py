@@ -10,11 +10,14 @@ breaks and raises once. Library code receives these dataclasses, never a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from nmt.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """One or more configuration values break a rule; the message lists them all."""
 
 
@@ -27,14 +30,14 @@ class DataConfig:
     fairseq's `--trainpref`. For named corpora they are split names.
     """
 
-    name: str = "builtin"  # builtin | multi30k | tatoeba | files
-    src_lang: str = "en"
-    tgt_lang: str = "de"
+    name: str = "builtin"  # the corpus: builtin | multi30k | tatoeba | files
+    src_lang: str = "en"  # source language code (for files: the suffix of the source files)
+    tgt_lang: str = "de"  # target language code (for files: the suffix of the target files)
     root: str | None = None  # local directory with the corpus files; None: download
-    cache_dir: str = "~/.cache/nmt"
-    train: str = "train"
-    valid: str = "valid"
-    test: str = "test"
+    cache_dir: str = "~/.cache/nmt"  # downloads and trained SentencePiece models
+    train: str = "train"  # training split (for files: a path prefix)
+    valid: str = "valid"  # validation split: picks the best checkpoint
+    test: str = "test"  # test split scored by nmt-evaluate and nmt-benchmark
     max_len: int = 128  # subword tokens per side; longer training pairs are dropped
     max_ratio: float = 3.0  # drop training pairs whose length ratio exceeds this
     max_tokens: int = 4096  # token budget per batch (padded source or target positions)
@@ -45,10 +48,10 @@ class DataConfig:
 class TokenizerConfig:
     """SentencePiece options; the trained model is cached by a hash of data and options."""
 
-    model_type: str = "unigram"  # unigram | bpe
-    vocab_size: int = 8000
+    model_type: str = "unigram"  # subword algorithm: unigram | bpe
+    vocab_size: int = 8000  # pieces asked for; a small corpus may give fewer (the real size is printed)
     joint: bool = True  # one model for both languages (needed to share all embeddings)
-    character_coverage: float = 1.0
+    character_coverage: float = 1.0  # share of characters covered by the vocabulary (0.9995 for Chinese)
     input_sentence_size: int = 1_000_000  # sentences sampled for training
     # SentencePiece normalisation: nmt_nfkc (NFKC; full-width "，" becomes ",") | nfkc | nmt_nfkc_cf | nfkc_cf
     # (case-folded) | identity (text as is: keeps the full-width punctuation of Chinese references)
@@ -59,19 +62,19 @@ class TokenizerConfig:
 class ModelConfig:
     """Transformer shape and variants (Vaswani et al. 2017 names in comments)."""
 
-    d_model: int = 512  # d_model
-    n_heads: int = 8  # h
+    d_model: int = 512  # d_model: embedding and hidden size
+    n_heads: int = 8  # h: attention heads (d_model must divide by it)
     enc_layers: int = 6  # N (encoder)
     dec_layers: int = 6  # N (decoder)
-    d_ff: int = 2048  # d_ff
+    d_ff: int = 2048  # d_ff: hidden size of the feed-forward sublayers
     dropout: float = 0.1  # P_drop on sublayer outputs and embeddings
-    attn_dropout: float = 0.0
-    act_dropout: float = 0.0
-    activation: str = "relu"  # relu | gelu
-    attention: str = "scaled_dot"  # scaled_dot | dot | additive
-    positions: str = "sinusoidal"  # sinusoidal | learned
-    max_positions: int = 1024
-    norm: str = "pre"  # pre | post (placement of LayerNorm around each sublayer)
+    attn_dropout: float = 0.0  # dropout on attention weights
+    act_dropout: float = 0.0  # dropout after the feed-forward activation
+    activation: str = "relu"  # feed-forward activation: relu | gelu
+    attention: str = "scaled_dot"  # attention score: scaled_dot | dot | additive
+    positions: str = "sinusoidal"  # position encoding: sinusoidal | learned
+    max_positions: int = 1024  # longest sequence the model accepts, in tokens
+    norm: str = "pre"  # LayerNorm placement around each sublayer: pre | post
     tie_output: bool = True  # decoder input embedding == output projection
     share_all_embeddings: bool = False  # encoder embedding too; needs a joint vocabulary
 
@@ -82,12 +85,12 @@ class OptimConfig:
 
     optimizer: str = "adamw"  # adam | adamw
     lr: float = 5e-4  # peak learning rate
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-9
-    weight_decay: float = 0.0
-    schedule: str = "inverse_sqrt"  # inverse_sqrt | linear
-    warmup_steps: int = 4000
-    label_smoothing: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)  # Adam's beta1, beta2 (Vaswani et al. 2017)
+    eps: float = 1e-9  # Adam's epsilon
+    weight_decay: float = 0.0  # decoupled weight decay (adamw)
+    schedule: str = "inverse_sqrt"  # learning rate after warmup: inverse_sqrt | linear (decays to 0 at max_steps)
+    warmup_steps: int = 4000  # steps of linear warmup to `lr`
+    label_smoothing: float = 0.1  # epsilon_ls of the smoothed cross-entropy, in [0, 1)
     max_bad_steps: int = 10  # stop after this many consecutive non-finite losses
 
 
@@ -96,31 +99,31 @@ class TrainerConfig:
     """The subset of Lightning Trainer options a run chooses."""
 
     accelerator: str = "cpu"  # cpu | gpu | auto
-    devices: int = 1
+    devices: int = 1  # devices (GPUs) to train on
     strategy: str = "auto"  # auto | ddp
     precision: str = "32"  # 32 | bf16-mixed | 16-mixed
-    max_steps: int = -1
-    max_epochs: int = 100
+    max_steps: int = -1  # optimizer steps to train; -1 = no limit
+    max_epochs: int = 100  # passes over the training data
     max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"
-    gradient_clip_val: float = 1.0
-    accumulate_grad_batches: int = 1
+    gradient_clip_val: float = 1.0  # clip the gradient norm to this
+    accumulate_grad_batches: int = 1  # batches summed into one optimizer step
     val_check_interval: int = 500  # training batches between validations (loss + BLEU)
-    log_every_n_steps: int = 50
+    log_every_n_steps: int = 50  # training loss and learning rate logged every this many steps
     num_threads: int = 0  # torch intra-op threads; 0 = one per available core
-    progress_bar: bool = True
+    progress_bar: bool = True  # show a progress bar on stderr
 
 
 @dataclass
 class DecodeConfig:
     """Search options for translation and validation BLEU."""
 
-    beam_size: int = 5
+    beam_size: int = 5  # hypotheses kept per sentence; 1 = greedy
     length_penalty: float = 1.0  # alpha of GNMT ((5+len)/6)^alpha (Wu et al. 2016)
-    length_norm: str = "gnmt"  # gnmt | average | none
-    max_len_a: float = 1.5  # max output length = a * source length + b
-    max_len_b: int = 10
-    min_len: int = 1
-    n_best: int = 1
+    length_norm: str = "gnmt"  # divisor of the summed log-probs: gnmt | average | none
+    max_len_a: float = 1.5  # max output length = a * source length + b; a >= 0
+    max_len_b: int = 10  # b of the max output length; a + b >= 1
+    min_len: int = 1  # shortest output before EOS is allowed, in tokens
+    n_best: int = 1  # hypotheses printed per input (as "i ||| text ||| score" when > 1); <= beam_size
     no_repeat_ngram: int = 0  # block repeated n-grams of this size (0 = off)
     max_tokens: int = 8000  # source tokens per translation batch
 
@@ -135,12 +138,12 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    seed: int = 1
+    seed: int = 1  # random seed for initialisation and data order
     run_dir: str = "."  # Hydra sets the working run directory; checkpoints go under it
     resume: str | None = None  # checkpoint path, or "last" for run_dir/checkpoints/last.ckpt
     save_top_k: int = 2  # best checkpoints kept by validation BLEU (plus last)
     early_stopping_patience: int = 0  # validations without BLEU gain before stopping; 0 = off
-    logger: str = "csv"  # csv | tensorboard
+    logger: str = "csv"  # training log format: csv | tensorboard
     val_samples: int = 3  # sample translations logged at each validation
 
 
@@ -148,13 +151,13 @@ class TrainConfig:
 class TranslateConfig:
     """Everything `nmt-translate` needs. Omitted input/output mean stdin/stdout."""
 
-    ckpt: str = "???"
-    input: str | None = None
-    output: str | None = None
+    ckpt: str = "???"  # the checkpoint to translate with (model.pt or a training .ckpt)
+    input: str | None = None  # text file, one sentence per line (plain or .gz); None: stdin
+    output: str | None = None  # file to write (atomically); None: stdout
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0
-    progress: bool = True  # only shown when reading a file
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    progress: bool = True  # progress bar on stderr; only shown when reading a file
     buffer_size: int = 2000  # lines read and translated at a time: memory stays flat however long the input
 
 
@@ -162,40 +165,40 @@ class TranslateConfig:
 class EvaluateConfig:
     """Everything `nmt-evaluate` needs: score files, or translate a test set and score it."""
 
-    hyp: str | None = None
+    hyp: str | None = None  # hypothesis file to score (one line per segment)
     ref: Any = None  # one reference file, or a list of them (ref=[A,B]); OmegaConf has no str|list type
-    ckpt: str | None = None
-    data: DataConfig = field(default_factory=DataConfig)
+    ckpt: str | None = None  # a checkpoint: translate a test set with it and score the translation
+    data: DataConfig | None = None  # the corpus `ckpt` translates; None: the one the checkpoint was trained on
     split: str | None = None  # defaults to data.test
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf", "ter"])
+    metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf", "ter"])  # any of bleu, chrf, ter
     tgt_lang: str | None = None  # chooses the sacreBLEU tokenizer; defaults to the data's target language
     tokenize: str | None = None  # sacreBLEU tokenizer (13a, zh, intl, char, ...); None chooses by tgt_lang
-    lowercase: bool = False
+    lowercase: bool = False  # score case-insensitively
     bootstrap: int = 0  # bootstrap resamples for a 95% confidence interval; 0 = off
     baseline: str | None = None  # a baseline system's output: paired significance test against `hyp`
     significance: str = "bs"  # bs (paired bootstrap) | ar (approximate randomisation)
-    json: bool = False
+    json: bool = False  # print the result as JSON instead of Markdown tables
     output: str | None = None  # where to save the translation when ckpt is given
-    device: str = "auto"
-    num_threads: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
 
 
 @dataclass
 class BenchmarkConfig:
     """Everything `nmt-benchmark` needs: one checkpoint, test splits, and a grid of decode settings."""
 
-    ckpt: str = "???"
-    data: DataConfig = field(default_factory=DataConfig)
+    ckpt: str = "???"  # the checkpoint to benchmark
+    data: DataConfig | None = None  # the corpus to translate; None: the one the checkpoint was trained on
     splits: list[str] = field(default_factory=list)  # test splits; empty means [data.test]
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the base settings the grid varies
-    beam_sizes: list[int] = field(default_factory=lambda: [1, 5])
-    length_penalties: list[float] = field(default_factory=lambda: [1.0])
+    beam_sizes: list[int] = field(default_factory=lambda: [1, 5])  # beam sizes to try (1 = greedy)
+    length_penalties: list[float] = field(default_factory=lambda: [1.0])  # GNMT alphas to try
     repeats: int = 3  # timed runs per setting; the median is reported
     tokenize: str | None = None  # sacreBLEU tokenizer; None chooses by target language
     output: str | None = None  # JSON file to write (atomically); the Markdown table always goes to stdout
-    device: str = "auto"
-    num_threads: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
 
 
 _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
@@ -243,6 +246,13 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(cfg.n_best >= 1, "n_best", ">= 1")
         need(cfg.max_tokens >= 1, "max_tokens", ">= 1")
         need(cfg.min_len >= 0, "min_len", ">= 0")
+        need(cfg.max_len_a >= 0, "max_len_a", ">= 0")
+        need(
+            cfg.max_len_a + cfg.max_len_b >= 1,
+            "max_len_b",
+            f">= {math.ceil(1 - cfg.max_len_a)} with `{prefix}max_len_a` = {cfg.max_len_a:g}, "
+            "so that a one-token source allows one output token",
+        )
     if isinstance(cfg, DataConfig):
         need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
         need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")

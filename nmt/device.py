@@ -3,20 +3,70 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import torch
 
+from nmt.errors import UserError
+
+
+class DeviceError(UserError, ValueError):
+    """The requested device does not exist or is not usable on this machine."""
+
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when available, else CPU; other names pass through (`cpu`, `cuda:1`)."""
+    """`auto` picks CUDA when available, else CPU; other names (`cpu`, `cuda`, `cuda:1`) must be usable here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"`device` must be auto, cpu, cuda or cuda:N, but is {name!r} instead.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "this PyTorch has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise DeviceError(f"device={name} was asked for, but {build}; use device=cpu (or device=auto).")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device={name} was asked for, but only {torch.cuda.device_count()} GPU(s) exist.")
+    elif device.type != "cpu":
+        raise DeviceError(f"`device` must be auto, cpu, cuda or cuda:N, but is {name!r} instead.")
+    return device
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def busy_cores(samples: int = 3, interval: float = 0.02) -> int:
+    """Cores other tasks keep busy right now: the runnable tasks in `/proc/loadavg`, less this one.
+
+    The least of a few samples, so a short-lived process is not taken for a busy core; 0 where the
+    kernel does not say (not Linux).
+    """
+    counts = []
+    for i in range(samples):
+        try:
+            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
+            return 0
+        counts.append(running - 1)  # this process is running while it reads
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(0, min(counts))
 
 
 def set_threads(num_threads: int) -> int:
-    """Use `num_threads` intra-op threads, or one per available core when 0; returns the count."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = num_threads or cores
-    torch.set_num_threads(max(1, count or 1))
+    """Use `num_threads` intra-op threads, or with 0 one per free core; returns the count.
+
+    PyTorch's OpenMP threads spin while they wait for each other, so a thread that shares its core
+    with another busy process stalls all the others: measured with `scripts/benchmark_threads.py`,
+    2 threads beside one busy process ran slower than 1 thread. So 0 (auto) counts the cores that
+    are not busy when the command starts, and never takes more threads than there are free cores.
+    """
+    count = num_threads or max(1, usable_cores() - busy_cores())
+    torch.set_num_threads(max(1, count))
     return torch.get_num_threads()

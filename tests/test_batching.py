@@ -117,3 +117,16 @@ def test_padding_ratio_on_multi30k_is_small(shared_data, spm_cache):
     unsorted = [list(range(i, min(i + 150, len(src)))) for i in range(0, len(src), 150)]
     padded = sum(len(b) * (max(src[i] for i in b) + max(tgt[i] for i in b)) for b in unsorted)
     assert sampler.padding_ratio() < 1 - (sum(src) + sum(tgt)) / padded  # sorting beats arrival order
+
+
+def test_uneven_sharding_deals_every_batch_out_once_for_validation():
+    src, tgt = lengths(500)
+    total = list(TokenBatchSampler(src, tgt, 300, shuffle=False))
+    shards = [
+        list(TokenBatchSampler(src, tgt, 300, shuffle=False, num_replicas=3, rank=r, even=False)) for r in range(3)
+    ]
+    assert sorted(b for shard in shards for b in shard) == sorted(total)
+    assert [len(s) for s in shards] == [
+        len(TokenBatchSampler(src, tgt, 300, num_replicas=3, rank=r, even=False)) for r in range(3)
+    ]
+    assert len(total) % 3 == 0 or len({len(s) for s in shards}) == 2

@@ -186,3 +186,26 @@ def test_plot_of_directory_without_logs_names_it(tmp_path):
     with pytest.raises(SystemExit, match=str(tmp_path / "logs" / "metrics.csv")):
         plot_main(["--run", str(tmp_path), "--out", str(tmp_path / "x.png")])
     assert not (tmp_path / "x.png").exists()
+
+
+class _Hungry:
+    """A stand-in translator whose `translate` holds `megabytes` of memory while it runs."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, megabytes: int) -> None:
+        self.decode = DecodeConfig(beam_size=1)
+        self.megabytes = megabytes
+
+    def translate(self, src: list[str]) -> list:
+        held = torch.ones(self.megabytes * 2**20 // 4)  # float32: 4 bytes each
+        held.add_(1.0)  # touch every page
+        return [type("T", (), {"best": line, "tokens": 1})() for line in src]
+
+
+def test_each_setting_reports_its_own_peak_memory_not_the_runs_peak() -> None:
+    """A 400 MB setting followed by a 10 MB one: the second's peak must not carry the first's."""
+    src = ["ein Hund ."] * 4
+    big = benchmark_setting(_Hungry(400), src, src, "de", repeats=1)
+    small = benchmark_setting(_Hungry(10), src, src, "de", repeats=1)
+    assert big["peak_memory_mb"] - small["peak_memory_mb"] > 300, (big["peak_memory_mb"], small["peak_memory_mb"])

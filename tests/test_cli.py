@@ -6,6 +6,9 @@ scores against sacreBLEU, since each subprocess spends seconds on imports.
 """
 
 import json
+import os
+import shlex
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -14,8 +17,11 @@ from pathlib import Path
 import pytest
 import sacrebleu
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from nmt.atomic import OutputPathError, atomic_write_bytes
 from nmt.cli import evaluate, translate
+from nmt.cli.usage import pasteable
 from nmt.config import DataConfig, DecodeConfig, EvaluateConfig, TranslateConfig
 from nmt.data.corpus import CorpusError
 from nmt.data.sources import get_corpus
@@ -135,7 +141,7 @@ def test_output_equal_to_input_is_refused(model_path, tmp_path, spelling):
 def test_output_into_missing_directory_names_it(model_path, tmp_path):
     (tmp_path / "in.txt").write_text("the dog sees a cat.\n")
     missing = tmp_path / "no" / "such" / "dir"
-    with pytest.raises(FileNotFoundError, match="does not exist") as err:
+    with pytest.raises(OutputPathError, match="does not exist") as err:
         _run_translate(model_path, input=str(tmp_path / "in.txt"), output=str(missing / "out.txt"))
     assert str(missing) in str(err.value)
     assert not (tmp_path / "no").exists()
@@ -296,3 +302,31 @@ def test_evaluate_json_stdout_is_only_json(scored_files, tmp_path):
     args = [f"hyp={f['hyp']}", f"ref={f['ref']}", f"baseline={f['baseline']}", "metrics=[bleu]", "json=true"]
     proc = _cli("nmt-evaluate", args, tmp_path)
     assert json.loads(proc.stdout)["comparisons"][0]["p_value"] < 0.05
+
+
+# ---- file permissions and commands that paste back ----
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_outputs_get_the_permissions_of_a_plain_open(model_path, tmp_path, umask_022):
+    (tmp_path / "in.txt").write_text("the dog sees a cat.\n")
+    _run_translate(model_path, input=str(tmp_path / "in.txt"), output=str(tmp_path / "out.txt"))
+    atomic_write_bytes(tmp_path / "new.bin", b"data")
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644
+    (tmp_path / "new.bin").chmod(0o640)  # an existing file keeps its mode, as with open()
+    atomic_write_bytes(tmp_path / "new.bin", b"more")
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("path", ["runs/a/model.pt", "runs/multirun/0_model.attention=dot,trainer.max_steps=50/m.pt"])
+def test_printed_overrides_parse_back_in_a_shell_and_in_hydra(path):
+    words = shlex.split(f"nmt-translate {pasteable('ckpt', path)}")
+    assert len(words) == 2
+    assert OverridesParser.create().parse_override(words[1]).value() == path

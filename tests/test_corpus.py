@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.data.corpus import CorpusError, filter_pairs, read_lines, read_parallel
+from nmt.data.corpus import CorpusError, check_lines, filter_pairs, iter_lines, read_lines, read_parallel
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -120,3 +120,19 @@ def test_filter_rejects_bad_arguments():
         filter_pairs([1, 2], [1], max_len=5, max_ratio=2.0)
     with pytest.raises(ValueError, match=r"`max_ratio` must be >= 1, but is 0.5 instead\."):
         filter_pairs([1], [1], max_len=5, max_ratio=0.5)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [(b"Gr\xfc\xdfe\n", "line 2: invalid UTF-8 at byte 2 of the line"), (b"a\x00\n", "line 2: NUL byte")],
+)
+def test_a_byte_stream_is_checked_like_a_file(tmp_path, bad, message):
+    raw = [b"\xef\xbb\xbfgood line\r\n", bad, b"never read\n"]
+    got = []
+    with pytest.raises(CorpusError) as err:
+        got.extend(check_lines(iter(raw), "<stdin>"))
+    assert got == ["good line"] and str(err.value).startswith(f"<stdin>, {message}")
+    path = write(tmp_path / "in.txt", b"".join(raw))
+    with pytest.raises(CorpusError) as from_file:
+        list(iter_lines(path))
+    assert str(from_file.value) == str(err.value).replace("<stdin>", f"file {path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
 
 # Each module may import only from layers at or before its own position.
-LAYERS = ["config", "atomic", "device", "checkpoint", "data", "model", "decode", "evaluate", "train", "cli"]
+LAYERS = ["errors", "config", "atomic", "device", "checkpoint", "data", "model", "decode", "evaluate", "train", "cli"]
 LIGHTNING_LAYERS = {"train", "cli"}
 
 

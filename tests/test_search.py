@@ -250,3 +250,14 @@ def test_attention_has_one_row_per_output_token(
             assert attn.shape == (len(hyp), src_len)
             assert (attn >= 0).all()
             assert torch.allclose(attn.sum(1), torch.ones(len(hyp)), atol=1e-5)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_sentence_whose_every_hypothesis_is_forbidden_gets_an_empty_nbest(model: Transformer, beam: int) -> None:
+    """`min_len` forbids EOS while blocking repeated 1-grams forbids every symbol already used: with 16 symbols,
+    no hypothesis can reach 20 tokens, so each ends at -inf and none is returned (callers must cope)."""
+    src = torch.tensor([[5, 6, 7, EOS]])
+    cfg = DecodeConfig(beam_size=beam, n_best=1, min_len=20, no_repeat_ngram=1, max_len_a=0.0, max_len_b=25)
+    search = greedy_search if beam == 1 else beam_search
+    result = search(model, src, src.eq(PAD), cfg, BOS, EOS)
+    assert result.tokens == [[]] and result.scores == [[]]

@@ -100,3 +100,11 @@ def test_foreign_special_ids_are_rejected():
     )
     with pytest.raises(ValueError, match=r"special ids .* must be \(0, 1, 2, 3\), but are \(-1, 0, 1, 2\)"):
         Tokenizer(model.getvalue())
+
+
+def test_a_smaller_vocabulary_than_asked_is_reported(corpus, tmp_path, capsys):
+    tok = train_tokenizer(*corpus, TokenizerConfig(vocab_size=5000), tmp_path)
+    assert tok.src_vocab_size < 5000
+    assert f"tokenizer: asked for 5,000 pieces, the corpus gave {tok.src_vocab_size:,}." in capsys.readouterr().err
+    train_tokenizer(*corpus, TokenizerConfig(vocab_size=200), tmp_path)
+    assert "asked for" not in capsys.readouterr().err  # the size asked for: nothing to say

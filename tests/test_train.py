@@ -15,7 +15,7 @@ import torch
 from conftest import TINY_STEPS, train_config
 from sacrebleu.metrics import BLEU
 
-from nmt.checkpoint import load_checkpoint, read_raw
+from nmt.checkpoint import CheckpointError, load_checkpoint, read_raw
 from nmt.config import TrainConfig
 from nmt.data.batching import collate
 from nmt.data.prepare import EncodedPairs
@@ -177,7 +177,7 @@ def test_resumed_run_ends_with_the_uninterrupted_runs_weights(resumed) -> None:
 
 def test_resume_last_without_a_checkpoint_names_the_missing_file(tmp_path, spm_cache) -> None:
     cfg = train_config(tmp_path, spm_cache, SHORT + ["trainer.max_steps=2", "resume=last"])
-    with pytest.raises(FileNotFoundError, match=r"checkpoints/last\.ckpt does not exist.*hydra\.run\.dir"):
+    with pytest.raises(CheckpointError, match=r"checkpoints/last\.ckpt does not exist.*hydra\.run\.dir"):
         train(cfg)
 
 
@@ -243,3 +243,78 @@ def test_num_threads_is_honoured_without_sched_getaffinity(monkeypatch) -> None:
         assert set_threads(1) == 1
     finally:
         torch.set_num_threads(before)
+
+
+# --- resuming: what is read from the checkpoint before any work ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, spm_cache) -> TrainConfig:
+    """A 4-step run with a time budget (so Lightning's Timer state is in its checkpoints)."""
+    cfg = train_config(
+        tmp_path_factory.mktemp("short"),
+        spm_cache,
+        SHORT + ["trainer.max_steps=4", "trainer.val_check_interval=4", "trainer.max_time=00:01:00:00"],
+    )
+    train(cfg)
+    return cfg
+
+
+def test_resume_takes_the_tokenizer_from_the_checkpoint_not_from_a_new_training(short_run, tmp_path) -> None:
+    """With an empty tokenizer cache a resume must not train SentencePiece again (its sampling is not seeded
+    on large corpora, so a retrained model could differ): the checkpoint's tokenizer is used."""
+    cold = tmp_path / "cold-cache"
+    overrides = SHORT + ["trainer.max_steps=6", "trainer.val_check_interval=6", "trainer.max_time=00:01:00:00"]
+    cfg = train_config(Path(short_run.run_dir), cold, [*overrides, "resume=last"])
+    result = train(cfg)
+    assert result.steps == 6
+    assert not list(cold.rglob("*.model"))  # nothing was trained into the cache
+
+
+def test_resume_with_other_tokenizer_settings_is_refused_naming_them(short_run, spm_cache) -> None:
+    overrides = SHORT + ["tokenizer.vocab_size=299", "trainer.max_steps=8", "resume=last"]
+    cfg = train_config(Path(short_run.run_dir), spm_cache, overrides)
+    with pytest.raises(
+        CheckpointError, match=r"different tokenizer.*tokenizer\.vocab_size \(checkpoint 300, config 299\)"
+    ):
+        train(cfg)
+
+
+def test_resume_with_a_spent_time_budget_says_so_before_any_work(short_run, spm_cache, capsys) -> None:
+    from nmt.config import ConfigError
+
+    overrides = SHORT + ["trainer.max_steps=40", "trainer.max_time=00:00:00:00", "resume=last"]
+    cfg = train_config(Path(short_run.run_dir), spm_cache, overrides)
+    with pytest.raises(ConfigError, match=r"already trained for 00:00:00:\d\d: max_time counts the whole run"):
+        train(cfg)
+    assert "data:" not in capsys.readouterr().err  # refused before data preparation
+
+
+def test_tensorboard_logger_writes_event_files(tmp_path, spm_cache) -> None:
+    cfg = train_config(
+        tmp_path, spm_cache, SHORT + ["trainer.max_steps=2", "trainer.val_check_interval=2", "logger=tensorboard"]
+    )
+    train(cfg)
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_logger_without_tensorboard_names_the_extra(tmp_path, spm_cache, monkeypatch) -> None:
+    from importlib import util
+
+    from nmt.config import ConfigError
+
+    find_spec = util.find_spec
+    monkeypatch.setattr(
+        util, "find_spec", lambda name, *a: None if "tensorboard" in name.lower() else find_spec(name, *a)
+    )
+    cfg = train_config(tmp_path, spm_cache, SHORT + ["trainer.max_steps=2", "logger=tensorboard"])
+    with pytest.raises(ConfigError, match=r"pip install 'nmt-toolkit\[tensorboard\]'"):
+        train(cfg)
+
+
+def test_validation_scores_sentences_without_any_allowed_hypothesis_as_empty(tmp_path, spm_cache) -> None:
+    """Blocking repeated 1-grams with a minimum length above the vocabulary leaves no finite hypothesis for
+    any validation sentence: validation must score empty lines (it used to crash on `nbest[0]`)."""
+    blocked = ["decode.no_repeat_ngram=1", "decode.min_len=400", "decode.max_len_a=0", "decode.max_len_b=405"]
+    cfg = train_config(tmp_path, spm_cache, SHORT + ["trainer.max_steps=2", "trainer.val_check_interval=2", *blocked])
+    assert train(cfg).best_bleu == 0.0

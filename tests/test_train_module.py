@@ -1,4 +1,4 @@
-"""`TranslationModule` under a real Lightning Trainer: non-finite losses are skipped, then stop the run."""
+"""`TranslationModule` under a real Lightning Trainer: updates with non-finite gradients are skipped, then stop."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from nmt.config import DecodeConfig, ModelConfig, OptimConfig
 from nmt.data.batching import collate
 from nmt.model import Transformer
 from nmt.train.module import NonFiniteLossError, TranslationModule
+from nmt.train.optim import parameter_groups
 
 PAD, BOS, EOS, V = 0, 1, 2, 20
 
 
-def make_module(max_bad_steps: int) -> TranslationModule:
+def make_module(max_bad_steps: int, dropout: float = 0.1) -> TranslationModule:
     torch.manual_seed(0)
-    model = Transformer(ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32), V, V, PAD)
+    shape = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=dropout)
+    model = Transformer(shape, V, V, PAD)
     optim = OptimConfig(max_bad_steps=max_bad_steps, warmup_steps=2)
     # No tokenizer, references or metadata: they serve validation, which these runs do not reach.
     return TranslationModule(model, None, optim, DecodeConfig(beam_size=1), [], {}, max_steps=100)
@@ -32,7 +34,7 @@ def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -
     def patched(src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         calls.append(1)
         logits = forward(src, tgt_in)
-        return torch.full_like(logits, float("nan")) if is_bad(len(calls)) else logits
+        return logits * float("nan") if is_bad(len(calls)) else logits  # NaN, still part of the graph
 
     monkeypatch.setattr(module.model, "forward", patched)
 
@@ -49,7 +51,7 @@ def fit(module: TranslationModule, n_batches: int) -> None:
         gradient_clip_val=1.0,
     )
     with warnings.catch_warnings():
-        for message in ("returned `None`", "no `val_dataloader`", "does not have many workers"):
+        for message in ("no `val_dataloader`", "does not have many workers"):
             warnings.filterwarnings("ignore", message=f".*{message}.*")
         trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
 
@@ -82,6 +84,50 @@ def test_a_finite_step_resets_the_count_of_bad_steps(monkeypatch) -> None:
 def test_too_many_consecutive_non_finite_losses_stop_training(monkeypatch) -> None:
     module = make_module(max_bad_steps=3)
     poison(module, monkeypatch, lambda call: call >= 2)  # one good step, then NaN for good
-    with pytest.raises(NonFiniteLossError, match=r"3 consecutive non-finite losses \(last: nan\) .*optim\.lr"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"3 consecutive updates with non-finite gradients at step \d+; .*optim\.lr"
+    ):
         fit(module, n_batches=10)
     assert module.bad_steps == 3
+
+
+def gradients_of_one_update(batches: list, accumulate: int) -> dict[str, torch.Tensor]:
+    """The gradients of the single update `batches` make (no clipping), as the optimizer saw them."""
+    module = make_module(max_bad_steps=10, dropout=0.0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        accumulate_grad_batches=accumulate,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(val_dataloader|does not have many workers).*")
+        trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    return {name: p.grad.clone() for name, p in module.model.named_parameters() if p.grad is not None}
+
+
+def test_accumulated_batches_weigh_by_tokens_like_one_batch_holding_both() -> None:
+    """A 2-token and a 7-token target accumulated into one update give the gradient of one batch of both:
+    every target token weighs the same (a mean per micro-batch would weigh the short one's tokens 3.5x)."""
+    short = ([[5, 6]], [[7]])
+    long = ([[5, 6, 7, 8]], [[9, 10, 11, 12, 13, 14]])
+    accumulated = gradients_of_one_update([collate(*short, PAD, BOS, EOS), collate(*long, PAD, BOS, EOS)], 2)
+    union = collate(short[0] + long[0], short[1] + long[1], PAD, BOS, EOS)
+    together = gradients_of_one_update([union], 1)
+    assert accumulated.keys() == together.keys()
+    for name in together:
+        torch.testing.assert_close(accumulated[name], together[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_weight_decay_applies_to_weight_matrices_only() -> None:
+    model = make_module(max_bad_steps=1).model
+    decay, spared = parameter_groups(model, weight_decay=0.1)
+    assert decay["weight_decay"] == 0.1 and spared["weight_decay"] == 0.0
+    names = {id(p): name for name, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert len(decay["params"]) + len(spared["params"]) == len(names)  # each parameter once (tied ones too)
+    assert decayed and all(p.ndim == 2 for p in decay["params"])
+    assert not any("embed" in name or "norm" in name or name.endswith("bias") for name in decayed), decayed

@@ -230,3 +230,15 @@ def test_checkpoint_needs_no_other_file(model_path, tmp_path, test_set, monkeypa
     out = Translator.from_checkpoint(copy, DecodeConfig(beam_size=5), device="cpu").translate(test_set.src[:5])
     original = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=5), device="cpu")
     assert [t.best for t in out] == [t.best for t in original.translate(test_set.src[:5])]
+
+
+def test_sentences_without_any_allowed_hypothesis_still_give_one_line_each(model_path, test_set) -> None:
+    """Blocking repeated 1-grams with a minimum length above the vocabulary size leaves no finite hypothesis;
+    each such line becomes an empty translation (it used to crash on `nbest[0]`)."""
+    probe = Translator.from_checkpoint(model_path, DecodeConfig(), "cpu")
+    vocab = probe.tokenizer.tgt_vocab_size
+    cfg = DecodeConfig(beam_size=1, min_len=vocab + 1, no_repeat_ngram=1, max_len_a=0.0, max_len_b=vocab + 5)
+    translator = Translator.from_checkpoint(model_path, cfg, "cpu")
+    translations = translator.translate(test_set.src[:2] + [""])
+    assert [t.best for t in translations] == ["", "", ""]
+    assert [t.tokens for t in translations] == [0, 0, 0]

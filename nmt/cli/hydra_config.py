@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from nmt.checkpoint import CheckpointError
-from nmt.config import BenchmarkConfig, EvaluateConfig, TrainConfig, TranslateConfig, check
-from nmt.data.corpus import CorpusError
+from nmt.atomic import check_writable
+from nmt.cli.usage import argv_problems, group_options, help_text, wants_help
+from nmt.config import BenchmarkConfig, ConfigError, EvaluateConfig, TrainConfig, TranslateConfig, check
+from nmt.errors import UserError
 
-# Problems with the user's input: reported as one line and exit status 1, without a traceback.
-USER_ERRORS = (CorpusError, CheckpointError, ValueError, OSError)
+# Problems with the user's input, files or environment: one line and exit status 1, no traceback.
+# Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError,)
 
 
 def _conf_dir() -> str:
@@ -32,6 +40,15 @@ CONF_DIR = _conf_dir()
 Config = TypeVar("Config")
 
 
+@dataclass
+class Job:
+    """One finished job of a Hydra sweep: its directory, its overrides and what `run` returned."""
+
+    dir: str
+    overrides: list[str]
+    result: Any
+
+
 def register_schemas() -> None:
     """Register the dataclasses as schemas: each entry config lists its schema first in `defaults`."""
     store = ConfigStore.instance()
@@ -43,23 +60,95 @@ def register_schemas() -> None:
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:
     """Convert the composed config once into typed dataclasses and check every rule."""
-    value = OmegaConf.to_object(cfg)
+    try:
+        value = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as err:
+        key = err.full_key
+        raise ConfigError(
+            f"`{key}` is required, but is not given: add {key}=... to the command line (see --help)."
+        ) from None
     if not isinstance(value, schema):
         raise TypeError(f"config must convert to {schema.__name__}, but converted to {type(value).__name__}.")
     return check(value)
 
 
-def entry_point(config_name: str, schema: type[Config], run: Callable[[Config], Any]) -> Callable[[], None]:
-    """A console script: compose `conf/{config_name}.yaml`, convert it to `schema`, and call `run` with it."""
+def _default_config(config_name: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The composed default config as plain data, and the option each config group chooses by default."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name=config_name, return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    del cfg.hydra
+    groups = {g: c for g, c in choices.items() if "/" not in g and not g.startswith("hydra")}
+    return OmegaConf.to_container(cfg, resolve=False), groups
+
+
+def run_dir_problems(config_name: str, args: list[str]) -> list[str]:
+    """Hydra creates `hydra.run.dir` before nmt runs (and fails with a traceback): check it can be made.
+
+    Only for single runs with a run directory of their own; any composition problem is left to Hydra.
+    """
+    if "-m" in args or "--multirun" in args:
+        return []
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        run_dir = Path(str(cfg.hydra.run.dir))
+    except Exception:  # noqa: BLE001 - Hydra reports its own composition errors next
+        return []
+    if run_dir == Path("."):
+        return []
+    existing = next(p for p in [run_dir, *run_dir.parents] if p.exists())
+    try:
+        check_writable(existing / "probe")
+    except UserError as err:
+        return [f"hydra.run.dir {run_dir} cannot be created: {err}"]
+    return []
+
+
+def entry_point(
+    config_name: str,
+    schema: type[Config],
+    run: Callable[[Config], Any],
+    doc: str,
+    summarize: Callable[[list[Job]], None] | None = None,
+) -> Callable[[], None]:
+    """A console script: compose `conf/{config_name}.yaml`, convert it to `schema`, and call `run` with it.
+
+    Args:
+        config_name: the entry config, also the command's name after `nmt-`.
+        schema: the config dataclass `run` takes.
+        run: the command's work.
+        doc: the command's description and examples, shown by `--help`.
+        summarize: called after a sweep (`-m`) with every job, e.g. to print a table of results.
+    """
+    command = f"nmt-{config_name}"
+    jobs: list[Job] = []
 
     def task(cfg: DictConfig) -> Any:
         try:
-            return run(to_dataclass(cfg, schema))
+            result = run(to_dataclass(cfg, schema))
         except USER_ERRORS as err:
             raise SystemExit(f"error: {err}") from None
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            jobs.append(Job(hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), result))
+        return result
 
     def main() -> None:
         register_schemas()
+        args = sys.argv[1:]
+        values, chosen = _default_config(config_name)
+        groups = {group: group_options(CONF_DIR, group) for group in chosen}
+        if wants_help(args):
+            print(help_text(command, doc, schema, values, groups, chosen))
+            return
+        problems = argv_problems(command, args, schema, groups) or run_dir_problems(config_name, args)
+        if problems:
+            raise SystemExit("error: " + "\nerror: ".join(problems))
+        jobs.clear()
         hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(task)()
+        if jobs and summarize is not None:
+            summarize(jobs)
 
     return main

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nmt.errors import UserError
 from nmt.evaluate.plots import plot_bleu_vs_speed, plot_learning_curves
 
 
@@ -22,6 +23,6 @@ def main(argv: list[str] | None = None) -> None:
             path = plot_learning_curves(args.run, args.out, args.title)
         else:
             path = plot_bleu_vs_speed(args.benchmark, args.out, args.title)
-    except (FileNotFoundError, ImportError, KeyError, ValueError) as err:
+    except (UserError, KeyError, ValueError) as err:  # KeyError, ValueError: a malformed benchmark JSON
         raise SystemExit(f"error: {err}") from None
     print(f"wrote {path}")

@@ -1,17 +1,27 @@
-"""`nmt-translate`: translate a file or stdin with a checkpoint, keeping one output line per input line."""
+"""`nmt-translate`: translate a file or stdin with a checkpoint, keeping one output line per input line.
+
+Reads `input` (plain or .gz UTF-8, one sentence per line; stdin without it) and writes one
+translation per line to `output` (atomically; stdout without it). Typed lines are answered as
+soon as they are entered. Bad input stops with the file (or <stdin>) and line named; the
+translations of the lines before it are kept on stdout.
+
+Examples:
+    nmt-translate ckpt=runs/quickstart/model.pt input=test.en output=test.de
+    cat test.en | nmt-translate ckpt=runs/quickstart/model.pt decode=greedy > test.de
+"""
 
 from __future__ import annotations
 
 import select
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, BinaryIO
 
 from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
-from nmt.config import TranslateConfig
-from nmt.data.corpus import check_file, iter_lines
+from nmt.config import ConfigError, TranslateConfig
+from nmt.data.corpus import check_file, check_lines, iter_lines
 from nmt.decode.translator import Translation, Translator, format_translation
 from nmt.device import set_threads
 
@@ -22,30 +32,37 @@ def check_output(cfg: TranslateConfig) -> None:
         return
     out = Path(cfg.output)
     if cfg.input is not None and out.exists() and out.resolve() == Path(cfg.input).resolve():
-        raise ValueError(f"output {out} is the input file; choose another output path.")
+        raise ConfigError(f"output {out} is the input file; choose another output path.")
     check_writable(out)
 
 
-def available_lines(stream: TextIO, max_lines: int) -> Iterator[list[str]]:
-    """Group stdin lines into chunks: as many as are already waiting (up to `max_lines`), at least one.
+def available_lines(lines: Iterator[str], ready: Callable[[], bool], max_lines: int) -> Iterator[list[str]]:
+    """Group lines into chunks: as many as are already waiting (`ready()`, up to `max_lines`), at least one.
 
     A pipe from a file fills whole chunks (fast, batched); a person typing gets
-    each line translated as soon as it is entered.
+    each line translated as soon as it is entered. When `lines` raises (a bad
+    line), the chunk read so far is yielded first, so no good line is lost.
     """
-    while True:
-        line = stream.readline()
-        if not line:
-            return
+    for line in lines:
         chunk = [line]
-        while len(chunk) < max_lines and _ready(stream):
-            line = stream.readline()
-            if not line:
-                break
-            chunk.append(line)
-        yield [x.rstrip("\r\n") for x in chunk]
+        try:
+            while len(chunk) < max_lines and ready():
+                line = next(lines, None)
+                if line is None:
+                    break
+                chunk.append(line)
+        except Exception:
+            yield chunk
+            raise
+        yield chunk
 
 
-def _ready(stream: TextIO) -> bool:
+def stdin_lines() -> Iterator[str]:
+    """stdin's lines, checked like a file's: invalid UTF-8 or a NUL byte stops with "<stdin>, line N"."""
+    return check_lines(sys.stdin.buffer, "<stdin>")
+
+
+def _ready(stream: BinaryIO) -> bool:
     try:
         return bool(select.select([stream], [], [], 0)[0])
     except (OSError, ValueError):  # not a selectable stream: read on, in whole chunks
@@ -59,7 +76,7 @@ def _write(out: IO[str], index: int, translation: Translation, n_best: int) -> N
 def translate_stdin(translator: Translator, cfg: TranslateConfig) -> None:
     """stdin to stdout, flushing after each chunk so interactive use answers line by line."""
     index = 0
-    for chunk in available_lines(sys.stdin, max_lines=cfg.buffer_size):
+    for chunk in available_lines(stdin_lines(), lambda: _ready(sys.stdin.buffer), max_lines=cfg.buffer_size):
         for translation in translator.translate(chunk):
             _write(sys.stdout, index, translation, cfg.decode.n_best)
             index += 1
@@ -72,7 +89,9 @@ def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -
     if cfg.progress and sys.stderr.isatty():
         from tqdm import tqdm
 
-        translations = tqdm(translations, unit="sent", file=sys.stderr)
+        # The file's line count (one fast pass over its bytes) gives the bar a total and an ETA.
+        total = sum(1 for _ in iter_lines(cfg.input))
+        translations = tqdm(translations, total=total, unit="sent", file=sys.stderr)
     for index, translation in enumerate(translations):
         _write(out, index, translation, cfg.decode.n_best)
 
@@ -91,7 +110,7 @@ def run(cfg: TranslateConfig) -> None:
     else:
         with atomic_open(cfg.output) as out:
             if cfg.input is None:
-                for index, t in enumerate(translator.translate_stream(sys.stdin, cfg.buffer_size)):
+                for index, t in enumerate(translator.translate_stream(stdin_lines(), cfg.buffer_size)):
                     _write(out, index, t, cfg.decode.n_best)
             else:
                 translate_file(translator, cfg, out)
@@ -99,4 +118,4 @@ def run(cfg: TranslateConfig) -> None:
     print(translator.stats.summary(), file=sys.stderr)
 
 
-main = entry_point("translate", TranslateConfig, run)
+main = entry_point("translate", TranslateConfig, run, __doc__)

@@ -32,9 +32,11 @@ class TokenBatchSampler:
         shuffle: reorder batches and break length ties randomly each epoch;
             False keeps batches in length order (for validation).
         seed: base seed of the per-epoch shuffles.
-        num_replicas: ranks sharing the data; each gets `len(self)` distinct batches
-            and the batches left over after an even split are dropped.
+        num_replicas: ranks sharing the data; each gets distinct batches.
         rank: this process's rank in `0..num_replicas - 1`.
+        even: give every rank the same number of batches (`len(self)`), dropping the
+            batches left over after an even split, so DDP ranks step together (training);
+            False deals every batch out once, some ranks getting one more (validation).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class TokenBatchSampler:
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        even: bool = True,
     ) -> None:
         if len(src_lens) != len(tgt_lens):
             raise ValueError(f"`tgt_lens` must have {len(src_lens)} entries like `src_lens`, but has {len(tgt_lens)}.")
@@ -59,7 +62,7 @@ class TokenBatchSampler:
             )
         self.src_lens, self.tgt_lens = list(src_lens), list(tgt_lens)
         self.max_tokens, self.shuffle, self.seed = max_tokens, shuffle, seed
-        self.num_replicas, self.rank = num_replicas, rank
+        self.num_replicas, self.rank, self.even = num_replicas, rank, even
         self.epoch = 0
         self._skip = 0
         self._num_batches = len(self._batches(0))
@@ -76,14 +79,17 @@ class TokenBatchSampler:
 
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
-        return self._num_batches // self.num_replicas
+        if self.even:
+            return self._num_batches // self.num_replicas
+        return len(range(self.rank, self._num_batches, self.num_replicas))
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._batches(self.epoch)
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(batches)
-        # Drop the remainder so every rank runs the same number of steps (no DDP hang).
-        mine = batches[: len(self) * self.num_replicas][self.rank :: self.num_replicas]
+        if self.even:  # drop the remainder so every rank runs the same number of steps (no DDP hang)
+            batches = batches[: len(self) * self.num_replicas]
+        mine = batches[self.rank :: self.num_replicas]
         start, self._skip = self._skip, 0
         yield from mine[start:]
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from nmt.errors import UserError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus is missing, unreadable or malformed; the message names file and line."""
 
 
@@ -109,22 +111,31 @@ def iter_lines(path: str | Path) -> Iterator[str]:
         packed = probe.read(2) == _GZIP_MAGIC or path.suffix == ".gz"
     try:
         with gzip.open(path, "rb") if packed else path.open("rb") as f:
-            for number, raw in enumerate(f, start=1):
-                yield from _split_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, path, number)
+            yield from check_lines(f, f"file {path}")
     except (OSError, EOFError, zlib.error) as e:
         raise CorpusError(f"file {path}: not a valid gzip file ({e}).") from e
 
 
-def _split_line(raw: bytes, path: Path, number: int) -> Iterator[str]:
+def check_lines(raw_lines: Iterable[bytes], name: str) -> Iterator[str]:
+    """Decode and yield the stripped lines of a byte stream (a file, `sys.stdin.buffer`) one at a time.
+
+    The checks and messages of `iter_lines`, for any source: a leading UTF-8 BOM
+    and CRLF or CR line ends are accepted, a NUL byte or invalid UTF-8 stops
+    with `CorpusError` naming `name` (e.g. "file in.txt" or "<stdin>") and the
+    line. Lines before the bad one have been yielded by then.
+    """
+    for number, raw in enumerate(raw_lines, start=1):
+        yield from _split_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, name, number)
+
+
+def _split_line(raw: bytes, name: str, number: int) -> Iterator[str]:
     """Decode one LF-terminated chunk; a trailing CR is a CRLF end, inner CRs are old-Mac line breaks."""
     if b"\x00" in raw:
-        raise CorpusError(f"file {path}, line {number}: NUL byte; is this a binary file?")
+        raise CorpusError(f"{name}, line {number}: NUL byte; is this a binary file?")
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CorpusError(
-            f"file {path}, line {number}: invalid UTF-8 at byte {e.start} of the line ({e.reason})."
-        ) from e
+        raise CorpusError(f"{name}, line {number}: invalid UTF-8 at byte {e.start} of the line ({e.reason}).") from e
     line = line.removesuffix("\n").removesuffix("\r")
     for part in line.split("\r"):
         yield part.strip()

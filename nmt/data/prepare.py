@@ -33,8 +33,10 @@ class PreparedData:
     filter_stats: FilterStats
 
 
-def prepare_data(data: DataConfig, tokenizer_cfg: TokenizerConfig) -> PreparedData:
+def prepare_data(data: DataConfig, tokenizer_cfg: TokenizerConfig, tokenizer: Tokenizer | None = None) -> PreparedData:
     """Read the train and valid splits, train (or load the cached) tokenizer, encode and filter.
+
+    A given `tokenizer` (a resumed run's, from its checkpoint) is used as it is, never retrained.
 
     Training pairs that are empty, longer than `data.max_len` or too unequal in
     length are dropped (counted in `filter_stats`); validation pairs are all kept
@@ -43,7 +45,8 @@ def prepare_data(data: DataConfig, tokenizer_cfg: TokenizerConfig) -> PreparedDa
     train_text = get_corpus(data, data.train)
     valid_text = get_corpus(data, data.valid)
     cache_dir = Path(data.cache_dir).expanduser() / "spm"
-    tokenizer = train_tokenizer(train_text.src, train_text.tgt, tokenizer_cfg, cache_dir)
+    if tokenizer is None:
+        tokenizer = train_tokenizer(train_text.src, train_text.tgt, tokenizer_cfg, cache_dir)
     src, tgt = tokenizer.encode_src(train_text.src), tokenizer.encode_tgt(train_text.tgt)
     kept, stats = filter_pairs(
         [len(x) for x in src], [len(x) for x in tgt], max_len=data.max_len, max_ratio=data.max_ratio

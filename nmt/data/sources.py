@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 from nmt.atomic import atomic_open
+from nmt.checkpoint import load_checkpoint
 from nmt.config import DataConfig
 from nmt.data.builtin import builtin_corpus
 from nmt.data.corpus import CorpusError, ParallelText, read_parallel
@@ -58,6 +59,26 @@ TATOEBA_SEED = 1
 TATOEBA_HELD_OUT = 1000  # pairs in dev, and again in an unreleased held-out set
 
 _USER_AGENT = "Mozilla/5.0 (compatible; nmt corpus download)"  # manythings.org refuses urllib's default
+
+
+def trained_on(ckpt: str | Path) -> DataConfig:
+    """The data config a checkpoint was trained with, so that it is scored on its own test set by default.
+
+    Raises:
+        CheckpointError: `ckpt` is not a usable checkpoint.
+        CorpusError: its training config holds no usable data section.
+    """
+    train_config = load_checkpoint(ckpt).train_config
+    try:
+        return DataConfig(**train_config["data"])
+    except (KeyError, TypeError) as err:  # an older or foreign training config
+        raise CorpusError(f"checkpoint {ckpt} does not record its training data; choose one with data=NAME.") from err
+
+
+def describe(cfg: DataConfig, split: str, sentences: int) -> str:
+    """What was scored, for a result table: "multi30k en-de test2016 (1,000 sentences)"."""
+    where = f" in {cfg.root}" if cfg.name == "files" and cfg.root else ""
+    return f"{cfg.name} {cfg.src_lang}-{cfg.tgt_lang} {split}{where} ({sentences:,} sentences)"
 
 
 def get_corpus(cfg: DataConfig, split: str) -> ParallelText:

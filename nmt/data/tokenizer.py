@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,8 +26,13 @@ import sentencepiece as spm
 
 from nmt.atomic import atomic_write_bytes
 from nmt.config import TokenizerConfig
+from nmt.errors import UserError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class TokenizerError(UserError, ValueError):
+    """Stored SentencePiece models (e.g. in a checkpoint) do not fit this package's conventions."""
 
 
 def _load(model: bytes) -> spm.SentencePieceProcessor:
@@ -34,7 +40,7 @@ def _load(model: bytes) -> spm.SentencePieceProcessor:
     sp = spm.SentencePieceProcessor(model_proto=model)
     ids = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id())
     if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
-        raise ValueError(
+        raise TokenizerError(
             f"SentencePiece special ids (pad, unk, bos, eos) must be "
             f"{(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}, but are {ids} instead."
         )
@@ -66,7 +72,7 @@ class Tokenizer:
             return cls(models["joint"])
         if set(models) == {"src", "tgt"}:
             return cls(models["src"], models["tgt"])
-        raise ValueError(f"tokenizer models must have keys {{joint}} or {{src, tgt}}, but have {sorted(models)}.")
+        raise TokenizerError(f"tokenizer models must have keys {{joint}} or {{src, tgt}}, but have {sorted(models)}.")
 
     @property
     def fingerprint(self) -> str:
@@ -146,6 +152,18 @@ def _cached_model(lines: list[str], cfg: TokenizerConfig, cache_dir: Path) -> by
     return model
 
 
+def _report_size(model: bytes, asked: int, side: str) -> int:
+    """The real number of pieces in `model`; say so on stderr when the corpus gave fewer than `asked`.
+
+    Training uses a soft limit (`hard_vocab_limit=False`), so a small corpus
+    silently yields a smaller vocabulary than `tokenizer.vocab_size`.
+    """
+    size = spm.SentencePieceProcessor(model_proto=model).get_piece_size()
+    if size < asked:
+        print(f"tokenizer{side}: asked for {asked:,} pieces, the corpus gave {size:,}.", file=sys.stderr)
+    return size
+
+
 def train_tokenizer(
     src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, cache_dir: str | Path
 ) -> Tokenizer:
@@ -157,8 +175,16 @@ def train_tokenizer(
         cfg: model type, vocabulary size and sampling options; `cfg.joint` trains
             one model on both sides (needed to share all embeddings).
         cache_dir: where models are kept, named by a hash of text and options.
+
+    A corpus too small for `cfg.vocab_size` pieces gives fewer; the real size is
+    printed to stderr (and is `Tokenizer.src_vocab_size`).
     """
     cache_dir = Path(cache_dir).expanduser()
     if cfg.joint:
-        return Tokenizer(_cached_model(src_lines + tgt_lines, cfg, cache_dir))
-    return Tokenizer(_cached_model(src_lines, cfg, cache_dir), _cached_model(tgt_lines, cfg, cache_dir))
+        model = _cached_model(src_lines + tgt_lines, cfg, cache_dir)
+        _report_size(model, cfg.vocab_size, "")
+        return Tokenizer(model)
+    src, tgt = _cached_model(src_lines, cfg, cache_dir), _cached_model(tgt_lines, cfg, cache_dir)
+    _report_size(src, cfg.vocab_size, " (source)")
+    _report_size(tgt, cfg.vocab_size, " (target)")
+    return Tokenizer(src, tgt)

@@ -9,11 +9,12 @@ under `torch.inference_mode()` but never change the model's mode: call
 Scores are summed token log-probs, EOS included, divided by
 `length_penalty(len(ids) + 1, cfg)`. Beam search keeps fairseq's candidate rule
 (take the top 2K extensions; the EOS ones among the top K are finished, the best
-K others stay active) and its stopping rule: a sentence is done once it holds K
-finished hypotheses and no active one, normalised at its current length, beats
-the worst of them. The rule is exact for `length_norm=none` (an active score
-only falls); with `gnmt` or `average` a longer hypothesis could still overtake,
-which the rule accepts for speed. A sentence also ends at its maximum length,
+K others stay active). Its stopping rule is not fairseq's (which ends a sentence
+as soon as K hypotheses are finished) but that of Hugging Face's `early_stopping=False`:
+a sentence is done once it holds K finished hypotheses and no active one, normalised
+at its current length, beats the worst of them. The rule is exact for
+`length_norm=none` (an active score only falls); with `gnmt` or `average` a longer
+hypothesis could still overtake, which the rule accepts for speed. A sentence also ends at its maximum length,
 where only EOS is allowed, so every active hypothesis is finished there.
 """
 

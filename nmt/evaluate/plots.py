@@ -6,13 +6,19 @@ import csv
 import json
 from pathlib import Path
 
+from nmt.errors import MissingExtraError, UserError
+
+
+class PlotInputError(UserError, FileNotFoundError):
+    """The run directory or benchmark file to plot is missing or holds no data to plot."""
+
 
 def _pyplot():
     """matplotlib's pyplot on a file-only backend, or a clear hint to install the extra."""
     try:
         import matplotlib
     except ImportError as err:
-        raise ImportError("plots need matplotlib: pip install 'nmt[plots]'.") from err
+        raise MissingExtraError("plots need matplotlib: pip install 'nmt-toolkit[plots]'.") from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -23,7 +29,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[float, float]]]:
     """Each metric of `run_dir/logs/metrics.csv` as (step, value) pairs, in step order."""
     path = Path(run_dir) / "logs" / "metrics.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"no training log at {path}; is {run_dir} an nmt-train run directory?")
+        raise PlotInputError(f"no training log at {path}; is {run_dir} an nmt-train run directory?")
     series: dict[str, list[tuple[float, float]]] = {}
     with path.open(encoding="utf-8") as f:
         for row in csv.DictReader(f):

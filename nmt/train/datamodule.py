@@ -6,15 +6,31 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from nmt.data.batching import Batch, TokenBatchSampler, collate
 from nmt.data.prepare import EncodedPairs
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
+class PairBatches(Dataset):
+    """Encoded pairs indexed by whole batches: `dataset[indices]` is the collated `Batch` of those pairs."""
+
+    def __init__(self, pairs: EncodedPairs) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, indices: list[int]) -> Batch:
+        src = [self.pairs.src[i] for i in indices]
+        tgt = [self.pairs.tgt[i] for i in indices]
+        return collate(src, tgt, PAD_ID, BOS_ID, EOS_ID, index=indices)
+
+
 class TranslationDataModule(L.LightningDataModule):
-    """Serves training batches (shuffled per epoch, sharded per rank) and validation batches (fixed order).
+    """Serves training batches (shuffled per epoch, sharded per rank) and validation batches (fixed order,
+    split across ranks).
 
     Its `state_dict` records how far the current epoch got, so a resumed run
     skips the batches it already trained on and sees the same data order as an
@@ -28,34 +44,37 @@ class TranslationDataModule(L.LightningDataModule):
         self._resume: dict[str, int] | None = None
 
     def _loader(self, pairs: EncodedPairs, sampler: TokenBatchSampler) -> DataLoader:
-        items = list(zip(range(len(pairs)), pairs.src, pairs.tgt, strict=True))
+        # The sampler yields whole batches and is the loader's `sampler` (batch_size=None), because that
+        # is where Lightning calls `set_epoch` at the start of every epoch (never on a `batch_sampler`).
         # Its own generator: creating an iterator would otherwise draw from the global RNG that dropout
         # uses, and a resumed run creates iterators at other moments than an uninterrupted one.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(items, batch_sampler=sampler, collate_fn=_collate, generator=generator)
+        return DataLoader(PairBatches(pairs), sampler=sampler, batch_size=None, collate_fn=_as_is, generator=generator)
 
-    def _sampler(self, pairs: EncodedPairs, shuffle: bool, replicas: int, rank: int) -> TokenBatchSampler:
+    def _sampler(self, pairs: EncodedPairs, shuffle: bool) -> TokenBatchSampler:
         return TokenBatchSampler(
             src_lens=[len(s) + 1 for s in pairs.src],  # + EOS
             tgt_lens=[len(t) + 1 for t in pairs.tgt],  # + BOS (tgt_in) / EOS (tgt_out)
             max_tokens=self.max_tokens,
             shuffle=shuffle,
             seed=self.seed,
-            num_replicas=replicas,
-            rank=rank,
+            num_replicas=self.trainer.world_size,
+            rank=self.trainer.global_rank,
+            even=shuffle,  # training ranks must step together; validation covers every pair once
         )
 
     def train_dataloader(self) -> DataLoader:
-        sampler = self._sampler(self.train, True, self.trainer.world_size, self.trainer.global_rank)
+        sampler = self._sampler(self.train, shuffle=True)
         if self._resume is not None:
+            # Lightning sets the epoch (its count of processed epochs) before iterating; the skip stays.
             sampler.set_epoch(self._resume["epoch"])
             sampler.skip(self._resume["batches_done"])
             self._resume = None
         return self._loader(self.train, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        # Every rank decodes the whole validation set, so BLEU needs no gathering.
-        return self._loader(self.valid, self._sampler(self.valid, False, 1, 0))
+        # Each rank decodes its share of the validation set; the module gathers the hypotheses for BLEU.
+        return self._loader(self.valid, self._sampler(self.valid, shuffle=False))
 
     def state_dict(self) -> dict[str, Any]:
         progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
@@ -65,6 +84,6 @@ class TranslationDataModule(L.LightningDataModule):
         self._resume = {"epoch": int(state_dict["epoch"]), "batches_done": int(state_dict["batches_done"])}
 
 
-def _collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
-    index, src, tgt = zip(*items, strict=True)
-    return collate(list(src), list(tgt), PAD_ID, BOS_ID, EOS_ID, index=list(index))
+def _as_is(batch: Batch) -> Batch:
+    """The dataset already collates whole batches."""
+    return batch

@@ -12,8 +12,11 @@ def label_smoothed_nll(
     """Summed smoothed loss and summed NLL over the non-pad positions of `target`.
 
     The smoothed target puts `1 - smoothing` on the gold token and spreads
-    `smoothing` uniformly over the whole vocabulary (as fairseq does), so the loss
-    is `(1 - eps) * nll + eps * mean_v(-log p_v)`.
+    `smoothing` uniformly over the whole vocabulary, gold included (Szegedy et al.;
+    PyTorch's `cross_entropy(label_smoothing=eps)`), so the loss is
+    `(1 - eps) * nll + eps * mean_v(-log p_v)`. fairseq spreads `eps` over the V - 1
+    other tokens instead (`eps / (V - 1)` each): for V in the thousands the two differ
+    by a factor V / (V - 1) on the uniform part.
 
     Args:
         logits: [B, T, V] unnormalised scores.

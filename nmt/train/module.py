@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any
@@ -15,14 +14,15 @@ from nmt.config import DecodeConfig, OptimConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.search import beam_search, greedy_search
+from nmt.errors import UserError
 from nmt.evaluate.metrics import score
 from nmt.model import Transformer
 from nmt.train.loss import label_smoothed_nll
-from nmt.train.schedule import inverse_sqrt, linear_warmup_decay
+from nmt.train.optim import build_optimizer
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced too many consecutive non-finite losses."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """Training produced too many consecutive updates with non-finite gradients."""
 
 
 class TranslationModule(L.LightningModule):
@@ -59,32 +59,57 @@ class TranslationModule(L.LightningModule):
         self.metadata = metadata
         self.max_steps = max_steps
         self.val_samples = val_samples
-        self.bad_steps = 0
+        self.bad_steps = 0  # consecutive updates skipped for non-finite gradients
+        self._update_tokens = 0  # target tokens of the micro-batches of the current update, on this rank
         self._hyps: dict[int, str] = {}
         self._train_start = time.perf_counter()
+        self._elapsed_before = 0.0  # wall seconds of the run before this process (a resume continues the clock)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """The summed loss of this micro-batch; `on_before_optimizer_step` divides the gradients by the
+        token count of every micro-batch of the update on every rank (fairseq's normalisation), so long
+        and short batches, accumulated batches and ranks all weigh by their tokens."""
         logits = self.model(batch.src, batch.tgt_in)  # [B, T, V]
         loss_sum, nll_sum, n_tokens = label_smoothed_nll(
             logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id
         )
-        loss = loss_sum / n_tokens
-        if not torch.isfinite(loss):
-            return self._skip_non_finite(loss)
-        self.bad_steps = 0
-        self._log_train(loss, nll_sum / n_tokens, batch)
-        return loss
+        self._update_tokens += n_tokens
+        if torch.isfinite(loss_sum):
+            self._log_train(loss_sum / n_tokens, nll_sum / n_tokens, batch)
+        # A non-finite loss is still returned: every rank must run backward (DDP all-reduces inside it),
+        # and the NaN gradients it gives make every rank skip this update together.
+        return loss_sum
 
-    def _skip_non_finite(self, loss: torch.Tensor) -> None:
-        """Skip this step (Lightning skips when training_step returns None); stop after too many."""
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Normalise the gradients by the update's tokens; skip the update if any gradient is non-finite.
+
+        Lightning divided the loss by `accumulate_grad_batches` and DDP averaged over ranks, so the
+        gradients hold sum / (A * W); multiplying by A * W / (tokens of all micro-batches on all ranks)
+        gives the per-token gradient of the whole update. Gradients are identical on all ranks after the
+        all-reduce, so all ranks take the same decision. Runs before gradient clipping.
+        """
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        tokens = self.trainer.strategy.reduce(
+            torch.tensor(float(self._update_tokens), device=self.device), reduce_op="sum"
+        )
+        self._update_tokens = 0
+        scale = self.trainer.accumulate_grad_batches * self.trainer.world_size / tokens.clamp(min=1.0)
+        torch._foreach_mul_(grads, scale)
+        if bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):  # a NaN or inf makes its norm so
+            self.bad_steps = 0
+            return
+        self._skip_update(optimizer)
+
+    def _skip_update(self, optimizer: torch.optim.Optimizer) -> None:
+        """Drop the gradients, so `optimizer.step` changes nothing; stop after too many in a row."""
+        optimizer.zero_grad(set_to_none=True)  # torch optimizers skip parameters without a gradient
         self.bad_steps += 1
         if self.bad_steps >= self.optim.max_bad_steps:
             raise NonFiniteLossError(
-                f"{self.bad_steps} consecutive non-finite losses (last: {loss.item()}) at step "
-                f"{self.global_step}; lower optim.lr, raise optim.warmup_steps, or use precision=32."
+                f"{self.bad_steps} consecutive updates with non-finite gradients at step {self.global_step}; "
+                "lower optim.lr, raise optim.warmup_steps, or use precision=32."
             )
-        self.print(f"warning: non-finite loss {loss.item()} at step {self.global_step}; step skipped.")
-        return None
+        self.print(f"warning: non-finite gradients at step {self.global_step}; update skipped.")
 
     def _log_train(self, loss: torch.Tensor, nll: torch.Tensor, batch: Batch) -> None:
         """Log loss per token, perplexity and learning rate (tokens/s: see `nmt.train.throughput`)."""
@@ -97,13 +122,14 @@ class TranslationModule(L.LightningModule):
         loss_sum, nll_sum, n_tokens = label_smoothed_nll(
             logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id
         )
-        self.log("val/loss", loss_sum / n_tokens, batch_size=n_tokens, reduce_fx="mean")
-        self.log("val/nll", nll_sum / n_tokens, batch_size=n_tokens)
+        self.log("val/loss", loss_sum / n_tokens, batch_size=n_tokens, sync_dist=True)
+        self.log("val/nll", nll_sum / n_tokens, batch_size=n_tokens, sync_dist=True)
         src_pad_mask = batch.src.eq(self.model.pad_id)
         search = greedy_search if self.decode.beam_size == 1 else beam_search
         result = search(self.model, batch.src, src_pad_mask, self.decode, self._bos, self._eos)
         for index, nbest in zip(batch.index.tolist(), result.tokens, strict=True):
-            self._hyps[index] = self.tokenizer.decode_tgt(nbest[0])
+            # Every hypothesis of a sentence can end at -inf (min_len and n-gram blocking together): no text.
+            self._hyps[index] = self.tokenizer.decode_tgt(nbest[0]) if nbest else ""
 
     def on_train_start(self) -> None:
         self._train_start = time.perf_counter()
@@ -112,17 +138,25 @@ class TranslationModule(L.LightningModule):
         self._hyps = {}
 
     def on_validation_epoch_end(self) -> None:
-        """Score the decoded validation set with sacreBLEU (detokenized text, signature logged)."""
+        """Score the decoded validation set with sacreBLEU (detokenized text, signature logged).
+
+        Each rank decoded its share; the hypotheses are gathered, so every rank logs the same BLEU.
+        """
+        self._hyps = gather_dicts(self._hyps)
         if len(self._hyps) != len(self.valid_refs):  # sanity-check run decodes only a few batches
             return
         hyps = [self._hyps[i] for i in range(len(self.valid_refs))]
         bleu, chrf = score(hyps, [self.valid_refs], metrics=("bleu", "chrf"), tgt_lang=self._tgt_lang)
-        self.log("val/bleu", bleu.value, prog_bar=True, batch_size=1)
-        self.log("val/chrf", chrf.value, batch_size=1)
-        self.log("val/elapsed_s", time.perf_counter() - self._train_start, batch_size=1)  # for BLEU-vs-time plots
+        self.log("val/bleu", bleu.value, prog_bar=True, batch_size=1, sync_dist=True)  # equal on all ranks
+        self.log("val/chrf", chrf.value, batch_size=1, sync_dist=True)
+        self.log("val/elapsed_s", self._elapsed(), batch_size=1, sync_dist=True)  # for BLEU-vs-time plots
         self.print(f"\nstep {self.global_step}: valid BLEU {bleu.value:.2f} chrF {chrf.value:.2f} ({bleu.signature})")
         for i in range(min(self.val_samples, len(hyps))):
             self.print(f"  ref: {self.valid_refs[i]}\n  hyp: {hyps[i]}")
+
+    def _elapsed(self) -> float:
+        """Wall seconds since the run started, across resumes."""
+        return self._elapsed_before + time.perf_counter() - self._train_start
 
     @property
     def _bos(self) -> int:
@@ -137,24 +171,11 @@ class TranslationModule(L.LightningModule):
         return self.metadata["tgt_lang"]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = self.optim
-        optimizer_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class(
-            self.model.parameters(),
-            lr=cfg.lr,
-            betas=tuple(cfg.betas),
-            eps=cfg.eps,
-            weight_decay=cfg.weight_decay,
-        )
-        if cfg.schedule == "inverse_sqrt":
-            factor = functools.partial(inverse_sqrt, warmup=cfg.warmup_steps)
-        else:
-            factor = functools.partial(linear_warmup_decay, warmup=cfg.warmup_steps, total=self.max_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return build_optimizer(self.model, self.optim, self.max_steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nmt"] = self.metadata
+        checkpoint["elapsed_s"] = self._elapsed()
         # Lightning does not save the global RNG; dropout draws from it, so a resumed run needs it to
         # continue exactly as an uninterrupted one would.
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
@@ -165,8 +186,18 @@ class TranslationModule(L.LightningModule):
         # Lightning calls this before it loads any weights: refuse another tokenizer, model or an export here,
         # on the dict it already read, with a message instead of a shape error deep in `load_state_dict`.
         check_resumable(checkpoint, self.trainer.ckpt_path, self.tokenizer.to_bytes(), self.model.cfg)
+        self._elapsed_before = float(checkpoint.get("elapsed_s", 0.0))
         rng = checkpoint.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def gather_dicts(local: dict[int, str]) -> dict[int, str]:
+    """The union of every rank's dict (the dict itself when not distributed)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return local
+    parts: list[dict[int, str] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, local)
+    return {k: v for part in parts for k, v in part.items()}

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
+import logging
+import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
 from nmt.atomic import atomic_write_bytes
 from nmt.checkpoint import check_training_checkpoint, export_checkpoint, metadata, read_raw, save_checkpoint
-from nmt.config import TrainConfig
+from nmt.config import ConfigError, TrainConfig
 from nmt.data.prepare import PreparedData, prepare_data
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.device import set_threads
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
+from nmt.train.logs import ContinuingCSVLogger
 from nmt.train.memory import TrimHeap
 from nmt.train.module import TranslationModule
+from nmt.train.resume import ResumeState, describe, load_resume_state, resolve_resume
 from nmt.train.throughput import Throughput
 
 
@@ -85,8 +93,11 @@ def build_module(cfg: TrainConfig, data: PreparedData) -> TranslationModule:
     )
 
 
-def build_trainer(cfg: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
-    """A Lightning Trainer from `cfg.trainer`, logging and checkpointing under `cfg.run_dir`."""
+def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int | None = None) -> L.Trainer:
+    """A Lightning Trainer from `cfg.trainer`, logging and checkpointing under `cfg.run_dir`.
+
+    A resumed run (`resume_step` given) continues its `logs/metrics.csv` from that step.
+    """
     t = cfg.trainer
     callbacks = list(callbacks)
     if cfg.early_stopping_patience > 0:
@@ -94,7 +105,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
     logger: Logger = (
         TensorBoardLogger(cfg.run_dir, name="logs", version="")
         if cfg.logger == "tensorboard"
-        else CSVLogger(cfg.run_dir, name="logs", version="")
+        else ContinuingCSVLogger(cfg.run_dir, resume_step, name="logs", version="")
     )
     return L.Trainer(
         accelerator=t.accelerator,
@@ -120,17 +131,6 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
     )
 
 
-def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
-    """`last` means this run directory's `checkpoints/last.ckpt`; anything else is a path."""
-    if resume is None:
-        return None
-    path = checkpoint_dir / "last.ckpt" if resume == "last" else Path(resume)
-    if not path.is_file():
-        hint = " (resume=last looks in this run's directory: set hydra.run.dir to the earlier run)"
-        raise FileNotFoundError(f"resume checkpoint {path} does not exist{hint if resume == 'last' else ''}.")
-    return str(path)
-
-
 def save_tokenizer(models: dict[str, bytes], directory: Path) -> None:
     """Write the SentencePiece models (`joint.model` or `src.model` + `tgt.model`) for use outside nmt."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -138,13 +138,65 @@ def save_tokenizer(models: dict[str, bytes], directory: Path) -> None:
         atomic_write_bytes(directory / f"{name}.model", proto)
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train a model as `cfg` says; return the best checkpoint and its validation BLEU."""
+def check_environment(cfg: TrainConfig) -> None:
+    """Refuse, before any work, a trainer or logger this machine cannot provide."""
+    problems = []
+    t = cfg.trainer
+    if t.accelerator == "gpu" and not torch.cuda.is_available():
+        problems.append(
+            "`trainer.accelerator` is gpu, but no CUDA GPU is visible to this PyTorch; use trainer=cpu "
+            "(or trainer.accelerator=auto to take a GPU when there is one)."
+        )
+    elif t.accelerator == "gpu" and t.devices > torch.cuda.device_count():
+        problems.append(f"`trainer.devices` is {t.devices}, but only {torch.cuda.device_count()} GPU(s) are visible.")
+    if cfg.logger == "tensorboard" and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        problems.append(
+            "logger=tensorboard needs TensorBoard: pip install 'nmt-toolkit[tensorboard]', or use logger=csv."
+        )
+    if problems:
+        raise ConfigError("cannot train here:\n  " + "\n  ".join(problems))
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Progress and Lightning's chatter go to stderr, so stdout carries only results."""
+    chatty = logging.getLogger("lightning.pytorch")
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)  # "GPU available: False", the litlogger tip, ...
+    try:
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            # Our datamodule restores the position inside the epoch; Lightning cannot see that and warns.
+            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning 2.6
+            yield
+    finally:
+        chatty.setLevel(level)
+
+
+def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train a model as `cfg` says; return the best checkpoint and its validation BLEU.
+
+    Args:
+        cfg: the whole training configuration.
+        callbacks: extra Lightning callbacks (after nmt's own: checkpoints, throughput).
+    """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    threads = set_threads(cfg.trainer.num_threads)
+    check_environment(cfg)
     checkpoint_dir = Path(cfg.run_dir) / "checkpoints"
-    resume = resolve_resume(cfg.resume, checkpoint_dir)  # a missing checkpoint fails before data preparation
-    data = prepare_data(cfg.data, cfg.tokenizer)
+    resume_path = resolve_resume(cfg.resume, checkpoint_dir)  # fails before data preparation
+    resume: ResumeState | None = None if resume_path is None else load_resume_state(resume_path, cfg)
+    with quiet_lightning():
+        threads = set_threads(cfg.trainer.num_threads)
+        if resume is not None:
+            print(describe(resume, cfg.trainer.max_time))
+        return _fit(cfg, checkpoint_dir, resume, threads, list(callbacks))
+
+
+def _fit(
+    cfg: TrainConfig, checkpoint_dir: Path, resume: ResumeState | None, threads: int, extra: list[Callback]
+) -> TrainResult:
+    data = prepare_data(cfg.data, cfg.tokenizer, tokenizer=None if resume is None else resume.tokenizer)
     print(f"data: {len(data.train)} training pairs kept ({data.filter_stats}); {len(data.valid)} validation pairs")
     module = build_module(cfg, data)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
@@ -159,15 +211,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         auto_insert_metric_name=False,
     )
     throughput = Throughput(PAD_ID)
-    callbacks: list[Callback] = [checkpoints, throughput]
+    callbacks: list[Callback] = [checkpoints, throughput, *extra]
     if cfg.trainer.accelerator == "cpu":
         callbacks.append(TrimHeap())
-    trainer = build_trainer(cfg, callbacks)
-    with warnings.catch_warnings():
-        # Our datamodule restores the position inside the epoch; Lightning cannot see that and warns.
-        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    trainer = build_trainer(cfg, callbacks, None if resume is None else resume.step)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else resume.path)
     best = checkpoints.best_model_path or str(checkpoint_dir / "last.ckpt")
     model_path = Path(cfg.run_dir) / "model.pt"
     if trainer.is_global_zero and Path(best).is_file():

@@ -1,0 +1,41 @@
+"""The optimizer and its schedule: weight decay only on weight matrices, warmup then decay per step."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+from torch import nn
+
+from nmt.config import OptimConfig
+from nmt.train.schedule import inverse_sqrt, linear_warmup_decay
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay weight matrices only. Biases and LayerNorm gains are spared as in BERT's AdamW recipe
+    (decaying a gain towards 0 shrinks the layer's output, it does not regularise it), and so are
+    embeddings, where decay pulls the vectors of rare tokens, which get few gradient updates, to zero.
+
+    A weight tied to an embedding (`tie_output`) counts as an embedding.
+    """
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay = [], []
+    for param in model.parameters():  # shared (tied) parameters appear once
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or id(param) in embeddings else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, max_steps: int) -> dict[str, Any]:
+    """Adam or AdamW with its per-step LambdaLR schedule, in the form `configure_optimizers` returns."""
+    optimizer_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    groups = parameter_groups(model, cfg.weight_decay)
+    optimizer = optimizer_class(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    if cfg.schedule == "inverse_sqrt":
+        factor = functools.partial(inverse_sqrt, warmup=cfg.warmup_steps)
+    else:
+        factor = functools.partial(linear_warmup_decay, warmup=cfg.warmup_steps, total=max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

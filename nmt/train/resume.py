@@ -1,0 +1,118 @@
+"""What a resumed run takes from its checkpoint before any work: the tokenizer, the step, the time used.
+
+Checked up front, so a resume that cannot continue says why before data preparation: a checkpoint
+trained on other data or tokenizer settings, or a time budget (`trainer.max_time`) already spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nmt.checkpoint import CheckpointError, check_training_checkpoint, from_raw, read_raw
+from nmt.config import ConfigError, TrainConfig
+from nmt.data.tokenizer import Tokenizer
+
+# The data keys that decide the tokenizer's training text (where the files lie may change).
+TOKENIZER_DATA_KEYS = ("name", "src_lang", "tgt_lang", "train", "builtin_train_size")
+
+
+@dataclass
+class ResumeState:
+    """The parts of a training checkpoint a resumed run needs before Lightning reads the rest."""
+
+    path: str
+    step: int
+    tokenizer: Tokenizer  # the checkpoint's own: never retrained (SentencePiece sampling is not seeded)
+    train_seconds: float | None  # training time of the whole run so far; None when it was not timed
+
+
+def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
+    """`last` means this run directory's `checkpoints/last.ckpt`; anything else is a path."""
+    if resume is None:
+        return None
+    path = checkpoint_dir / "last.ckpt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        hint = " (resume=last looks in this run's directory: set hydra.run.dir to the earlier run)"
+        raise CheckpointError(f"resume checkpoint {path} does not exist{hint if resume == 'last' else ''}.")
+    return str(path)
+
+
+def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
+    """Read the checkpoint's metadata (tensors memory-mapped, not read) and refuse a resume that cannot work."""
+    raw = read_raw(path, mmap=True)
+    check_training_checkpoint(raw, path)
+    ckpt = from_raw(raw, Path(path))
+    check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
+    state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), _train_seconds(raw))
+    check_time_budget(state, cfg.trainer.max_time)
+    return state
+
+
+def check_same_tokenizer_inputs(stored: dict[str, Any], cfg: TrainConfig, path: str) -> None:
+    """Refuse when this run's data or tokenizer settings would build another tokenizer than the checkpoint's."""
+    now = {"data": dataclasses.asdict(cfg.data), "tokenizer": dataclasses.asdict(cfg.tokenizer)}
+    keys = [("data", k) for k in TOKENIZER_DATA_KEYS] + [("tokenizer", k) for k in now["tokenizer"]]
+    changed = [
+        f"{group}.{key} (checkpoint {stored[group].get(key)!r}, config {now[group][key]!r})"
+        for group, key in keys
+        if stored.get(group, {}).get(key) != now[group][key]
+    ]
+    if changed:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with a different tokenizer than this run's config describes: "
+            f"{'; '.join(changed)}. Resume with the original run's settings, or start a new run."
+        )
+
+
+def _train_seconds(raw: dict[str, Any]) -> float | None:
+    """Training seconds that Lightning's `Timer` (present when the run had `max_time`) saved."""
+    timer = raw.get("callbacks", {}).get("Timer")
+    if not isinstance(timer, dict):
+        return None
+    return float(timer.get("time_elapsed", {}).get("train", 0.0))
+
+
+def max_time_seconds(max_time: str) -> int:
+    """Seconds of a `DD:HH:MM:SS` budget."""
+    try:
+        days, hours, minutes, seconds = (int(part) for part in max_time.split(":"))
+    except ValueError:
+        raise ConfigError(f"`trainer.max_time` must be DD:HH:MM:SS, but is {max_time!r} instead.") from None
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def check_time_budget(state: ResumeState, max_time: str | None) -> None:
+    """Refuse to resume a run whose `max_time` (which counts the whole run, across resumes) is spent."""
+    if max_time is None or state.train_seconds is None:
+        return
+    budget = max_time_seconds(max_time)
+    if state.train_seconds >= budget:
+        raise ConfigError(
+            f"`trainer.max_time` is {max_time}, but the run in {state.path} has already trained for "
+            f"{_clock(state.train_seconds)}: max_time counts the whole run, across resumes, so nothing is "
+            "left. Raise trainer.max_time above that, or set trainer.max_time=null."
+        )
+
+
+def describe(state: ResumeState, max_time: str | None) -> str:
+    """One line saying where the run continues and how much of its time budget is left."""
+    line = f"resume: from step {state.step} ({state.path})"
+    if state.train_seconds is not None:
+        line += f", trained {_clock(state.train_seconds)} so far"
+        if max_time is not None:
+            left = max_time_seconds(max_time) - state.train_seconds
+            line += f"; max_time {max_time} counts the whole run: {_clock(left)} left"
+    elif max_time is not None:
+        line += f"; the checkpoint's run was not timed, so max_time {max_time} counts from this resume"
+    return line
+
+
+def _clock(seconds: float) -> str:
+    """`DD:HH:MM:SS`, the format of `trainer.max_time`."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"

@@ -1,0 +1,155 @@
+"""Two processes (DDP over gloo, on CPU) through the real training path, launched by torchrun.
+
+Shows that the ranks read distinct batches that cover each epoch once; that one update on 2 ranks equals one
+update on the union of their batches in one process; that a NaN loss on one rank skips the update on both
+without a hang; that a resumed 2-rank run continues with the same data order and weights; and that
+validation is split across the ranks yet scores the same BLEU and chrF as one process.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import train_config
+
+from nmt.checkpoint import read_raw
+from nmt.data.batching import collate
+from nmt.data.prepare import prepare_data
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.train.datamodule import TranslationDataModule
+from nmt.train.loss import label_smoothed_nll
+from nmt.train.optim import build_optimizer
+from nmt.train.run import build_module
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+POISON_STEP = 3  # rank 1's loss is NaN in the 4th update
+COMMON = [
+    "data.builtin_train_size=120",
+    "data.max_tokens=200",
+    "data.max_len=40",
+    "tokenizer.vocab_size=200",
+    "model.dropout=0.0",
+    "trainer.num_threads=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.val_check_interval=6",
+    "optim.warmup_steps=4",
+    "decode.max_len_a=0",
+    "decode.max_len_b=8",
+]
+TWO_RANKS = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2"]
+
+
+def launch(run_dir: Path, cache: Path, out: Path, overrides: list[str]) -> dict[int, dict]:
+    """Run the worker on 2 ranks; return each rank's record (batches read, weights after each update)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
+    command += [f"--master_port={port}", str(WORKER), str(run_dir), str(cache), str(out), *overrides]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    return {rank: torch.load(out / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, spm_cache):
+    """A 12-step 2-rank run; the same stopped at step 6 and resumed to 12 in another pair of processes."""
+    work = tmp_path_factory.mktemp("ddp")
+    poison = f"poison_step={POISON_STEP}"
+    full = launch(work / "full", spm_cache, work / "full_out", [*COMMON, *TWO_RANKS, "trainer.max_steps=12", poison])
+    launch(work / "cut", spm_cache, work / "cut_out", [*COMMON, *TWO_RANKS, "trainer.max_steps=6", poison])
+    resumed = launch(
+        work / "cut", spm_cache, work / "resumed_out", [*COMMON, *TWO_RANKS, "trainer.max_steps=12", "resume=last"]
+    )
+    return {"full": full, "resumed": resumed, "work": work, "cache": spm_cache}
+
+
+def epoch_batches(record: dict, epoch: int) -> list[list[int]]:
+    return [indices for e, indices in record["train"] if e == epoch]
+
+
+def test_ranks_read_distinct_batches_that_cover_the_epoch_once(runs) -> None:
+    full = runs["full"]
+    first = [epoch_batches(full[rank], 0) for rank in (0, 1)]
+    assert len(first[0]) == len(first[1]) > 0  # the ranks step together
+    seen = [{i for batch in batches for i in batch} for batches in first]
+    assert not seen[0] & seen[1]
+    pairs = [i for batches in first for batch in batches for i in batch]
+    assert len(pairs) == len(set(pairs))  # no pair twice in the epoch
+    longest_batch = max(len(b) for batches in first for b in batches)
+    assert len(pairs) >= 120 - longest_batch  # at most the one batch left over by the even split is dropped
+    assert epoch_batches(full[0], 1)[: len(first[0])] != first[0][: len(epoch_batches(full[0], 1))]
+
+
+def test_one_update_on_two_ranks_equals_one_update_on_their_union(runs) -> None:
+    full = runs["full"]
+    assert all(torch.equal(full[0]["weights"][1][k], full[1]["weights"][1][k]) for k in full[0]["weights"][1])
+    cfg = train_config(runs["work"] / "single", runs["cache"], [*COMMON, "trainer.max_steps=12"])
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = prepare_data(cfg.data, cfg.tokenizer)
+    model = build_module(cfg, data).model.train()
+    optimizer = build_optimizer(model, cfg.optim, cfg.trainer.max_steps)["optimizer"]
+    union = full[0]["train"][0][1] + full[1]["train"][0][1]
+    batch = collate([data.train.src[i] for i in union], [data.train.tgt[i] for i in union], PAD_ID, BOS_ID, EOS_ID)
+    loss_sum, _, n_tokens = label_smoothed_nll(model(batch.src, batch.tgt_in), batch.tgt_out, 0.1, PAD_ID)
+    (loss_sum / n_tokens).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip_val)
+    optimizer.step()
+    for name, value in model.state_dict().items():
+        # A key bias adds the same q.b to every score of a query, which softmax ignores: its gradient is zero
+        # up to rounding, and Adam's first step (about lr * sign(g)) then follows the sign of that noise.
+        if not name.endswith("k_proj.bias"):
+            torch.testing.assert_close(full[0]["weights"][1][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_nan_loss_on_one_rank_skips_the_update_on_both(runs) -> None:
+    full = runs["full"]
+    for rank in (0, 1):
+        weights = full[rank]["weights"]
+        before, skipped, after = (weights[s] for s in (POISON_STEP, POISON_STEP + 1, POISON_STEP + 2))
+        assert all(torch.equal(before[k], skipped[k]) for k in before), f"rank {rank} updated on a NaN"
+        assert not all(torch.equal(skipped[k], after[k]) for k in before), f"rank {rank} stopped training"
+        assert all(w.isfinite().all() for w in weights[12].values())
+    assert all(torch.equal(full[0]["weights"][12][k], full[1]["weights"][12][k]) for k in full[0]["weights"][12])
+
+
+def test_a_resumed_two_rank_run_continues_with_the_same_batches_and_weights(runs) -> None:
+    full, resumed = runs["full"], runs["resumed"]
+    for rank in (0, 1):
+        assert resumed[rank]["train"] == full[rank]["train"][6:]
+        final_full, final_resumed = full[rank]["weights"][12], resumed[rank]["weights"][12]
+        assert all(torch.equal(final_full[k], final_resumed[k]) for k in final_full), f"rank {rank}"
+
+
+def test_validation_is_split_across_ranks_and_scores_as_one_process(runs) -> None:
+    full = runs["full"]
+    first = [full[rank]["valid"] for rank in (0, 1)]
+    seen = [{i for batch in batches for i in batch} for batches in first]
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    (ckpt,) = (runs["work"] / "full" / "checkpoints").glob("step000006-*.ckpt")
+    with open(runs["work"] / "full" / "logs" / "metrics.csv", newline="") as f:
+        logged = next(row for row in csv.DictReader(f) if row["val/chrf"])
+    cfg = train_config(runs["work"] / "one", runs["cache"], [*COMMON, "trainer.max_steps=12"])
+    data = prepare_data(cfg.data, cfg.tokenizer)
+    assert len(seen[0] | seen[1]) == len(data.valid)  # every validation pair decoded once
+    module = build_module(cfg, data)
+    module.model.load_state_dict({k[len("model.") :]: v for k, v in read_raw(ckpt)["state_dict"].items()})
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    datamodule = TranslationDataModule(data.train, data.valid, cfg.data.max_tokens, cfg.seed)
+    (scores,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+    assert scores["val/chrf"] > 0
+    assert scores["val/bleu"] == pytest.approx(float(logged["val/bleu"]), abs=1e-4)
+    assert scores["val/chrf"] == pytest.approx(float(logged["val/chrf"]), abs=1e-4)

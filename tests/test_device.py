@@ -1,0 +1,54 @@
+"""Devices and CPU threads: a clear refusal for a device that is not there, fewer threads on a busy machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from nmt.device import DeviceError, busy_cores, resolve_device, set_threads, usable_cores
+
+
+@pytest.mark.parametrize("name", ["gpu", "tpu", "cuda:x"])
+def test_an_unknown_device_is_refused_naming_the_choices(name: str) -> None:
+    with pytest.raises(DeviceError, match=rf"`device` must be auto, cpu, cuda or cuda:N, but is '{name}' instead"):
+        resolve_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: device=cuda is valid here")
+def test_cuda_without_a_gpu_is_refused_with_what_to_do() -> None:
+    with pytest.raises(DeviceError, match=r"device=cuda was asked for, but .*; use device=cpu \(or device=auto\)"):
+        resolve_device("cuda")
+
+
+def test_auto_and_cpu_always_work() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="one core: every thread count gives 1")
+def test_auto_threads_leave_a_busy_core_alone(restore_threads) -> None:
+    """With a busy process beside it, `num_threads=0` takes at most the other cores (OpenMP threads that share
+    a core with a busy process stall the rest: see scripts/benchmark_threads.py)."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # running, and seen by the scheduler
+        assert busy_cores() >= 1
+        assert set_threads(0) <= usable_cores() - 1
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_an_explicit_thread_count_is_taken_as_given(restore_threads) -> None:
+    assert set_threads(1) == 1

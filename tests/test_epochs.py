@@ -1,0 +1,129 @@
+"""Across epoch boundaries: every epoch has its own batch order, a seed fixes them all, and a run resumed in
+the middle of its third epoch ends with the uninterrupted run's weights, bit for bit (CPU, dropout on)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import lightning as L
+import pytest
+from conftest import train_config
+from lightning.pytorch.callbacks import Callback
+
+from nmt.checkpoint import read_raw
+from nmt.data.batching import Batch
+from nmt.train.run import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# About 15 batches an epoch (300 short pairs, 400-token batches): 50 steps cross three epoch boundaries.
+# A checkpoint is kept at every validation.
+EPOCHS = [
+    "data.builtin_train_size=300",
+    "data.max_tokens=400",
+    "data.max_len=40",
+    "tokenizer.vocab_size=300",
+    "trainer.num_threads=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.max_steps=50",
+    "trainer.val_check_interval=5",
+    "save_top_k=-1",
+    "optim.warmup_steps=8",
+    "model.dropout=0.3",
+    "decode.max_len_a=0",
+    "decode.max_len_b=1",
+]
+
+
+class RecordBatches(Callback):
+    """The epoch and pair indices of every training batch, in the order trained."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, tuple[int, ...]]] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, _: int) -> None:
+        self.batches.append((trainer.current_epoch, tuple(batch.index.tolist())))
+
+    def epochs(self) -> dict[int, list[tuple[int, ...]]]:
+        out: dict[int, list[tuple[int, ...]]] = {}
+        for epoch, indices in self.batches:
+            out.setdefault(epoch, []).append(indices)
+        return out
+
+
+def run(run_dir: Path, cache: Path, extra: list[str] = (), resume: str | None = None) -> RecordBatches:
+    cfg = train_config(run_dir, cache, EPOCHS + list(extra))
+    if resume is not None:
+        cfg = dataclasses.replace(cfg, resume=resume)
+    recorder = RecordBatches()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dirpath has changed.*")  # expected: a new run directory
+        train(cfg, callbacks=[recorder])
+    return recorder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, spm_cache) -> dict[str, tuple[Path, RecordBatches]]:
+    """Two uninterrupted 50-step runs with one seed, and one resumed from the first in its third epoch."""
+    out = {}
+    for name in ("full", "again"):
+        run_dir = tmp_path_factory.mktemp(name)
+        out[name] = run_dir, run(run_dir, spm_cache)
+    full_dir, full = out["full"]
+    per_epoch = len(full.epochs()[0])
+    step = next(s for s in range(5, 50, 5) if s // per_epoch == 2 and s % per_epoch)  # inside epoch 2
+    (midway,) = (full_dir / "checkpoints").glob(f"step{step:06d}-*.ckpt")
+    resumed_dir = tmp_path_factory.mktemp("resumed")
+    out["resumed"] = resumed_dir, run(resumed_dir, spm_cache, resume=str(midway))
+    out["resumed_from"] = step, None
+    return out
+
+
+def test_every_epoch_has_its_own_batch_order_over_the_same_pairs(runs) -> None:
+    epochs = runs["full"][1].epochs()
+    assert len(epochs) >= 4
+    complete = [epochs[e] for e in sorted(epochs)[:-1]]  # the last epoch is cut by max_steps
+    assert len({tuple(order) for order in complete}) == len(complete), "an epoch replayed another's order"
+    pairs = [sorted(i for batch in order for i in batch) for order in complete]
+    assert all(p == pairs[0] for p in pairs) and len(pairs[0]) == len(set(pairs[0]))
+
+
+def test_the_same_seed_gives_the_same_batches_in_every_epoch(runs) -> None:
+    assert runs["full"][1].batches == runs["again"][1].batches
+
+
+def test_a_run_resumed_in_its_third_epoch_trains_on_the_same_batches(runs) -> None:
+    step, _ = runs["resumed_from"]
+    assert runs["resumed"][1].batches == runs["full"][1].batches[step:]
+
+
+def test_a_run_resumed_in_its_third_epoch_ends_with_the_same_weights(runs) -> None:
+    last = Path("checkpoints") / "last.ckpt"
+    full = read_raw(runs["full"][0] / last)
+    resumed = read_raw(runs["resumed"][0] / last)
+    assert full["global_step"] == resumed["global_step"] == 50
+    different = [k for k in full["state_dict"] if not full["state_dict"][k].equal(resumed["state_dict"][k])]
+    assert not different, f"tensors differ: {different}"
+
+
+def test_a_resumed_run_appends_to_the_log_of_the_run_it_continues(runs, tmp_path, spm_cache) -> None:
+    """Resuming in the same run directory keeps every row logged before the checkpoint, then continues."""
+    first = tmp_path / "run"
+    run(first, spm_cache, ["trainer.max_steps=12"])
+    before = (first / "logs" / "metrics.csv").read_text().splitlines()
+    run(first, spm_cache, resume="last")
+    after = (first / "logs" / "metrics.csv").read_text().splitlines()
+    assert after[: len(before)] == before
+    full_rows = (runs["full"][0] / "logs" / "metrics.csv").read_text().splitlines()
+    steps = [row.split(",")[_column(after[0], "step")] for row in after[1:]]
+    full_steps = [row.split(",")[_column(full_rows[0], "step")] for row in full_rows[1:]]
+    assert steps == full_steps  # the whole history, in order, no step twice
+    elapsed = [float(row.split(",")[_column(after[0], "val/elapsed_s")] or "nan") for row in after[1:]]
+    clock = [t for t in elapsed if t == t]  # validation rows only
+    assert clock == sorted(clock)  # the resumed run continues the run's clock, for BLEU-vs-time plots
+
+
+def _column(header: str, name: str) -> int:
+    return header.split(",").index(name)

@@ -358,13 +358,21 @@ def test_a_sweep_ends_with_a_table_and_pasteable_paths(tmp_path, spm_cache, monk
 # ---- nmt-train on a machine that lacks what the config asks for; what stdout carries ----
 
 
+def _filled(args: list[str], work: Path, tiny_run) -> list[str]:
+    """The table's `{w}` and `{model}` placeholders filled in, as `test_bad_input` does."""
+    return [arg.format(w=work, model=tiny_run[0].model_path) for arg in args]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("args", [["trainer=gpu"], ["trainer=ddp"]], ids=["gpu", "ddp"])
-def test_a_gpu_trainer_without_a_gpu_is_refused_before_any_work(args, work, spm_cache, monkeypatch, capsys) -> None:
+def test_a_gpu_trainer_without_a_gpu_is_refused_before_any_work(
+    args, work, spm_cache, tiny_run, monkeypatch, capsys
+) -> None:
     run_dir = work / "runs" / "refused"
     status, output = _run(
         train.main,
-        [*TRAIN, "data.train=good", *args, f"hydra.run.dir={run_dir}", f"data.cache_dir={spm_cache}"],
+        _filled([*TRAIN, "data.train=good", *args], work, tiny_run)
+        + [f"hydra.run.dir={run_dir}", f"data.cache_dir={spm_cache}"],
         monkeypatch,
         capsys,
     )
@@ -375,21 +383,16 @@ def test_a_gpu_trainer_without_a_gpu_is_refused_before_any_work(args, work, spm_
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: device=cuda is valid here")
 def test_translating_on_cuda_without_a_gpu_is_one_line(work, tiny_run, monkeypatch, capsys) -> None:
-    args = [*TRANSLATE, f"ckpt={tiny_run[0].model_path}", "device=cuda", f"input={work}/good.en"]
+    args = _filled([*TRANSLATE, "device=cuda", "input={w}/good.en"], work, tiny_run)
     status, output = _run(translate.main, args, monkeypatch, capsys)
     assert status == 1 and "device=cuda was asked for, but" in output and "Traceback" not in output, output
 
 
-def test_train_stdout_holds_only_results(work, spm_cache, monkeypatch, capsys) -> None:
+def test_train_stdout_holds_only_results(work, spm_cache, tiny_run, monkeypatch, capsys) -> None:
     """Progress bars and Lightning's messages go to stderr; stdout is the closing summary, line by line."""
     run_dir = work / "runs" / "stdout"
-    args = [
-        *TRAIN,
-        "data.train=good",
-        "trainer.progress_bar=true",
-        f"hydra.run.dir={run_dir}",
-        f"data.cache_dir={spm_cache}",
-    ]
+    args = _filled([*TRAIN, "data.train=good", "trainer.progress_bar=true"], work, tiny_run)
+    args += [f"hydra.run.dir={run_dir}", f"data.cache_dir={spm_cache}"]
     monkeypatch.setattr(sys, "argv", ["nmt-train", *args])
     train.main()
     out, err = capsys.readouterr()
@@ -403,11 +406,12 @@ def test_train_stdout_holds_only_results(work, spm_cache, monkeypatch, capsys) -
     assert "data:" in err and "model:" in err
 
 
-def test_a_resumed_run_keeps_its_history(work, spm_cache, monkeypatch, capsys) -> None:
+def test_a_resumed_run_keeps_its_history(work, spm_cache, tiny_run, monkeypatch, capsys) -> None:
     """Each invocation's overrides stay in `.hydra/`, and `logs/metrics.csv` holds the rows of the first run and
     the resumed one; resuming the finished run again changes nothing in it."""
     run_dir = work / "runs" / "history"
-    common = [*TRAIN, "data.train=good", f"hydra.run.dir={run_dir}", f"data.cache_dir={spm_cache}"]
+    common = _filled([*TRAIN, "data.train=good"], work, tiny_run)
+    common += [f"hydra.run.dir={run_dir}", f"data.cache_dir={spm_cache}"]
     for extra in (["trainer.max_steps=2"], ["trainer.max_steps=4", "resume=last"]):
         status, output = _run(train.main, [*common, *extra], monkeypatch, capsys)
         assert status == 0, output
@@ -425,6 +429,6 @@ def test_a_resumed_run_keeps_its_history(work, spm_cache, monkeypatch, capsys) -
 
 def test_translating_a_file_shows_a_bar_with_its_total(work, tiny_run, monkeypatch, capsys) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    args = [*TRANSLATE, f"ckpt={tiny_run[0].model_path}", f"input={work}/good.en", "progress=true"]
+    args = _filled([*TRANSLATE, "input={w}/good.en", "progress=true"], work, tiny_run)
     status, output = _run(translate.main, [*args, f"output={work}/out/bar.de"], monkeypatch, capsys)
     assert status == 0 and "40/40" in output, output

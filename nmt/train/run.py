@@ -61,15 +61,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class CheckpointEveryValidation(ModelCheckpoint):
-    """Top-k checkpoints by the monitored metric, and `last.ckpt` refreshed at every validation.
+    """Top-k checkpoints by the monitored metric, and `last.ckpt` refreshed at every validation and at the end.
 
     Lightning (2.6) rewrites `last.ckpt` only when a top-k checkpoint is saved, so while
-    BLEU plateaus a kill would lose every step since the last improvement.
+    BLEU plateaus a kill would lose every step since the last improvement; and a run that
+    stops between validations (max_steps, max_time) would resume from before its last steps.
     """
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if not trainer.sanity_checking:
+            self._refresh_last(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: L.Trainer) -> None:
+        fitting = trainer.state.fn == TrainerFn.FITTING
         if fitting and self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 

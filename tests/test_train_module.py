@@ -41,18 +41,21 @@ def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -
 
 def fit(module: TranslationModule, n_batches: int) -> None:
     batches = [collate([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]], PAD, BOS, EOS) for _ in range(n_batches)]
+    fit_batches(module, batches, max_epochs=1, gradient_clip_val=1.0)
+
+
+def fit_batches(module: TranslationModule, batches: list, **trainer_options) -> None:
+    """Train on `batches` under a bare CPU Trainer (no logger, checkpoints, validation)."""
     trainer = L.Trainer(
         accelerator="cpu",
-        max_epochs=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        gradient_clip_val=1.0,
+        **trainer_options,
     )
     with warnings.catch_warnings():
-        for message in ("no `val_dataloader`", "does not have many workers"):
-            warnings.filterwarnings("ignore", message=f".*{message}.*")
+        warnings.filterwarnings("ignore", message=".*(no `val_dataloader`|does not have many workers).*")
         trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
 
 
@@ -94,18 +97,7 @@ def test_too_many_consecutive_non_finite_losses_stop_training(monkeypatch) -> No
 def gradients_of_one_update(batches: list, accumulate: int) -> dict[str, torch.Tensor]:
     """The gradients of the single update `batches` make (no clipping), as the optimizer saw them."""
     module = make_module(max_bad_steps=10, dropout=0.0)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        accumulate_grad_batches=accumulate,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(val_dataloader|does not have many workers).*")
-        trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    fit_batches(module, batches, max_steps=1, accumulate_grad_batches=accumulate)
     return {name: p.grad.clone() for name, p in module.model.named_parameters() if p.grad is not None}
 
 

@@ -66,7 +66,7 @@ class TranslationModule(L.LightningModule):
         self._elapsed_before = 0.0  # wall seconds of the run before this process (a resume continues the clock)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        """The summed loss of this micro-batch; `on_before_optimizer_step` divides the gradients by the
+        """The summed loss of this micro-batch; `configure_gradient_clipping` divides the gradients by the
         token count of every micro-batch of the update on every rank (fairseq's normalisation), so long
         and short batches, accumulated batches and ranks all weigh by their tokens."""
         logits = self.model(batch.src, batch.tgt_in)  # [B, T, V]
@@ -80,13 +80,19 @@ class TranslationModule(L.LightningModule):
         # and the NaN gradients it gives make every rank skip this update together.
         return loss_sum
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Normalise the gradients by the update's tokens; skip the update if any gradient is non-finite.
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Normalise the gradients by the update's tokens, skip the update if any is non-finite, and clip them,
+        with one norm and one multiply over the gradients (Lightning calls this before every optimizer step).
 
         Lightning divided the loss by `accumulate_grad_batches` and DDP averaged over ranks, so the
         gradients hold sum / (A * W); multiplying by A * W / (tokens of all micro-batches on all ranks)
         gives the per-token gradient of the whole update. Gradients are identical on all ranks after the
-        all-reduce, so all ranks take the same decision. Runs before gradient clipping.
+        all-reduce, so all ranks take the same decision. Clipping is by the total norm (`gradient_clip_val`).
         """
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         tokens = self.trainer.strategy.reduce(
@@ -94,11 +100,14 @@ class TranslationModule(L.LightningModule):
         )
         self._update_tokens = 0
         scale = self.trainer.accumulate_grad_batches * self.trainer.world_size / tokens.clamp(min=1.0)
-        torch._foreach_mul_(grads, scale)
-        if bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):  # a NaN or inf makes its norm so
-            self.bad_steps = 0
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) * scale  # of the scaled gradients
+        if not bool(norm.isfinite()):  # a NaN or inf in any gradient makes the norm so
+            self._skip_update(optimizer)
             return
-        self._skip_update(optimizer)
+        self.bad_steps = 0
+        if gradient_clip_val:  # as torch.nn.utils.clip_grad_norm_
+            scale = scale * (gradient_clip_val / (norm + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(grads, scale)
 
     def _skip_update(self, optimizer: torch.optim.Optimizer) -> None:
         """Drop the gradients, so `optimizer.step` changes nothing; stop after too many in a row."""

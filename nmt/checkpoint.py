@@ -179,30 +179,6 @@ def check_training_checkpoint(raw: dict[str, Any], path: str | Path) -> None:
         )
 
 
-def check_resumable(
-    raw: dict[str, Any], path: str | Path, tokenizer: dict[str, bytes], model_config: ModelConfig
-) -> None:
-    """Refuse to resume from checkpoint `raw` (read from `path`) unless it was trained with this
-    tokenizer and model.
-
-    Resuming with other subwords would silently map old embeddings to new pieces,
-    so a tokenizer that differs in any byte is an error, not a warning.
-    """
-    ckpt = from_raw(raw, Path(path))
-    if ckpt.tokenizer != tokenizer:
-        raise CheckpointError(
-            f"checkpoint {path} was trained with a different tokenizer than this run's (the data or tokenizer "
-            "settings differ); resume with the original run's config, or start a new run."
-        )
-    changed = [
-        f"{f.name} (checkpoint {getattr(ckpt.model_config, f.name)!r}, config {getattr(model_config, f.name)!r})"
-        for f in fields(ModelConfig)
-        if getattr(ckpt.model_config, f.name) != getattr(model_config, f.name)
-    ]
-    if changed:
-        raise CheckpointError(f"checkpoint {path} has a different model: {'; '.join(changed)}.")
-
-
 def export_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Write a slim copy of a training checkpoint: weights and metadata, no optimizer state."""
     raw = read_raw(src)

@@ -41,7 +41,7 @@ class TranslationDataModule(L.LightningDataModule):
         super().__init__()
         self.train, self.valid = train, valid
         self.max_tokens, self.seed = max_tokens, seed
-        self._resume: dict[str, int] | None = None
+        self._skip_on_resume: int | None = None  # batches of the resumed epoch already trained
 
     def _loader(self, pairs: EncodedPairs, sampler: TokenBatchSampler) -> DataLoader:
         # The sampler yields whole batches and is the loader's `sampler` (batch_size=None), because that
@@ -65,11 +65,10 @@ class TranslationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = self._sampler(self.train, shuffle=True)
-        if self._resume is not None:
+        if self._skip_on_resume is not None:
             # Lightning sets the epoch (its count of processed epochs) before iterating; the skip stays.
-            sampler.set_epoch(self._resume["epoch"])
-            sampler.skip(self._resume["batches_done"])
-            self._resume = None
+            sampler.skip(self._skip_on_resume)
+            self._skip_on_resume = None
         return self._loader(self.train, sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -81,7 +80,7 @@ class TranslationDataModule(L.LightningDataModule):
         return {"epoch": self.trainer.current_epoch, "batches_done": progress.completed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resume = {"epoch": int(state_dict["epoch"]), "batches_done": int(state_dict["batches_done"])}
+        self._skip_on_resume = int(state_dict["batches_done"])  # the epoch itself is Lightning's to restore
 
 
 def _as_is(batch: Batch) -> Batch:

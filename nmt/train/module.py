@@ -9,7 +9,6 @@ from typing import Any
 import lightning as L
 import torch
 
-from nmt.checkpoint import check_resumable
 from nmt.config import DecodeConfig, OptimConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer
@@ -192,9 +191,6 @@ class TranslationModule(L.LightningModule):
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning calls this before it loads any weights: refuse another tokenizer, model or an export here,
-        # on the dict it already read, with a message instead of a shape error deep in `load_state_dict`.
-        check_resumable(checkpoint, self.trainer.ckpt_path, self.tokenizer.to_bytes(), self.model.cfg)
         self._elapsed_before = float(checkpoint.get("elapsed_s", 0.0))
         rng = checkpoint.get("rng", {})
         if "torch" in rng:

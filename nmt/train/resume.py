@@ -1,7 +1,7 @@
 """What a resumed run takes from its checkpoint before any work: the tokenizer, the step, the time used.
 
 Checked up front, so a resume that cannot continue says why before data preparation: a checkpoint
-trained on other data or tokenizer settings, or a time budget (`trainer.max_time`) already spent.
+trained on other data, tokenizer settings or model, or a time budget (`trainer.max_time`) already spent.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.checkpoint import CheckpointError, check_training_checkpoint, from_raw, read_raw
-from nmt.config import ConfigError, TrainConfig
+from nmt.config import ConfigError, ModelConfig, TrainConfig
 from nmt.data.tokenizer import Tokenizer
 
 # The data keys that decide the tokenizer's training text (where the files lie may change).
@@ -46,6 +46,7 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
     check_training_checkpoint(raw, path)
     ckpt = from_raw(raw, Path(path))
     check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
+    check_same_model(ckpt.model_config, cfg.model, path)
     state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), _train_seconds(raw))
     check_time_budget(state, cfg.trainer.max_time)
     return state
@@ -65,6 +66,18 @@ def check_same_tokenizer_inputs(stored: dict[str, Any], cfg: TrainConfig, path: 
             f"checkpoint {path} was trained with a different tokenizer than this run's config describes: "
             f"{'; '.join(changed)}. Resume with the original run's settings, or start a new run."
         )
+
+
+def check_same_model(stored: ModelConfig, model: ModelConfig, path: str) -> None:
+    """Refuse another model shape or variant, naming each field that differs (not a shape error deep in
+    `load_state_dict`)."""
+    changed = [
+        f"{f.name} (checkpoint {getattr(stored, f.name)!r}, config {getattr(model, f.name)!r})"
+        for f in dataclasses.fields(ModelConfig)
+        if getattr(stored, f.name) != getattr(model, f.name)
+    ]
+    if changed:
+        raise CheckpointError(f"checkpoint {path} has a different model: {'; '.join(changed)}.")
 
 
 def _train_seconds(raw: dict[str, Any]) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -55,6 +56,34 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside `path`; on success fsync its files and rename it to `path`.
+
+    An existing `path` is replaced whole (the caller checks it may be); on any exception it is kept and
+    the temporary directory removed, so `path` is never a half-written directory.
+    """
+    path = Path(path)
+    check_writable(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 directories; a plain `mkdir` would not
+        yield tmp
+        for file in tmp.iterdir():
+            with file.open("rb") as f:
+                os.fsync(f.fileno())
+        if path.exists():
+            old = tmp.with_suffix(".old")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

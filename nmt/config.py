@@ -126,6 +126,7 @@ class DecodeConfig:
     n_best: int = 1  # hypotheses printed per input (as "i ||| text ||| score" when > 1); <= beam_size
     no_repeat_ngram: int = 0  # block repeated n-grams of this size (0 = off)
     max_tokens: int = 8000  # source tokens per translation batch
+    precision: str = "32"  # arithmetic of the PyTorch search: 32 | bf16 (autocast) | int8 (CPU: int8 linear layers)
 
 
 @dataclass
@@ -152,6 +153,7 @@ class TranslateConfig:
     """Everything `nmt-translate` needs. Omitted input/output mean stdin/stdout."""
 
     ckpt: str = "???"  # the checkpoint to translate with (model.pt or a training .ckpt)
+    backend: str = "torch"  # torch | ctranslate2 (then ckpt is a model directory written by nmt-export)
     input: str | None = None  # text file, one sentence per line (plain or .gz); None: stdin
     output: str | None = None  # file to write (atomically); None: stdout
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -159,6 +161,20 @@ class TranslateConfig:
     num_threads: int = 0  # torch intra-op threads; 0 = one per available core
     progress: bool = True  # progress bar on stderr; only shown when reading a file
     buffer_size: int = 2000  # lines read and translated at a time: memory stays flat however long the input
+
+
+@dataclass
+class ExportConfig:
+    """Everything `nmt-export` needs: a checkpoint and the CTranslate2 model directory to write."""
+
+    ckpt: str = "???"  # the checkpoint to export (model.pt or a training .ckpt)
+    output: str = "???"  # the directory to write (atomically); an earlier export there is replaced
+    # weight type: float32 | int8 | int8_float32 | int8_float16 | int8_bfloat16 | int16 | float16 | bfloat16
+    quantization: str = "float32"
+
+
+# CTranslate2's weight types (`ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES`).
+QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16")
 
 
 @dataclass
@@ -194,6 +210,8 @@ class BenchmarkConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the base settings the grid varies
     beam_sizes: list[int] = field(default_factory=lambda: [1, 5])  # beam sizes to try (1 = greedy)
     length_penalties: list[float] = field(default_factory=lambda: [1.0])  # GNMT alphas to try
+    precisions: list[str] = field(default_factory=lambda: ["32"])  # decode.precision values to try: 32, bf16, int8
+    backends: list[str] = field(default_factory=lambda: ["torch"])  # torch, ctranslate2 (exported on the fly)
     repeats: int = 3  # timed runs per setting; the median is reported
     tokenize: str | None = None  # sacreBLEU tokenizer; None chooses by target language
     output: str | None = None  # JSON file to write (atomically); the Markdown table always goes to stdout
@@ -214,8 +232,11 @@ _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
     (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed"),
     (TrainerConfig, "accelerator"): ("cpu", "gpu", "auto"),
     (DecodeConfig, "length_norm"): ("gnmt", "average", "none"),
+    (DecodeConfig, "precision"): ("32", "bf16", "int8"),
     (TrainConfig, "logger"): ("csv", "tensorboard"),
     (EvaluateConfig, "significance"): ("bs", "ar"),
+    (TranslateConfig, "backend"): ("torch", "ctranslate2"),
+    (ExportConfig, "quantization"): QUANTIZATIONS,
 }
 
 
@@ -276,6 +297,10 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, BenchmarkConfig):
         if cfg.repeats < 1:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
+        for key, allowed in (("precisions", ("32", "bf16", "int8")), ("backends", ("torch", "ctranslate2"))):
+            values = getattr(cfg, key)
+            if not values or not set(values) <= set(allowed):
+                problems.append(f"`{key}` must be a non-empty list of {', '.join(allowed)}, but is {values} instead.")
         if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
             problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
     if isinstance(cfg, TranslateConfig):

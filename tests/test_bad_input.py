@@ -33,7 +33,7 @@ import pytest
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from nmt.cli import benchmark, evaluate, train, translate
+from nmt.cli import benchmark, evaluate, export, train, translate
 from nmt.cli.hydra_config import entry_point
 from nmt.config import DataConfig, DecodeConfig, TranslateConfig
 from nmt.data.corpus import iter_lines
@@ -43,7 +43,7 @@ from nmt.decode.translator import Translator
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 MAINS = {"nmt-train": train.main, "nmt-translate": translate.main, "nmt-evaluate": evaluate.main}
-MAINS["nmt-benchmark"] = benchmark.main
+MAINS |= {"nmt-benchmark": benchmark.main, "nmt-export": export.main}
 HUGE_LINE = "ein Hund " * 116_000  # 1,044,000 bytes
 
 # nmt-train runs a few steps of the tiny model, so accepted cases finish quickly; most rows read `data=files` in {w}.
@@ -129,6 +129,15 @@ CASES = [
     ("nmt-translate", [*TRANSLATE, "decode.beam_size=wide"], 1, "Value 'wide' of type 'str' could not be converted"),
     ("nmt-translate", [*TRANSLATE, "decode.beam_size=0"], 1, "`decode.beam_size` must be >= 1"),
     ("nmt-translate", [*TRANSLATE, "device=gpu"], 1, "`device` must be auto, cpu, cuda or cuda:N, but is 'gpu'"),
+    # ---- nmt-export and nmt-translate backend=ctranslate2 ----
+    ("nmt-export", ["output={w}/ct2"], 1, "`ckpt` is required, but is not given"),
+    ("nmt-export", ["ckpt={model}", "output={w}/ct2", "quantization=int4"], 1, "`quantization` must be one of float32"),
+    ("nmt-export", ["ckpt={model}", "output={w}/adir"], 1, "output {w}/adir exists and is not an earlier CTranslate2"),
+    ("nmt-export", ["ckpt={w}/model.trunc", "output={w}/ct2"], 1, "checkpoint {w}/model.trunc is truncated"),
+    ("nmt-export", ["ckpt={model}", "output={w}/no/ct2"], 1, "{w}/no does not exist"),
+    ("nmt-translate", [*TRANSLATE, "backend=ctranslate2"], 1, "not a CTranslate2 model directory: translate it with"),
+    ("nmt-translate", [*TRANSLATE, "backend=ctranslate2", "ckpt={w}/adir"], 1, "directory {w}/adir has no nmt_export"),
+    ("nmt-translate", [*TRANSLATE, "backend=onnx"], 1, "`backend` must be one of torch, ctranslate2, but is 'onnx'"),
     # ---- nmt-evaluate: hypothesis and reference files ----
     ("nmt-evaluate", [*EVALUATE, "hyp={w}/missing.de", "ref={w}/good.de"], 1, "{w}/missing.de does not exist"),
     ("nmt-evaluate", [*EVALUATE, "hyp={w}/good.de", "ref={w}/adir"], 1, "{w}/adir must be a regular file"),
@@ -315,7 +324,7 @@ def test_help_says_what_the_command_does_and_lists_its_options(command, monkeypa
     assert status == 0 and "powered by Hydra" not in output
     assert output.split("\n")[1].startswith(f"`{command}`: ")  # the summary line first (after the empty message)
     rows = [line for line in output.split("\n") if line.startswith("  ") and "=" in line.split()[0]]
-    assert any(row.split()[0] == "decode.beam_size=5" or command == "nmt-train" for row in rows)
+    assert any(row.split()[0] == "decode.beam_size=5" or command in ("nmt-train", "nmt-export") for row in rows)
     assert all(len(row.split(None, 1)) == 2 for row in rows), "an option without a meaning"
     examples = output.split("Examples:\n")[1].split("\n\n")[0].split("\n")
     assert len(examples) == 2 and all(command in line for line in examples)

@@ -60,6 +60,26 @@ def bench(tiny_run, small_split, tmp_path_factory):
     return cli_benchmark.run(cfg), cfg, out
 
 
+def test_one_command_compares_backends_and_precisions(tiny_run, small_split):
+    pytest.importorskip("ctranslate2", reason="the ctranslate2 extra is not installed")
+    cfg = bench_config(
+        tiny_run[0].model_path,
+        small_split,
+        beam_sizes=[1],
+        backends=["torch", "ctranslate2"],
+        precisions=["32", "int8"],
+    )
+    rows = cli_benchmark.run(cfg)["results"]
+    assert [(r["backend"], r["precision"]) for r in rows] == [
+        ("torch", "32"),
+        ("ctranslate2", "32"),
+        ("torch", "int8"),
+        ("ctranslate2", "int8"),
+    ]
+    assert rows[0]["bleu"] == pytest.approx(rows[1]["bleu"], abs=1.0)  # one model, two engines
+    assert all(r["bleu"] > 20 for r in rows)
+
+
 def test_decode_grid_has_greedy_once_and_beams_times_penalties():
     base = DecodeConfig(beam_size=5, n_best=4, length_penalty=0.3, max_len_b=7)
     grid = decode_grid(base, [1, 3, 5], [0.6, 1.0, 1.4])
@@ -69,6 +89,8 @@ def test_decode_grid_has_greedy_once_and_beams_times_penalties():
     assert all(d.n_best == 1 and d.max_len_b == 7 for d in grid)
     assert base.n_best == 4  # the base settings are not mutated
     assert len(decode_grid(base, [1], [0.2, 0.4])) == 1
+    by_precision = decode_grid(base, [1, 3], [0.6], ("32", "int8"))
+    assert [(d.precision, d.beam_size) for d in by_precision] == [("32", 1), ("32", 3), ("int8", 1), ("int8", 3)]
 
 
 def test_run_returns_documented_json(bench):
@@ -76,13 +98,13 @@ def test_run_returns_documented_json(bench):
     assert result["schema"] == 1
     assert result["ckpt"] == cfg.ckpt
     env = result["environment"]
-    assert env["device"] == "cpu" and env["threads"] == 1 and env["parameters"] > 0
+    assert env["device"] == "cpu" and env["threads"] == 1 and env["parameters"] > 0 and env["cpu"]
     assert env["torch"] == torch.__version__
     rows = result["results"]
-    assert [(r["split"], r["beam_size"], r["length_penalty"]) for r in rows] == [
-        (str(cfg.splits[0]), 1, 1.0),
-        (str(cfg.splits[0]), 2, 0.6),
-        (str(cfg.splits[0]), 2, 1.0),
+    assert [(r["split"], r["backend"], r["precision"], r["beam_size"], r["length_penalty"]) for r in rows] == [
+        (str(cfg.splits[0]), "torch", "32", 1, 1.0),
+        (str(cfg.splits[0]), "torch", "32", 2, 0.6),
+        (str(cfg.splits[0]), "torch", "32", 2, 1.0),
     ]
     for row in rows:
         assert 0 <= row["bleu"] <= 100 and 0 <= row["chrf"] <= 100
@@ -119,8 +141,8 @@ def test_run_prints_markdown_row_per_setting(tiny_run, small_split, capsys):
     assert "beam_size" in header and "bleu" in header and "sent_per_s" in header
     assert set(rule.replace("|", "").strip()) <= set("-: ")
     assert len(body) == 2
-    assert [cell.strip() for cell in body[0].split("|")[2:4]] == ["1", "1.00"]
-    assert [cell.strip() for cell in body[1].split("|")[2:4]] == ["2", "0.60"]
+    assert [cell.strip() for cell in body[0].split("|")[2:6]] == ["torch", "32", "1", "1.00"]
+    assert [cell.strip() for cell in body[1].split("|")[2:6]] == ["torch", "32", "2", "0.60"]
 
 
 def test_benchmark_setting_reports_median_of_clock_durations(tiny_run):

@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
-from nmt.config import ConfigError, EvaluateConfig, TrainConfig, TranslateConfig
+from nmt.config import ConfigError, EvaluateConfig, ExportConfig, TrainConfig, TranslateConfig
 
 GROUPS = ["data", "model", "trainer", "decode", "experiment"]
 FILES_LANGS = ["data.src_lang=en", "data.tgt_lang=it"]
@@ -52,6 +52,15 @@ def test_translate_and_evaluate_configs_compose():
     assert (tcfg.decode.beam_size, tcfg.input, tcfg.output) == (1, None, None)
     ecfg = to_dataclass(_compose("evaluate", ["hyp=h.txt", "ref=[a.txt,b.txt]"]), EvaluateConfig)
     assert ecfg.ref == ["a.txt", "b.txt"]
+
+
+def test_export_config_composes_and_checks_the_quantization():
+    cfg = to_dataclass(_compose("export", ["ckpt=m.pt", "output=m_ct2"]), ExportConfig)
+    assert (cfg.ckpt, cfg.output, cfg.quantization) == ("m.pt", "m_ct2", "float32")
+    with pytest.raises(ConfigError, match="`quantization` must be one of float32, int8"):
+        to_dataclass(_compose("export", ["ckpt=m.pt", "output=m_ct2", "quantization=int4"]), ExportConfig)
+    tcfg = to_dataclass(_compose("translate", ["ckpt=m_ct2", "backend=ctranslate2"]), TranslateConfig)
+    assert tcfg.backend == "ctranslate2"
 
 
 def test_unknown_key_fails_naming_it():

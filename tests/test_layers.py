@@ -8,7 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
 
 # Each module may import only from layers at or before its own position.
-LAYERS = ["errors", "config", "atomic", "device", "checkpoint", "data", "model", "decode", "evaluate", "train", "cli"]
+LAYERS = ["errors", "config", "atomic", "device", "checkpoint", "data", "model", "decode", "export", "evaluate"]
+LAYERS += ["train", "cli"]
 LIGHTNING_LAYERS = {"train", "cli"}
 
 
@@ -61,6 +62,18 @@ def test_lightning_only_in_training_and_cli():
         if module != "nmt.__init__" and _layer(module) not in LIGHTNING_LAYERS
         for name in _imports(path)
         if name.split(".")[0] in {"lightning", "pytorch_lightning"}
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_ctranslate2_only_in_export():
+    """CTranslate2 is an optional extra: only `nmt.export` imports it, so everything else works without it."""
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in _modules()
+        if module != "nmt.__init__" and _layer(module) != "export"
+        for name in _imports(path)
+        if name.split(".")[0] == "ctranslate2"
     ]
     assert not offenders, "\n".join(offenders)
 

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from nmt.config import ModelConfig, check
-from nmt.model import DecoderCache, MultiHeadAttention, Transformer
+from nmt.model import MultiHeadAttention, Transformer
 
 V, PAD = 23, 0
 KINDS = ["scaled_dot", "dot", "additive"]
@@ -33,11 +33,8 @@ def make_batch(seed: int = 1, b: int = 4, s: int = 7, t: int = 5) -> tuple[torch
 def decode_all(model: Transformer, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
     """Log-probs [B,T,V] from a `decode_step` loop over the teacher-forced inputs."""
     src_pad = src.eq(PAD)
-    memory, cache, out = model.encode(src, src_pad), None, []
-    for t in range(tgt_in.size(1)):
-        log_probs, cache = model.decode_step(tgt_in[:, t], memory, src_pad, cache)
-        out.append(log_probs)
-    return torch.stack(out, dim=1)
+    cache = model.start_decoding(model.encode(src, src_pad), src_pad, max_len=tgt_in.size(1))
+    return torch.stack([model.decode_step(tgt_in[:, t], cache) for t in range(tgt_in.size(1))], dim=1)
 
 
 @pytest.mark.parametrize("norm", ["pre", "post"])
@@ -154,9 +151,10 @@ def test_model_returns_cross_attention_on_request(kind: str) -> None:
     assert (attn[1, :, 4:] == 0).all() and (attn[-1] == 0).all()
     src_pad = src.eq(PAD)
     memory = model.encode(src, src_pad)
-    _, cache = model.decode_step(tgt_in[:, 0], memory, src_pad, None, need_attn=True)
+    cache = model.start_decoding(memory, src_pad, max_len=2)
+    model.decode_step(tgt_in[:, 0], cache, need_attn=True)
     torch.testing.assert_close(cache.cross_attn, attn[:, 0])
-    _, cache = model.decode_step(tgt_in[:, 1], memory, src_pad, cache)
+    model.decode_step(tgt_in[:, 1], cache)
     assert cache.cross_attn is None
 
 
@@ -164,18 +162,43 @@ def test_cache_reorder_equals_recomputation() -> None:
     model = make_model().eval()
     src, tgt_in = make_batch(b=3, t=3)
     src_pad = src.eq(PAD)
-    index = torch.tensor([2, 0, 0, 1])
+    index = torch.tensor([2, 0])  # a new order, one row dropped
     with torch.no_grad():
-        memory = model.encode(src, src_pad)
-        cache = None
+        cache = model.start_decoding(model.encode(src, src_pad), src_pad, max_len=3)
         for t in range(2):
-            _, cache = model.decode_step(tgt_in[:, t], memory, src_pad, cache)
-        reordered = cache.reorder(index)
-        assert isinstance(reordered, DecoderCache) and reordered.length == cache.length == 2
-        assert cache.self_k[0].size(0) == 3  # the original is left alone
-        log_probs, _ = model.decode_step(tgt_in[index, 2], memory[index], src_pad[index], reordered)
-        expected = decode_all(model, src[index], tgt_in[index])[:, 2]
+            model.decode_step(tgt_in[:, t], cache)
+        cache.reorder_(index, sources=index)  # one row per source: the sources follow the rows
+        assert cache.rows == 2 and cache.length == 2
+        log_probs = model.decode_step(tgt_in[index, 2], cache)
+        with pytest.raises(ValueError, match="3 rows"):
+            cache.reorder_(torch.tensor([0, 1, 1, 0]))
+    expected = decode_all(model, src[index], tgt_in[index])[:, 2]
     torch.testing.assert_close(log_probs, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_grouped_rows_share_one_projected_source(kind: str) -> None:
+    """K decoder rows per source (beam search) score as if each row had its own copy of the source,
+    also after a source and its rows are dropped."""
+    model = make_model(attention=kind).eval()
+    src, tgt_in = make_batch(b=3, t=4)
+    src_pad, k = src.eq(PAD), 2
+    rows = torch.arange(3).repeat_interleave(k)  # [0, 0, 1, 1, 2, 2]
+    tgt = tgt_in[rows]
+    tgt[1::2] = tgt[1::2].flip(1)  # the second row of each source decodes another target
+    expected = decode_all(model, src[rows], tgt)  # every row with its own copy of its source
+    with torch.no_grad():
+        cache = model.start_decoding(model.encode(src, src_pad), src_pad, max_len=4, group=k)
+        assert cache.cross_kv.size(2) == 3 and cache.rows == 6  # the memory is projected once per source
+        first = torch.stack([model.decode_step(tgt[:, t], cache, need_attn=True) for t in range(3)], dim=1)
+        attn = cache.cross_attn
+        kept = torch.tensor([0, 1, 4, 5])  # drop the middle source and its two rows
+        cache.reorder_(kept, sources=torch.tensor([0, 2]))
+        last = model.decode_step(tgt[kept, 3], cache)
+    torch.testing.assert_close(first, expected[:, :3], atol=1e-5, rtol=0)
+    torch.testing.assert_close(last, expected[kept, 3], atol=1e-5, rtol=0)
+    assert attn.shape == (6, 7)
+    torch.testing.assert_close(attn[:-2].sum(-1), torch.ones(4))  # the last source is all padding
 
 
 def test_weight_tying_uses_one_parameter() -> None:

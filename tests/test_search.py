@@ -5,6 +5,7 @@ enough that search matters, imperfect enough that beam search finds better-scori
 outputs than greedy on some sentences.
 """
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from nmt.config import DecodeConfig, ModelConfig
 from nmt.decode import SearchResult, beam_search, beam_step, greedy_search
-from nmt.decode.beam import block_repeated_ngrams, constrain, first_active, length_penalty
+from nmt.decode.beam import Rules, block_repeated_ngrams_, constrain_, first_active, length_penalty
 from nmt.model import Transformer
 
 PAD, BOS, EOS = 0, 2, 3
@@ -113,20 +114,24 @@ def test_first_active_skips_eos_in_rank_order() -> None:
 
 def test_block_repeated_ngrams_forbids_only_completions_of_seen_ngrams() -> None:
     history = torch.tensor([[4, 5, 6, 4], [4, 5, 6, 7]])  # row 0 ends in 4, which was followed by 5
-    blocked = block_repeated_ngrams(torch.zeros(2, 8), history, 2)
+    blocked = block_repeated_ngrams_(torch.zeros(2, 8), history, 2)
     assert blocked[0].isinf().nonzero().flatten().tolist() == [5]
     assert not blocked[1].isinf().any()
-    unigrams = block_repeated_ngrams(torch.zeros(2, 8), history, 1)
+    unigrams = block_repeated_ngrams_(torch.zeros(2, 8), history, 1)
     assert unigrams[1].isinf().nonzero().flatten().tolist() == [4, 5, 6, 7]
 
 
 def test_constrain_min_and_max_length() -> None:
-    cfg = DecodeConfig(min_len=3)
-    log_probs = torch.full((2, 6), -1.0)
-    out = constrain(log_probs, torch.full((2, 2), 4), torch.tensor([2, 9]), cfg, BOS, EOS)
+    rules = Rules.of(DecodeConfig(min_len=3), BOS, EOS, PAD, torch.device("cpu"))
+    log_probs = torch.arange(12.0).view(2, 6).neg()
+    out = constrain_(log_probs, 2, rules, at_max=torch.tensor([True, False]))
+    assert out is log_probs  # in place
     assert out[0].isfinite().nonzero().flatten().tolist() == [EOS]  # at its maximum only EOS, despite min_len
-    assert out[1, EOS] == -INF and out[1, BOS] == -INF  # before min_len: no EOS, and never BOS
-    assert out[1, 4] == -1.0
+    assert out[0, EOS] == -EOS  # at its model value
+    assert out[1, EOS] == -INF and out[1, BOS] == -INF and out[1, PAD] == -INF  # before min_len: no EOS, never BOS
+    assert out[1, 4:].tolist() == [-10.0, -11.0]
+    later = constrain_(torch.zeros(2, 6), 3, rules)  # from min_len on, EOS is allowed
+    assert later.isinf().nonzero()[:, 1].tolist() == [PAD, BOS, PAD, BOS]
 
 
 def test_length_penalty() -> None:
@@ -261,3 +266,71 @@ def test_a_sentence_whose_every_hypothesis_is_forbidden_gets_an_empty_nbest(mode
     search = greedy_search if beam == 1 else beam_search
     result = search(model, src, src.eq(PAD), cfg, BOS, EOS)
     assert result.tokens == [[]] and result.scores == [[]]
+
+
+# Independent oracles: exhaustive search and a greedy loop over the full teacher-forced forward.
+
+
+def _exhaustive(model: Transformer, src: Tensor, symbols: list[int], max_len: int) -> list[tuple[float, list[int]]]:
+    """Every output of at most `max_len` symbols (then EOS) with its summed log-prob, best first, for one source."""
+    outputs = [list(o) for n in range(max_len + 1) for o in itertools.product(symbols, repeat=n)]
+    out = torch.full((len(outputs), max_len), PAD)
+    for i, o in enumerate(outputs):
+        out[i, : len(o)] = torch.tensor(o, dtype=torch.long)
+    with torch.no_grad():
+        scores = _teacher_forced(model, src.expand(len(outputs), -1), out).sum(1).tolist()
+    return sorted(zip(scores, outputs, strict=True), key=lambda pair: -pair[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_wide_beam_finds_the_exhaustive_ranking(seed: int) -> None:
+    """V = 5 (PAD, BOS, EOS and two symbols), at most 3 symbols: 15 outputs in all. A beam of 16
+    keeps every prefix and every finished output, so its 15-best list must be the exhaustive ranking."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=2, d_ff=32, dropout=0.0, max_positions=16)
+    net = Transformer(cfg, 5, 5, PAD).eval()
+    with torch.no_grad():  # sharpen the random model, so that the ranking has clear gaps
+        net.output.weight.mul_(8.0)
+    symbols, max_len = [1, 4], 3
+    src = torch.tensor([[4, 1, 4, EOS], [1, EOS, PAD, PAD]])
+    decode = DecodeConfig(beam_size=16, n_best=15, length_norm="none", max_len_a=0.0, max_len_b=max_len, min_len=0)
+    result = beam_search(net, src, src == PAD, decode, BOS, EOS)
+    for row, (nbest, scores) in enumerate(zip(result.tokens, result.scores, strict=True)):
+        alone = src[row : row + 1, : int((src[row] != PAD).sum())]
+        ranking = _exhaustive(net, alone, symbols, max_len)
+        assert len(nbest) == 15
+        assert nbest[0] == ranking[0][1]
+        assert scores == pytest.approx([score for score, _ in ranking], abs=1e-4)
+        assert sorted(map(tuple, nbest)) == sorted(tuple(output) for _, output in ranking)
+
+
+def _greedy_by_forward(model: Transformer, src: Tensor, cfg: DecodeConfig) -> tuple[list[int], float]:
+    """Greedy decoding of one source by re-running the full teacher-forced `forward` on the prefix at every step."""
+    max_len = int(cfg.max_len_a * src.size(1) + cfg.max_len_b)
+    prefix, score = [BOS], 0.0
+    with torch.no_grad():
+        while True:
+            log_probs = model(src, torch.tensor([prefix])).log_softmax(-1)[0, -1]  # [V], the next token
+            log_probs[[BOS, PAD]] = -INF
+            if len(prefix) - 1 >= max_len:
+                log_probs[torch.arange(VOCAB) != EOS] = -INF
+            elif len(prefix) - 1 < cfg.min_len:
+                log_probs[EOS] = -INF
+            token = int(log_probs.argmax())
+            score += float(log_probs[token])
+            if token == EOS:
+                return prefix[1:], score
+            prefix.append(token)
+
+
+@pytest.mark.parametrize("cfg", [DecodeConfig(length_norm="none"), DecodeConfig(length_norm="none", min_len=12)])
+def test_greedy_equals_an_argmax_loop_over_the_full_forward(
+    model: Transformer, test_set: tuple[Tensor, Tensor], cfg: DecodeConfig
+) -> None:
+    src, mask = test_set
+    result = greedy_search(model, src, mask, cfg, BOS, EOS)
+    for i in range(len(src)):
+        alone = src[i : i + 1, : int((~mask[i]).sum())]
+        tokens, score = _greedy_by_forward(model, alone, cfg)
+        assert result.tokens[i] == [tokens]
+        assert result.scores[i][0] == pytest.approx(score, abs=1e-4)

@@ -13,7 +13,7 @@ import sacrebleu
 import torch
 
 from nmt.checkpoint import CheckpointError, load_checkpoint, metadata, save_checkpoint
-from nmt.config import DataConfig, DecodeConfig, ModelConfig
+from nmt.config import ConfigError, DataConfig, DecodeConfig, ModelConfig
 from nmt.data.sources import get_corpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.decode.translator import Translator
@@ -72,13 +72,7 @@ def test_batched_equals_one_by_one(translator, test_set):
     # Mixed lengths: single sentences, and two or three joined, interleaved so batches must be re-sorted.
     lines = [src[i] if i % 3 else " ".join(src[i : i + 1 + i % 2 + 1]) for i in range(24)] + FOREIGN
     alone = [translator.translate([line])[0] for line in lines]
-    small_batches = Translator(
-        translator.model,
-        translator.tokenizer,
-        DecodeConfig(beam_size=5, max_tokens=60),
-        (PAD_ID, BOS_ID, EOS_ID),
-        translator.device,
-    )
+    small_batches = Translator(translator.engine, translator.tokenizer, DecodeConfig(beam_size=5, max_tokens=60))
     for together in (translator.translate(lines), small_batches.translate(lines)):
         assert [t.texts for t in together] == [t.texts for t in alone]
         for t, a in zip(together, alone, strict=True):
@@ -242,3 +236,40 @@ def test_sentences_without_any_allowed_hypothesis_still_give_one_line_each(model
     translations = translator.translate(test_set.src[:2] + [""])
     assert [t.best for t in translations] == ["", "", ""]
     assert [t.tokens for t in translations] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_every_precision_keeps_lines_and_quality(model_path, test_set, precision):
+    """bf16 and int8 keep one line per input line (empty for empty) and translate about as well as float32."""
+    lines = test_set.src[:200]
+    mixed = [lines[0], "", lines[1], "  ", FOREIGN[0], lines[2], ""]
+    reference = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=2), device="cpu")
+    translator = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=2, precision=precision), device="cpu")
+    out = translator.translate(mixed)
+    assert len(out) == len(mixed)
+    assert [t.best == "" for t in out] == [not line.strip() for line in mixed]
+    ours = [t.best for t in translator.translate(lines)]
+    theirs = [t.best for t in reference.translate(lines)]
+    bleu = sacrebleu.corpus_bleu(ours, [test_set.tgt[:200]]).score
+    assert bleu > sacrebleu.corpus_bleu(theirs, [test_set.tgt[:200]]).score - 3.0
+    assert sum(a == b for a, b in zip(ours, theirs, strict=True)) >= 150  # mostly the very same output
+
+
+def test_a_quantized_model_refuses_to_train(model_path):
+    from nmt.decode.precision import QuantizedTrainingError, quantize_int8
+
+    model = Translator.from_checkpoint(model_path, DecodeConfig(), device="cpu").model
+    quantized = quantize_int8(model)
+    assert not any(isinstance(m, torch.nn.Linear) for m in quantized.modules())  # every linear layer is int8
+    src = torch.tensor([[5, 6, EOS_ID]])
+    quantized(src, torch.tensor([[BOS_ID, 5]]))  # teacher forcing in eval mode works (e.g. for scoring) ...
+    with pytest.raises(QuantizedTrainingError, match="cannot be trained"):
+        quantized.train()(src, torch.tensor([[BOS_ID, 5]]))  # ... but not in training mode
+    assert model.training is False and any(isinstance(m, torch.nn.Linear) for m in model.modules())  # a copy
+
+
+def test_int8_on_a_gpu_is_refused_with_a_hint():
+    from nmt.decode.precision import model_for
+
+    with pytest.raises(ConfigError, match="CPU only"):
+        model_for(Transformer(UNTRAINED, 20, 20, PAD_ID), "int8", torch.device("cuda"))

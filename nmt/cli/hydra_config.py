@@ -18,7 +18,15 @@ from omegaconf.errors import MissingMandatoryValue
 
 from nmt.atomic import check_writable
 from nmt.cli.usage import argv_problems, group_options, help_text, wants_help
-from nmt.config import BenchmarkConfig, ConfigError, EvaluateConfig, TrainConfig, TranslateConfig, check
+from nmt.config import (
+    BenchmarkConfig,
+    ConfigError,
+    EvaluateConfig,
+    ExportConfig,
+    TrainConfig,
+    TranslateConfig,
+    check,
+)
 from nmt.errors import UserError
 
 # Problems with the user's input, files or environment: one line and exit status 1, no traceback.
@@ -56,6 +64,7 @@ def register_schemas() -> None:
     store.store(name="translate_schema", node=TranslateConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
     store.store(name="benchmark_schema", node=BenchmarkConfig)
+    store.store(name="export_schema", node=ExportConfig)
 
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:

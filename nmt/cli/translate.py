@@ -3,7 +3,8 @@
 Reads `input` (plain or .gz UTF-8, one sentence per line; stdin without it) and writes one
 translation per line to `output` (atomically; stdout without it). Typed lines are answered as
 soon as they are entered. Bad input stops with the file (or <stdin>) and line named; the
-translations of the lines before it are kept on stdout.
+translations of the lines before it are kept on stdout. With backend=ctranslate2, `ckpt` is a
+model directory written by nmt-export, translated by CTranslate2 with the same line handling.
 
 Examples:
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en output=test.de
@@ -24,6 +25,7 @@ from nmt.config import ConfigError, TranslateConfig
 from nmt.data.corpus import check_file, check_lines, iter_lines
 from nmt.decode.translator import Translation, Translator, format_translation
 from nmt.device import set_threads
+from nmt.export.ctranslate2 import is_export, load_ctranslate2
 
 
 def check_output(cfg: TranslateConfig) -> None:
@@ -96,13 +98,25 @@ def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -
         _write(out, index, translation, cfg.decode.n_best)
 
 
+def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
+    """The translator of `cfg.backend`; a model for the other backend is refused, naming the one it needs."""
+    if cfg.backend == "ctranslate2":
+        return load_ctranslate2(cfg.ckpt, cfg.decode, cfg.device, threads)
+    if is_export(cfg.ckpt):
+        raise ConfigError(
+            f"ckpt {cfg.ckpt} is a CTranslate2 model directory (written by nmt-export); "
+            "translate it with backend=ctranslate2."
+        )
+    return Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+
+
 def run(cfg: TranslateConfig) -> None:
     """Translate `cfg.input` (or stdin) into `cfg.output` (or stdout) and print timing to stderr."""
-    set_threads(cfg.num_threads)
+    threads = set_threads(cfg.num_threads)
     check_output(cfg)
     if cfg.input is not None:
         check_file(Path(cfg.input))  # before the model loads: fail fast on a missing input
-    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    translator = load_translator(cfg, threads)
     if cfg.input is None and cfg.output is None:
         translate_stdin(translator, cfg)
     elif cfg.output is None:

@@ -182,8 +182,9 @@ def help_text(
     about, _, examples = inspect.cleandoc(doc).partition("Examples:")
     lines = [about.strip(), "", f"Options ({command} key=value ...; defaults as composed from conf/):"]
     lines += _option_lines(schema, values, "")
-    lines += ["", "Config groups (group=option; each sets a block of options at once):"]
-    lines += [f"  {group}: {_group_options(options, chosen.get(group))}" for group, options in groups.items()]
+    if groups:
+        lines += ["", "Config groups (group=option; each sets a block of options at once):"]
+        lines += [f"  {group}: {_group_options(options, chosen.get(group))}" for group, options in groups.items()]
     lines += ["", "Examples:", *(f"  {line.strip()}" for line in examples.strip().splitlines())]
     lines += ["", f"Also: {command} ... --cfg job prints the composed config; --hydra-help shows Hydra's options."]
     return "\n".join(lines)

@@ -91,6 +91,14 @@ class Tokenizer:
     def tgt_vocab_size(self) -> int:
         return self._tgt.get_piece_size()
 
+    def src_pieces(self) -> list[str]:
+        """The source vocabulary: piece `i` has id `i` (for toolkits that take tokens as strings)."""
+        return [self._src.id_to_piece(i) for i in range(self.src_vocab_size)]
+
+    def tgt_pieces(self) -> list[str]:
+        """The target vocabulary: piece `i` has id `i`."""
+        return [self._tgt.id_to_piece(i) for i in range(self.tgt_vocab_size)]
+
     def encode_src(self, lines: list[str]) -> list[list[int]]:
         """Source token ids per line, without BOS/EOS (the caller adds them)."""
         return self._src.encode(lines)

@@ -6,6 +6,8 @@ Nothing here calls the model, so every rule can be tested on hand-made numbers;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -30,8 +32,8 @@ def beam_step(log_probs: Tensor, scores: Tensor, n: int) -> tuple[Tensor, Tensor
     if not 1 <= n <= beam * vocab:
         raise ValueError(f"`n` must be in [1, K*V] = [1, {beam * vocab}], but is {n} instead.")
     totals = scores.unsqueeze(-1) + log_probs  # [B, K, 1] + [B, K, V] -> [B, K, V]
-    top_scores, flat = totals.view(batch, beam * vocab).topk(n, dim=1)  # [B, K*V] -> [B, n]
-    return flat // vocab, flat % vocab, top_scores
+    top_scores, cells = totals.view(batch, beam * vocab).topk(n, dim=1)  # [B, K*V] -> [B, n]
+    return cells // vocab, cells % vocab, top_scores
 
 
 def first_active(tokens: Tensor, eos_id: int, k: int) -> Tensor:
@@ -72,8 +74,8 @@ def max_lengths(src_pad_mask: Tensor, cfg: DecodeConfig) -> Tensor:
     return (cfg.max_len_a * src_len + cfg.max_len_b).long().clamp(min=0)
 
 
-def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
-    """Forbid tokens that would repeat an n-gram already in each row's history.
+def block_repeated_ngrams_(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
+    """Forbid, in place, tokens that would repeat an n-gram already in each row's history.
 
     Args:
         log_probs: next-token log-probabilities, [R, V] (R rows: sentences or hypotheses).
@@ -81,7 +83,7 @@ def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
         n: n-gram size; 0 turns blocking off.
 
     Returns:
-        `log_probs` with the blocked tokens set to -inf.
+        `log_probs`, with the blocked tokens set to -inf.
     """
     if n <= 0 or history.size(1) < n:
         return log_probs
@@ -90,41 +92,50 @@ def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
     seen = (windows[:, :, :-1] == prefix.unsqueeze(1)).all(dim=2)  # [R, W]
     # scatter_add, not scatter: a token can follow the prefix at several places.
     hits = torch.zeros_like(log_probs).scatter_add_(1, windows[:, :, -1], seen.to(log_probs.dtype))  # [R, V]
-    return log_probs.masked_fill(hits > 0, float("-inf"))
+    return log_probs.masked_fill_(hits > 0, float("-inf"))
 
 
-def constrain(
-    log_probs: Tensor,
-    history: Tensor,
-    max_len: Tensor,
-    cfg: DecodeConfig,
-    bos_id: int,
-    eos_id: int,
-    pad_id: int | None = None,
+@dataclass(frozen=True)
+class Rules:
+    """The search rules of one search, with the ids they forbid gathered once."""
+
+    never: Tensor  # ids never emitted: BOS and PAD
+    eos_id: int
+    min_len: int  # before this many tokens EOS is forbidden
+    no_repeat_ngram: int  # n-gram size to block; 0 = off
+
+    @classmethod
+    def of(cls, cfg: DecodeConfig, bos_id: int, eos_id: int, pad_id: int | None, device: torch.device) -> Rules:
+        never = [bos_id] if pad_id is None else [bos_id, pad_id]
+        return cls(torch.tensor(never, device=device), eos_id, cfg.min_len, cfg.no_repeat_ngram)
+
+
+def constrain_(
+    log_probs: Tensor, step: int, rules: Rules, at_max: Tensor | None = None, history: Tensor | None = None
 ) -> Tensor:
-    """Apply the search rules to one step's log-probs: no BOS or PAD, min/max length, n-gram blocking.
+    """Apply the search rules to one step's log-probs in place: no BOS or PAD, min/max length, n-gram blocking.
 
-    Rows that reached their maximum length may only emit EOS; before `cfg.min_len`
-    tokens EOS is forbidden (the maximum wins if the two clash).
+    Rows that reached their maximum length may only emit EOS, at its model value; before
+    `rules.min_len` tokens EOS is forbidden (the maximum wins if the two clash). Only the
+    forbidden columns are written, plus whole rows when some row is at its maximum.
 
     Args:
         log_probs: next-token log-probabilities, [R, V].
-        history: tokens emitted so far (BOS excluded), [R, t].
-        max_len: longest output per row, [R].
-        cfg: decoding options.
-        bos_id: begin-of-sentence id, never emitted.
-        eos_id: end-of-sentence id.
-        pad_id: padding id, never emitted (None: no padding id to block).
+        step: tokens emitted so far.
+        rules: what is forbidden.
+        at_max: [R] True for rows at their maximum length; None when no row is.
+        history: tokens emitted so far (BOS excluded), [R, step]; needed for n-gram blocking only.
 
     Returns:
-        the constrained log-probs, [R, V]; the allowed entries keep their model values.
+        `log_probs`, constrained; the allowed entries keep their model values.
     """
-    step = history.size(1)
-    log_probs = block_repeated_ngrams(log_probs, history, cfg.no_repeat_ngram)
-    never = [bos_id] if pad_id is None else [bos_id, pad_id]
-    log_probs = log_probs.index_fill(1, torch.tensor(never, device=log_probs.device), float("-inf"))
-    at_max = (step >= max_len).unsqueeze(1)  # [R, 1]
-    is_eos = torch.arange(log_probs.size(1), device=log_probs.device) == eos_id  # [V]
-    if step < cfg.min_len:
-        log_probs = log_probs.masked_fill(is_eos & ~at_max, float("-inf"))  # [V] & [R, 1] -> [R, V]
-    return log_probs.masked_fill(at_max & ~is_eos, float("-inf"))  # [R, 1] & [V] -> [R, V]
+    eos = log_probs[:, rules.eos_id].clone() if at_max is not None else None  # [R]
+    if history is not None:
+        block_repeated_ngrams_(log_probs, history, rules.no_repeat_ngram)
+    log_probs.index_fill_(1, rules.never, float("-inf"))
+    if step < rules.min_len:
+        log_probs[:, rules.eos_id] = float("-inf")
+    if at_max is not None:
+        log_probs.masked_fill_(at_max.unsqueeze(1), float("-inf"))  # [R, 1] over [R, V]
+        log_probs[:, rules.eos_id] = torch.where(at_max, eos, log_probs[:, rules.eos_id])
+    return log_probs

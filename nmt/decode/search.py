@@ -2,9 +2,8 @@
 
 Both advance the whole batch, and all K hypotheses of each sentence, with one
 `decode_step` per time step, and drop a sentence from the running batch once it
-is done (reordering the decoder cache, memory and mask with one index). They run
-under `torch.inference_mode()` but never change the model's mode: call
-`model.eval()` first, or dropout stays on.
+is done. They run under `torch.inference_mode()` but never change the model's mode:
+call `model.eval()` first, or dropout stays on.
 
 Scores are summed token log-probs, EOS included, divided by
 `length_penalty(len(ids) + 1, cfg)`. Beam search keeps fairseq's candidate rule
@@ -16,6 +15,12 @@ at its current length, beats the worst of them. The rule is exact for
 `length_norm=none` (an active score only falls); with `gnmt` or `average` a longer
 hypothesis could still overtake, which the rule accepts for speed. A sentence also ends at its maximum length,
 where only EOS is allowed, so every active hypothesis is finished there.
+
+The search owns the per-sentence state (`_Running`) and drives the model's cache as plain
+data: the K hypotheses of a sentence are K consecutive decoder rows reading one source,
+so the encoder memory is projected once per sentence, and the cache is reordered only
+when beams move or sentences end. Per step the host waits on the device twice: whether any
+candidate ended (to skip the finishing work) and which sentences go on (the next shapes).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 from torch import Tensor
 
 from nmt.config import DecodeConfig
-from nmt.decode.beam import beam_step, constrain, first_active, length_penalty, max_lengths
+from nmt.decode.beam import Rules, beam_step, constrain_, first_active, length_penalty, max_lengths
 
 if TYPE_CHECKING:
     from nmt.model.transformer import DecoderCache, Transformer
@@ -50,22 +55,23 @@ class SearchResult:
 
 @dataclass
 class _Running:
-    """Hypotheses of the sentences still being searched (b of them, K each)."""
+    """Hypotheses of the sentences still being searched (b of them, K each, as b*K decoder rows)."""
 
     rows: Tensor  # [b] batch index of each running sentence
     scores: Tensor  # [b, K] summed log-probs, unnormalised
     tokens: Tensor  # [b, K, T] emitted ids; column t is filled at step t
     attn: Tensor | None  # [b, K, T, S] cross-attention of each emitted id
-    max_len: Tensor  # [b]
-    memory: Tensor  # [B*K, S, D] as encoded; read by the first decoder step only
-    src_pad_mask: Tensor  # [b*K, S]
-    cache: DecoderCache | None
+    max_len: Tensor  # [b*K] longest output of each hypothesis's sentence
+    shortest: int  # the least of `max_len`: before this step no hypothesis is at its maximum
+    cache: DecoderCache
 
-    def extend(self, flat: Tensor, step: int, tokens: Tensor, step_attn: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Histories of the hypotheses at `flat` (rows of b*K), each extended by one token.
+    def extend(
+        self, parents: Tensor, step: int, tokens: Tensor, step_attn: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Histories of the hypotheses `parents` (rows of b*K), each extended by one token.
 
         Args:
-            flat: hypotheses to extend, [n*K] indices into the b*K running ones.
+            parents: the hypotheses to extend, [n*K] indices into the b*K running ones.
             step: the column to write.
             tokens: the new tokens, [n, K].
             step_attn: this step's cross-attention of all running hypotheses, [b, K, S], or None.
@@ -74,43 +80,35 @@ class _Running:
             token histories [n, K, T] and attention histories [n, K, T, S] (or None).
         """
         b, k, t = self.tokens.shape
-        history = self.tokens.view(b * k, t).index_select(0, flat).view(-1, k, t)  # [n, K, T]
+        history = self.tokens.view(b * k, t).index_select(0, parents).view(-1, k, t)  # [n, K, T]
         history[:, :, step] = tokens
         if self.attn is None or step_attn is None:
             return history, None
         s = self.attn.size(3)
-        attn = self.attn.view(b * k, t, s).index_select(0, flat).view(-1, k, t, s)  # [n, K, T, S]
-        attn[:, :, step] = step_attn.view(b * k, s).index_select(0, flat).view(-1, k, s)
+        attn = self.attn.view(b * k, t, s).index_select(0, parents).view(-1, k, t, s)  # [n, K, T, S]
+        attn[:, :, step] = step_attn.view(b * k, s).index_select(0, parents).view(-1, k, s)
         return history, attn
 
     def advance(
-        self,
-        keep: Tensor,
-        step: int,
-        origins: Tensor,
-        tokens: Tensor,
-        scores: Tensor,
-        step_attn: Tensor | None,
+        self, keep: Tensor, step: int, candidates: tuple[Tensor, Tensor, Tensor], step_attn: Tensor | None
     ) -> _Running:
-        """Keep the sentences `keep` [n], each with the K extensions `origins`/`tokens`/`scores` [b, K]."""
-        k = origins.size(1)
-        flat = (keep.unsqueeze(1) * k + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
-        history, attn = self.extend(flat, step, tokens[keep], step_attn)
-        # The K rows of a sentence share memory, mask and cross-attention keys/values: they change only
-        # when sentences are dropped. Memory itself is read on the first step only (then the cache has it).
-        sentences = None
-        if keep.numel() != self.rows.numel():
-            beams = torch.arange(k, device=keep.device)
-            sentences = (keep.unsqueeze(1) * k + beams).view(-1)  # [n, 1] + [K] -> [n*K]
+        """Keep the sentences `keep` [n], each with its K extensions (origins, tokens, scores [b, K])."""
+        origins, tokens, scores = candidates
+        b, k = origins.shape
+        parents = (keep.unsqueeze(1) * k + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
+        history, attn = self.extend(parents, step, tokens[keep], step_attn)
+        dropped = keep.numel() != b
+        if dropped or k > 1:  # greedy with every sentence going on keeps its rows as they are
+            self.cache.reorder_(parents, keep if dropped else None)
+        max_len = self.max_len.view(b, k)[keep].view(-1) if dropped else self.max_len
         return _Running(
             rows=self.rows[keep],
             scores=scores[keep],
             tokens=history,
             attn=attn,
-            max_len=self.max_len[keep],
-            memory=self.memory,
-            src_pad_mask=self.src_pad_mask if sentences is None else self.src_pad_mask.index_select(0, sentences),
-            cache=self.cache.reorder_beams(flat, sentences) if self.cache is not None else None,
+            max_len=max_len,
+            shortest=int(max_len.min()) if dropped else self.shortest,
+            cache=self.cache,
         )
 
 
@@ -172,10 +170,9 @@ def _start(
         scores=scores,
         tokens=torch.zeros(batch, k, t, dtype=torch.long, device=src.device),
         attn=attn,
-        max_len=max_len,
-        memory=memory.repeat_interleave(k, dim=0),  # [B, S, D] -> [B*K, S, D]
-        src_pad_mask=src_pad_mask.repeat_interleave(k, dim=0),  # [B, S] -> [B*K, S]
-        cache=None,
+        max_len=max_len.repeat_interleave(k),  # [B] -> [B*K]
+        shortest=int(max_len.min()) if batch else 0,
+        cache=model.start_decoding(memory, src_pad_mask, t, group=k),
     )
     finished = _Finished(
         scores=torch.full((batch, k), float("-inf"), device=src.device),
@@ -187,27 +184,22 @@ def _start(
 
 
 def _next_log_probs(
-    model: Transformer,
-    running: _Running,
-    step: int,
-    cfg: DecodeConfig,
-    bos_id: int,
-    eos_id: int,
-    need_attn: bool,
+    model: Transformer, running: _Running, step: int, rules: Rules, bos_id: int, need_attn: bool
 ) -> tuple[Tensor, Tensor | None]:
-    """Run one decoder step for every running hypothesis (updating its cache) and apply the search rules.
+    """Run one decoder step for every running hypothesis (advancing its cache) and apply the search rules.
 
     Returns:
         constrained log-probs [b, K, V] and cross-attention [b, K, S] (or None).
     """
     b, k, _ = running.tokens.shape
-    history = running.tokens[:, :, :step].reshape(b * k, step)  # [b, K, t] -> [b*K, t]
-    last = history[:, -1] if step else torch.full((b * k,), bos_id, device=history.device)
-    log_probs, running.cache = model.decode_step(
-        last, running.memory, running.src_pad_mask, running.cache, need_attn=need_attn
-    )
-    max_len = running.max_len.repeat_interleave(k)  # [b] -> [b*K]
-    log_probs = constrain(log_probs, history, max_len, cfg, bos_id, eos_id, model.pad_id)
+    if step:
+        last = running.tokens[:, :, step - 1].reshape(b * k)  # [b, K] -> [b*K]
+    else:
+        last = torch.full((b * k,), bos_id, device=running.tokens.device)
+    log_probs = model.decode_step(last, running.cache, need_attn=need_attn)  # [b*K, V]
+    at_max = running.max_len <= step if step >= running.shortest else None
+    history = running.tokens[:, :, :step].reshape(b * k, step) if rules.no_repeat_ngram else None
+    constrain_(log_probs, step, rules, at_max, history)
     step_attn = running.cache.cross_attn.view(b, k, -1) if need_attn else None  # [b*K, S] -> [b, K, S]
     return log_probs.view(b, k, -1), step_attn  # [b*K, V] -> [b, K, V]
 
@@ -227,8 +219,8 @@ def _finish(
     if not bool(is_eos.any()):
         return
     b, k = origins.shape
-    flat = (torch.arange(b, device=origins.device).unsqueeze(1) * k + origins).view(-1)  # [b*K]
-    history, attn = running.extend(flat, step, tokens, step_attn)
+    parents = (torch.arange(b, device=origins.device).unsqueeze(1) * k + origins).view(-1)  # [b*K]
+    history, attn = running.extend(parents, step, tokens, step_attn)
     normalised = (scores / length_penalty(step + 1, cfg)).masked_fill(~is_eos, float("-inf"))
     finished.add(running.rows, normalised, history, step + 1, attn)
 
@@ -257,16 +249,17 @@ def greedy_search(
         one hypothesis per sentence.
     """
     with torch.inference_mode():
+        rules = Rules.of(cfg, bos_id, eos_id, model.pad_id, src.device)
         running, finished = _start(model, src, src_pad_mask, cfg, 1, need_attn)
         for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, cfg, bos_id, eos_id, need_attn)
+            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
             # The same ranking as `beam_step` (running score + log-prob), so beam size 1 matches bit for bit.
-            origins, tokens, scores = beam_step(log_probs, running.scores, 1)  # [b, 1]
-            _finish(finished, running, step, (origins, tokens, scores), step_attn, cfg, eos_id)
-            keep = (tokens[:, 0] != eos_id).nonzero().squeeze(1)  # [n]
+            candidates = beam_step(log_probs, running.scores, 1)  # origins, tokens, scores [b, 1]
+            _finish(finished, running, step, candidates, step_attn, cfg, eos_id)
+            keep = (candidates[1][:, 0] != eos_id).nonzero().squeeze(1)  # [n]
             if keep.numel() == 0:
                 break
-            running = running.advance(keep, step, origins, tokens, scores, step_attn)
+            running = running.advance(keep, step, candidates, step_attn)
         return finished.result(1, src_pad_mask)
 
 
@@ -295,9 +288,10 @@ def beam_search(
     """
     k = cfg.beam_size
     with torch.inference_mode():
+        rules = Rules.of(cfg, bos_id, eos_id, model.pad_id, src.device)
         running, finished = _start(model, src, src_pad_mask, cfg, k, need_attn)
         for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, cfg, bos_id, eos_id, need_attn)
+            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
             origins, tokens, scores = beam_step(log_probs, running.scores, 2 * k)  # [b, 2K]
             top = (origins[:, :k], tokens[:, :k], scores[:, :k])  # EOS counts only among the top K
             _finish(finished, running, step, top, step_attn, cfg, eos_id)
@@ -307,5 +301,5 @@ def beam_search(
             keep = (best > finished.scores[running.rows, -1]).nonzero().squeeze(1)  # [n]
             if keep.numel() == 0:
                 break
-            running = running.advance(keep, step, origins, tokens, scores, step_attn)
+            running = running.advance(keep, step, (origins, tokens, scores), step_attn)
         return finished.result(cfg.n_best, src_pad_mask)

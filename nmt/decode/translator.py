@@ -1,4 +1,4 @@
-"""Translate text with a checkpoint: encode, sort by length, batch by tokens, search, restore order, detokenize.
+"""Translate text: encode, sort by length, batch by tokens, let an engine search, restore order, detokenize.
 
 Lines are preserved: N lines in give N translations out, in order; an empty
 line gives an empty translation without touching the model.
@@ -17,7 +17,7 @@ import torch
 from nmt.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
-from nmt.decode.search import beam_search, greedy_search
+from nmt.decode.engine import Engine, TorchEngine, load_model
 from nmt.device import resolve_device
 from nmt.model import Transformer
 
@@ -53,31 +53,32 @@ class Stats:
 
 
 class Translator:
-    """Batched translation with a trained model.
+    """Batched translation of lines: encoding, empty lines, truncation, batching, order and detokenizing.
 
     Args:
-        model: the network, already on `device` and in eval mode.
+        engine: what translates the batches of source ids (`TorchEngine`, or one from `nmt.export`).
         tokenizer: the SentencePiece models the network was trained with.
-        decode: search settings (greedy when beam_size is 1).
-        special_ids: pad, bos and eos ids.
-        device: where the tensors go.
+        decode: search settings (greedy when beam_size is 1), passed to the engine with every batch.
     """
 
-    def __init__(
-        self,
-        model: Transformer,
-        tokenizer: Tokenizer,
-        decode: DecodeConfig,
-        special_ids: tuple[int, int, int],
-        device: torch.device,
-    ) -> None:
-        self.model = model
+    def __init__(self, engine: Engine, tokenizer: Tokenizer, decode: DecodeConfig) -> None:
+        self.engine = engine
         self.tokenizer = tokenizer
         self.decode = decode
-        self.pad_id, self.bos_id, self.eos_id = special_ids
-        self.device = device
-        self.max_src_len = model.cfg.max_positions - 1  # room for EOS
+        self.max_src_len = engine.max_src_len
         self.stats = Stats()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the engine runs."""
+        return self.engine.device
+
+    @property
+    def model(self) -> Transformer:
+        """The PyTorch network; only the torch engine has one."""
+        if not isinstance(self.engine, TorchEngine):
+            raise AttributeError(f"a translator with {type(self.engine).__name__} has no PyTorch model.")
+        return self.engine.model
 
     @classmethod
     def from_checkpoint(
@@ -98,20 +99,10 @@ class Translator:
 
     @classmethod
     def from_loaded(cls, ckpt: Checkpoint, decode: DecodeConfig, device: torch.device, path: str | Path) -> Translator:
-        """Build the model and tokenizer described by a loaded checkpoint."""
-        tokenizer = Tokenizer.from_bytes(ckpt.tokenizer)
-        if (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) != (ckpt.src_vocab_size, ckpt.tgt_vocab_size):
-            raise CheckpointError(
-                f"checkpoint {path}: its tokenizer has vocabularies {tokenizer.src_vocab_size}/"
-                f"{tokenizer.tgt_vocab_size} but the model expects {ckpt.src_vocab_size}/{ckpt.tgt_vocab_size}."
-            )
-        model = Transformer(ckpt.model_config, ckpt.src_vocab_size, ckpt.tgt_vocab_size, ckpt.pad_id)
-        try:
-            model.load_state_dict(ckpt.state_dict)
-        except RuntimeError as err:
-            raise CheckpointError(f"checkpoint {path}: weights do not fit the model config: {err}") from err
-        model.to(device).eval()
-        return cls(model, tokenizer, decode, (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id), device)
+        """A translator running the network of a loaded checkpoint with `TorchEngine`."""
+        model, tokenizer = load_model(ckpt, path)
+        engine = TorchEngine(model.to(device), (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id), device)
+        return cls(engine, tokenizer, decode)
 
     def translate(self, lines: list[str]) -> list[Translation]:
         """Translate a list of lines; the result has one `Translation` per line, in order."""
@@ -143,20 +134,13 @@ class Translator:
         if batch:
             yield batch
 
-    @torch.inference_mode()
     def _translate_batch(self, srcs: list[list[int]]) -> list[Translation]:
-        width = max(len(s) for s in srcs) + 1
-        src = torch.full((len(srcs), width), self.pad_id, dtype=torch.long)  # [B, S]
-        for row, ids in enumerate(srcs):
-            src[row, : len(ids) + 1] = torch.tensor(ids + [self.eos_id])
-        src = src.to(self.device)
-        search = greedy_search if self.decode.beam_size == 1 else beam_search
-        result = search(self.model, src, src.eq(self.pad_id), self.decode, self.bos_id, self.eos_id)
+        """The engine's n-best lists of one batch of sources, detokenized."""
         # An empty n-best list (every hypothesis ended at -inf, e.g. `min_len` with n-gram blocking) gives an
         # empty translation, so the output keeps one line per input line.
         return [
             Translation([self.tokenizer.decode_tgt(h) for h in nbest], list(scores), len(nbest[0]) if nbest else 0)
-            for nbest, scores in zip(result.tokens, result.scores, strict=True)
+            for nbest, scores in self.engine.translate_ids(srcs, self.decode)
         ]
 
     def translate_stream(self, lines: Iterable[str], chunk_lines: int = 2000) -> Iterator[Translation]:

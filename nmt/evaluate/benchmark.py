@@ -5,10 +5,13 @@ Memory is the peak of each setting alone: the peak is reset before every setting
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -18,13 +21,39 @@ from nmt.decode.translator import Translator
 from nmt.evaluate.metrics import score
 
 
-def decode_grid(base: DecodeConfig, beam_sizes: list[int], length_penalties: list[float]) -> list[DecodeConfig]:
-    """Every combination of beam size and length penalty (greedy ignores the penalty, so it appears once)."""
+def decode_grid(
+    base: DecodeConfig, beam_sizes: list[int], length_penalties: list[float], precisions: tuple[str, ...] = ("32",)
+) -> list[DecodeConfig]:
+    """Every combination of precision, beam size and length penalty (greedy ignores the penalty: once each)."""
     grid = []
-    for beam in beam_sizes:
-        for alpha in [1.0] if beam == 1 else length_penalties:
-            grid.append(dataclasses.replace(base, beam_size=beam, n_best=1, length_penalty=alpha))
+    for precision in precisions:
+        for beam in beam_sizes:
+            for alpha in [1.0] if beam == 1 else length_penalties:
+                grid.append(
+                    dataclasses.replace(base, beam_size=beam, n_best=1, length_penalty=alpha, precision=precision)
+                )
     return grid
+
+
+@contextlib.contextmanager
+def open_backends(
+    ckpt: str, backends: list[str], decode: DecodeConfig, device: str, langs: tuple[str, str]
+) -> Iterator[list[tuple[str, Translator]]]:
+    """A translator per backend for one checkpoint; CTranslate2 gets a float32 export in a temporary directory,
+    which `decode.precision` then converts at load, as `nmt-translate backend=ctranslate2` would."""
+    with tempfile.TemporaryDirectory(prefix="nmt-benchmark-") as tmp:
+        opened = []
+        for backend in backends:
+            if backend == "torch":
+                opened.append((backend, Translator.from_checkpoint(ckpt, decode, device, expect_langs=langs)))
+            else:
+                from nmt.export.ctranslate2 import export_ctranslate2, load_ctranslate2
+
+                Translator.from_checkpoint(ckpt, decode, "cpu", expect_langs=langs)  # the language check
+                export_ctranslate2(ckpt, Path(tmp) / "ctranslate2")
+                translator = load_ctranslate2(Path(tmp) / "ctranslate2", decode, device, torch.get_num_threads())
+                opened.append((backend, translator))
+        yield opened
 
 
 def reset_peak_memory(device: torch.device) -> bool:
@@ -77,6 +106,7 @@ def benchmark_setting(
     bleu, chrf = score(hyps, [refs], metrics=("bleu", "chrf"), tgt_lang=tgt_lang, tokenize=tokenize)
     wall = statistics.median(seconds)
     return {
+        "precision": translator.decode.precision,
         "beam_size": translator.decode.beam_size,
         "length_penalty": translator.decode.length_penalty,
         "bleu": bleu.value,
@@ -98,13 +128,25 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def environment(translator: Translator) -> dict:
-    """Where the numbers were measured: device, threads, model size, library versions."""
-    device = translator.device
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {
-        "device": name,
+def environment(translators: dict[str, Translator]) -> dict:
+    """Where the numbers were measured: device, CPU, threads, model size, library versions."""
+    device = next(iter(translators.values())).device
+    env = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu": _cpu_model(),
         "threads": torch.get_num_threads(),
-        "parameters": translator.model.param_count(),
+        "parameters": translators["torch"].model.param_count() if "torch" in translators else None,
         "torch": torch.__version__,
     }
+    with contextlib.suppress(PackageNotFoundError):
+        env["ctranslate2"] = version("ctranslate2")
+    return env
+
+
+def _cpu_model() -> str:
+    """The processor's name from /proc/cpuinfo ("unknown" elsewhere): speeds mean little without it."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"

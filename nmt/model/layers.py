@@ -1,6 +1,5 @@
 """Encoder and decoder layers: attention and feed-forward sublayers in residual blocks."""
 
-import torch
 from torch import Tensor, nn
 
 from nmt.config import ModelConfig
@@ -82,28 +81,31 @@ class DecoderLayer(nn.Module):
         memory_kv: KeyValue,
         src_pad: Tensor,
         past: KeyValue | None = None,
+        length: int = 0,
         need_attn: bool = False,
-    ) -> tuple[Tensor, KeyValue, Tensor | None]:
-        """Run the layer on target states `x` [B,T,D].
+    ) -> tuple[Tensor, Tensor | None]:
+        """Run the layer on target states `x` [B*G,T,D] (G rows per memory row, see `MultiHeadAttention`).
 
         Args:
-            memory_kv: the encoder memory projected by `self.cross_attn.project_kv`.
+            memory_kv: the encoder memory projected by `self.cross_attn.project_kv`, [B,H,S,D/H] each.
             src_pad: [B,S] True at source padding.
-            past: None for teacher forcing (causal mask over `x`); for incremental decoding, the
-                self-attention keys and values of earlier tokens, which `x` (T = 1) attends in full.
-            need_attn: also return the cross-attention weights [B,H,T,S].
+            past: None for teacher forcing (causal mask over `x`); for incremental decoding (T = 1),
+                preallocated self-attention key and value buffers [B*G,H,T_max,D/H] holding the
+                `length` earlier tokens: `x`'s key and value are written at position `length` in place,
+                and `x` attends to all `length + 1`.
+            need_attn: also return the cross-attention weights [B*G,H,T,S].
 
         Returns:
-            The new states [B,T,D], the self-attention keys and values including `x`, and the
-            cross-attention weights or None.
+            The new states [B*G,T,D] and the cross-attention weights or None.
         """
         h = self.self_res.before(x)
         k, v = self.self_attn.project_kv(h)
         if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # [B,H,t,D/H] + [B,H,1,D/H] -> [B,H,t+1,D/H]
-            v = torch.cat([past[1], v], dim=2)
+            past[0][:, :, length] = k[:, :, 0]  # [B*G,H,1,D/H] into [B*G,H,T_max,D/H]
+            past[1][:, :, length] = v[:, :, 0]
+            k, v = past[0][:, :, : length + 1], past[1][:, :, : length + 1]
         h, _ = self.self_attn(h, k, v, causal=past is None)
         x = self.self_res.after(x, h)
         h, attn = self.cross_attn(self.cross_res.before(x), *memory_kv, key_pad=src_pad, need_weights=need_attn)
         x = self.cross_res.after(x, h)
-        return self.ff_res.after(x, self.ff(self.ff_res.before(x))), (k, v), attn
+        return self.ff_res.after(x, self.ff(self.ff_res.before(x))), attn

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, overload
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -15,42 +16,48 @@ from nmt.model.layers import DecoderLayer, EncoderLayer
 
 @dataclass
 class DecoderCache:
-    """Per-decoder-layer keys and values for incremental decoding, each [B,H,t,D/H].
+    """What incremental decoding keeps between steps: a plain container of buffers.
 
-    `self_k`/`self_v` grow by one position per step (t = tokens decoded so far); `cross_k`/`cross_v`
-    are the encoder memory projected once on the first step (t = S).
+    R decoder rows (e.g. hypotheses) come in groups of G = R / N consecutive rows that read
+    the same one of N sources (e.g. sentences); `reorder_` follows the caller's choice of rows.
+    The self-attention buffers are allocated once for `T_max` positions and written in place,
+    so a step copies nothing that is already there.
     """
 
-    self_k: list[Tensor]
-    self_v: list[Tensor]
-    cross_k: list[Tensor]
-    cross_v: list[Tensor]
-    cross_attn: Tensor | None = None  # [B,S]: the last step's cross-attention, if requested
+    self_kv: Tensor  # [L,2,R,H,T_max,D/H] keys and values of every layer; positions < length are filled
+    spare: Tensor  # the same shape: where `reorder_` writes, then the two swap
+    cross_kv: Tensor  # [L,2,N,H,S,D/H] the memory projected once per source
+    src_pad_mask: Tensor  # [N,S] True at source padding
+    rows: int  # R: live decoder rows (the first `rows` of the buffers)
+    length: int = 0  # target tokens decoded so far
+    cross_attn: Tensor | None = None  # [R,S]: the last step's cross-attention, if requested
 
-    @property
-    def length(self) -> int:
-        """Number of target tokens already decoded."""
-        return self.self_k[0].size(2)
+    def past(self, layer: int) -> tuple[Tensor, Tensor]:
+        """The self-attention key and value buffers of one layer, [R,H,T_max,D/H] each."""
+        return self.self_kv[layer, 0, : self.rows], self.self_kv[layer, 1, : self.rows]
 
-    def reorder(self, index: Tensor) -> DecoderCache:
-        """A new cache whose row i is row `index[i]` of this one (beam reordering, dropping rows)."""
+    def memory(self, layer: int) -> tuple[Tensor, Tensor]:
+        """The projected memory of one layer, [N,H,S,D/H] each."""
+        return self.cross_kv[layer, 0], self.cross_kv[layer, 1]
 
-        def pick(tensors: list[Tensor]) -> list[Tensor]:
-            return [t.index_select(0, index) for t in tensors]
+    def reorder_(self, rows: Tensor, sources: Tensor | None = None) -> None:
+        """Keep decoder rows `rows` [R'] in that order (beam reordering, dropping rows), in place.
 
-        attn = None if self.cross_attn is None else self.cross_attn.index_select(0, index)
-        return DecoderCache(pick(self.self_k), pick(self.self_v), pick(self.cross_k), pick(self.cross_v), attn)
-
-    def reorder_beams(self, index: Tensor, sentences: Tensor | None) -> DecoderCache:
-        """Beam search's cheaper `reorder`: the K beams of a sentence share their cross-attention keys and
-        values, so those follow `sentences` (rows kept when sentences are dropped; None: unchanged)."""
-        reordered = DecoderCache(self.self_k, self.self_v, [], [], self.cross_attn).reorder(index)
-        if sentences is None:
-            reordered.cross_k, reordered.cross_v = self.cross_k, self.cross_v
-        else:
-            reordered.cross_k = [t.index_select(0, sentences) for t in self.cross_k]
-            reordered.cross_v = [t.index_select(0, sentences) for t in self.cross_v]
-        return reordered
+        Args:
+            rows: indices into the current R rows; at most as many as `start_decoding` allocated.
+            sources: the N' sources the kept rows read, when some are dropped (None: the same N);
+                the kept rows must come in groups of R' / N' per source, in this order.
+        """
+        n, t = rows.numel(), self.length
+        if n > self.spare.size(2):
+            raise ValueError(f"a cache allocated for {self.spare.size(2)} rows cannot hold {n} rows.")
+        torch.index_select(self.self_kv[:, :, : self.rows, :, :t], 2, rows, out=self.spare[:, :, :n, :, :t])
+        self.self_kv, self.spare, self.rows = self.spare, self.self_kv, n
+        if self.cross_attn is not None:
+            self.cross_attn = self.cross_attn.index_select(0, rows)
+        if sources is not None:
+            self.cross_kv = self.cross_kv.index_select(2, sources)
+            self.src_pad_mask = self.src_pad_mask.index_select(0, sources)
 
 
 class Transformer(nn.Module):
@@ -134,52 +141,45 @@ class Transformer(nn.Module):
         last = len(self.decoder) - 1
         attn = None
         for i, layer in enumerate(self.decoder):
-            memory_kv = layer.cross_attn.project_kv(memory)
-            x, _, attn = layer(x, memory_kv, src_pad, need_attn=need_attn and i == last)
+            x, attn = layer(x, layer.cross_attn.project_kv(memory), src_pad, need_attn=need_attn and i == last)
         logits = self.output(self.dec_norm(x))  # [B,T,D] -> [B,T,V]
         if attn is None:  # need_attn is False
             return logits
         return logits, attn.mean(1)  # [B,H,T,S] -> [B,T,S]
 
-    def decode_step(
-        self,
-        tokens: Tensor,
-        memory: Tensor,
-        src_pad_mask: Tensor,
-        cache: DecoderCache | None,
-        need_attn: bool = False,
-    ) -> tuple[Tensor, DecoderCache]:
-        """Extend each row by one token and score the next one.
+    def start_decoding(self, memory: Tensor, src_pad_mask: Tensor, max_len: int, group: int = 1) -> DecoderCache:
+        """An empty cache for decoding up to `max_len` tokens with `group` rows per source.
 
         Args:
-            tokens: [B] the last token of each row (BOS on the first step), at position `cache.length`.
-            memory: [B,S,D] from `encode`; read only on the first step, when `cache` is None.
-            src_pad_mask: [B,S] True at source padding.
-            cache: None on the first step, then the cache this method returned.
-            need_attn: set the returned cache's `cross_attn` [B,S] (last layer, mean over heads).
+            memory: [N,S,D] from `encode`, projected here once for every layer's cross-attention.
+            src_pad_mask: [N,S] True at source padding.
+            max_len: target positions to allocate, BOS included.
+            group: decoder rows per source (beam size); row r reads source r // group.
+        """
+        n = memory.size(0)
+        cross = torch.stack([torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder])
+        layers, _, _, heads, _, head_dim = cross.shape  # [L,2,N,H,S,D/H]
+        self_kv = cross.new_empty(layers, 2, n * group, heads, max_len, head_dim)
+        return DecoderCache(self_kv, torch.empty_like(self_kv), cross, src_pad_mask, rows=n * group)
+
+    def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False) -> Tensor:
+        """Extend each row by one token and score the next one; the cache advances in place.
+
+        Args:
+            tokens: [R] the last token of each row (BOS on the first step), at position `cache.length`.
+            cache: from `start_decoding`, then as the previous step left it.
+            need_attn: set `cache.cross_attn` [R,S] (last layer, mean over heads); else it is None.
 
         Returns:
-            float32 log-probabilities [B,V] of the next token, and the extended cache.
+            float32 log-probabilities [R,V] of the next token.
         """
-        if cache is None:
-            cache = self._start_cache(memory)
-        x = self.tgt_embed(tokens[:, None], start=cache.length)  # [B] -> [B,1] -> [B,1,D]
-        self_k, self_v, attn = [], [], None
-        last = len(self.decoder) - 1
+        x = self.tgt_embed(tokens[:, None], start=cache.length)  # [R] -> [R,1] -> [R,1,D]
+        last, attn = len(self.decoder) - 1, None
         for i, layer in enumerate(self.decoder):
-            past = (cache.self_k[i], cache.self_v[i])
-            memory_kv = (cache.cross_k[i], cache.cross_v[i])
-            x, (k, v), attn = layer(x, memory_kv, src_pad_mask, past, need_attn=need_attn and i == last)
-            self_k.append(k)
-            self_v.append(v)
-        logits = self.output(self.dec_norm(x[:, 0]))  # [B,D] -> [B,V]
-        cross_attn = None if attn is None else attn[:, :, 0].mean(1)  # [B,H,1,S] -> [B,H,S] -> [B,S]
-        new_cache = DecoderCache(self_k, self_v, cache.cross_k, cache.cross_v, cross_attn)
-        return F.log_softmax(logits.float(), dim=-1), new_cache
-
-    def _start_cache(self, memory: Tensor) -> DecoderCache:
-        """An empty self-attention cache and the memory projected for each layer's cross-attention."""
-        cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
-        cross_k, cross_v = [k for k, _ in cross], [v for _, v in cross]
-        empty = [k[:, :, :0] for k in cross_k]  # [B,H,0,D/H]: same dtype and device as the keys to come
-        return DecoderCache(empty, empty, cross_k, cross_v)
+            x, attn = layer(
+                x, cache.memory(i), cache.src_pad_mask, cache.past(i), cache.length, need_attn and i == last
+            )
+        cache.length += 1
+        cache.cross_attn = None if attn is None else attn[:, :, 0].mean(1)  # [R,H,1,S] -> [R,H,S] -> [R,S]
+        logits = self.output(self.dec_norm(x[:, 0]))  # [R,D] -> [R,V]
+        return F.log_softmax(logits.float(), dim=-1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from nmt import device
 from nmt.device import DeviceError, busy_cores, resolve_device, set_threads, usable_cores
 
 
@@ -52,3 +54,33 @@ def test_auto_threads_leave_a_busy_core_alone(restore_threads) -> None:
 
 def test_an_explicit_thread_count_is_taken_as_given(restore_threads) -> None:
     assert set_threads(1) == 1
+
+
+@pytest.mark.parametrize(("has_bf16", "warned"), [(False, True), (True, False), (None, False)])
+def test_bf16_on_a_cpu_without_bf16_units_is_warned_about(monkeypatch, capsys, has_bf16, warned) -> None:
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: has_bf16)
+    device.warn_if_slow_bf16("bf16-mixed", torch.device("cpu"), "trainer.precision")
+    device.warn_if_slow_bf16("32", torch.device("cpu"), "trainer.precision")  # never
+    err = capsys.readouterr().err
+    assert ("trainer.precision=32 is the fast choice" in err) is warned
+    assert err.count("warning") == int(warned)
+
+
+def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch) -> None:
+    real_read = Path.read_text
+
+    def fake(path: Path, *args, **kwargs) -> str:
+        if str(path) == "/proc/cpuinfo":
+            return "processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_bf16\n"
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", fake)
+    assert device.cpu_has_bf16() is True
+
+
+def test_freed_memory_is_retained_on_glibc() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert device.retain_freed_memory() is True

@@ -185,12 +185,15 @@ def test_grouped_rows_share_one_projected_source(kind: str) -> None:
     src_pad, k = src.eq(PAD), 2
     rows = torch.arange(3).repeat_interleave(k)  # [0, 0, 1, 1, 2, 2]
     tgt = tgt_in[rows]
-    tgt[1::2] = tgt[1::2].flip(1)  # the second row of each source decodes another target
+    tgt[1::2, 1:] = tgt[1::2, 1:].flip(1)  # the second row of each source goes on with another target
     expected = decode_all(model, src[rows], tgt)  # every row with its own copy of its source
     with torch.no_grad():
-        cache = model.start_decoding(model.encode(src, src_pad), src_pad, max_len=4, group=k)
-        assert cache.cross_kv.size(2) == 3 and cache.rows == 6  # the memory is projected once per source
-        first = torch.stack([model.decode_step(tgt[:, t], cache, need_attn=True) for t in range(3)], dim=1)
+        cache = model.start_decoding(model.encode(src, src_pad), src_pad, max_len=4, max_rows=6)
+        assert cache.cross_kv.size(2) == 3 and cache.rows == 3  # the memory is projected once per source
+        first = [model.decode_step(tgt[::k, 0], cache, need_attn=True).repeat_interleave(k, dim=0)]
+        cache.reorder_(rows)  # after the shared first token, each source's row fans out to k rows
+        first += [model.decode_step(tgt[:, t], cache, need_attn=True) for t in range(1, 3)]
+        first = torch.stack(first, dim=1)
         attn = cache.cross_attn
         kept = torch.tensor([0, 1, 4, 5])  # drop the middle source and its two rows
         cache.reorder_(kept, sources=torch.tensor([0, 2]))

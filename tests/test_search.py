@@ -87,7 +87,7 @@ def _score(model: Transformer, src: Tensor, hyps: list[list[int]]) -> Tensor:
 def test_beam_step_picks_best_extensions_over_all_beams() -> None:
     log_probs = torch.tensor([[[-0.1, -2.5, -3.0], [-0.2, -1.9, -4.0]]])  # [B=1, K=2, V=3]
     scores = torch.tensor([[-1.0, -0.5]])
-    origins, tokens, top = beam_step(log_probs, scores, 3)
+    origins, tokens, top = beam_step(log_probs.clone(), scores, 3)
     # totals: beam 0 -> -1.1, -3.5, -4.0; beam 1 -> -0.7, -2.4, -4.5
     assert origins.tolist() == [[1, 0, 1]]
     assert tokens.tolist() == [[0, 0, 1]]

@@ -20,7 +20,7 @@ from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import BenchmarkConfig
 from nmt.data.sources import describe, get_corpus, trained_on
-from nmt.device import set_threads
+from nmt.device import retain_freed_memory, set_threads
 from nmt.evaluate import to_markdown_table
 from nmt.evaluate.benchmark import benchmark_setting, decode_grid, environment, open_backends
 
@@ -31,6 +31,7 @@ COLUMNS += ["tgt_tok_per_s", "wall_s"]
 def run(cfg: BenchmarkConfig) -> dict:
     """Benchmark every (split, decode setting) pair; print a Markdown table and return the JSON result."""
     set_threads(cfg.num_threads)
+    retain_freed_memory()
     if cfg.output is not None:
         check_writable(cfg.output)  # before minutes of decoding, not after
     data = cfg.data or trained_on(cfg.ckpt)

@@ -22,7 +22,7 @@ from nmt.config import EvaluateConfig, reference_paths
 from nmt.data.corpus import check_aligned, check_has_text, read_lines
 from nmt.data.sources import describe, get_corpus, trained_on
 from nmt.decode.translator import Translator
-from nmt.device import set_threads
+from nmt.device import retain_freed_memory, set_threads
 from nmt.evaluate import paired_significance, score, to_json, to_markdown_table
 
 
@@ -56,6 +56,7 @@ def hypotheses_and_references(cfg: EvaluateConfig) -> tuple[list[str], list[list
 def run(cfg: EvaluateConfig) -> dict:
     """Score as `cfg` says; print a table (or JSON) and return the JSON-ready result."""
     set_threads(cfg.num_threads)
+    retain_freed_memory()
     if cfg.output is not None:
         check_writable(cfg.output)  # before translating, not after
     hyps, refs, tgt_lang, scored = hypotheses_and_references(cfg)

@@ -24,7 +24,7 @@ from nmt.cli.hydra_config import entry_point
 from nmt.config import ConfigError, TranslateConfig
 from nmt.data.corpus import check_file, check_lines, iter_lines
 from nmt.decode.translator import Translation, Translator, format_translation
-from nmt.device import set_threads
+from nmt.device import retain_freed_memory, set_threads
 from nmt.export.ctranslate2 import is_export, load_ctranslate2
 
 
@@ -113,6 +113,7 @@ def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
 def run(cfg: TranslateConfig) -> None:
     """Translate `cfg.input` (or stdin) into `cfg.output` (or stdout) and print timing to stderr."""
     threads = set_threads(cfg.num_threads)
+    retain_freed_memory()
     check_output(cfg)
     if cfg.input is not None:
         check_file(Path(cfg.input))  # before the model loads: fail fast on a missing input

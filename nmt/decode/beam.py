@@ -21,7 +21,8 @@ def beam_step(log_probs: Tensor, scores: Tensor, n: int) -> tuple[Tensor, Tensor
     score to its next-token log-probs and take the top `n` over all K*V pairs.
 
     Args:
-        log_probs: next-token log-probabilities, [B, K, V].
+        log_probs: next-token log-probabilities, [B, K, V]; overwritten with the totals (a pass over
+            the largest tensor of the search saved, at every step).
         scores: running (unnormalised) log-probability of each hypothesis, [B, K].
         n: candidates to return per sentence; at most K*V.
 
@@ -31,9 +32,27 @@ def beam_step(log_probs: Tensor, scores: Tensor, n: int) -> tuple[Tensor, Tensor
     batch, beam, vocab = log_probs.shape
     if not 1 <= n <= beam * vocab:
         raise ValueError(f"`n` must be in [1, K*V] = [1, {beam * vocab}], but is {n} instead.")
-    totals = scores.unsqueeze(-1) + log_probs  # [B, K, 1] + [B, K, V] -> [B, K, V]
+    totals = log_probs.add_(scores.unsqueeze(-1))  # [B, K, V] + [B, K, 1]
     top_scores, cells = totals.view(batch, beam * vocab).topk(n, dim=1)  # [B, K*V] -> [B, n]
     return cells // vocab, cells % vocab, top_scores
+
+
+def beam_candidates(log_probs: Tensor, scores: Tensor, n: int, eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """`beam_step`'s `n` best candidates, padded with impossible ones (-inf, not EOS) where the beam has fewer.
+
+    Only a first step, when each sentence has one hypothesis, over a vocabulary smaller than `n` has fewer.
+    """
+    batch, beam, vocab = log_probs.shape
+    origins, tokens, top = beam_step(log_probs, scores, min(n, beam * vocab))
+    missing = n - top.size(1)
+    if missing <= 0:
+        return origins, tokens, top
+    filler = torch.full((batch, missing), (eos_id + 1) % vocab, dtype=tokens.dtype, device=tokens.device)
+    return (
+        torch.cat([origins, torch.zeros_like(filler)], dim=1),
+        torch.cat([tokens, filler], dim=1),
+        torch.cat([top, top.new_full((batch, missing), float("-inf"))], dim=1),
+    )
 
 
 def first_active(tokens: Tensor, eos_id: int, k: int) -> Tensor:

@@ -63,7 +63,7 @@ class TorchEngine:
         self.pad_id, self.bos_id, self.eos_id = special_ids
         self.device = device
         self.max_src_len = model.cfg.max_positions - 1  # room for EOS
-        self._models = {"32": model, "bf16": model}  # the int8 copy joins on first use
+        self._models = {"32": model}  # the others join on first use
 
     @torch.inference_mode()
     def translate_ids(self, srcs: list[list[int]], cfg: DecodeConfig) -> list[NBest]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nmt.config import ConfigError
+from nmt.device import warn_if_slow_bf16
 from nmt.errors import UserError
 from nmt.model import Transformer
 
@@ -50,6 +51,7 @@ def model_for(model: Transformer, precision: str, device: torch.device) -> Trans
     if precision not in PRECISIONS:
         raise ConfigError(f"`decode.precision` must be one of {', '.join(PRECISIONS)}, but is {precision!r} instead.")
     if precision != "int8":
+        warn_if_slow_bf16(precision, device, "decode.precision")
         return model
     if device.type != "cpu":
         raise ConfigError(f"`decode.precision=int8` runs on CPU only, but the device is {device}; use bf16 there.")

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from nmt.config import DecodeConfig
-from nmt.decode.beam import Rules, beam_step, constrain_, first_active, length_penalty, max_lengths
+from nmt.decode.beam import Rules, beam_candidates, beam_step, constrain_, first_active, length_penalty, max_lengths
 
 if TYPE_CHECKING:
     from nmt.model.transformer import DecoderCache, Transformer
@@ -55,38 +55,42 @@ class SearchResult:
 
 @dataclass
 class _Running:
-    """Hypotheses of the sentences still being searched (b of them, K each, as b*K decoder rows)."""
+    """Hypotheses of the sentences still being searched: b sentences, W each, as b*W decoder rows.
+
+    W is 1 at the first step (every hypothesis is BOS alone), then the beam size K.
+    """
 
     rows: Tensor  # [b] batch index of each running sentence
-    scores: Tensor  # [b, K] summed log-probs, unnormalised
-    tokens: Tensor  # [b, K, T] emitted ids; column t is filled at step t
-    attn: Tensor | None  # [b, K, T, S] cross-attention of each emitted id
-    max_len: Tensor  # [b*K] longest output of each hypothesis's sentence
+    scores: Tensor  # [b, W] summed log-probs, unnormalised
+    tokens: Tensor  # [b, W, T] emitted ids; column t is filled at step t
+    attn: Tensor | None  # [b, W, T, S] cross-attention of each emitted id
+    max_len: Tensor  # [b] longest output of each sentence
     shortest: int  # the least of `max_len`: before this step no hypothesis is at its maximum
     cache: DecoderCache
 
     def extend(
         self, parents: Tensor, step: int, tokens: Tensor, step_attn: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
-        """Histories of the hypotheses `parents` (rows of b*K), each extended by one token.
+        """Histories of the hypotheses `parents` (rows of b*W), each extended by one token.
 
         Args:
-            parents: the hypotheses to extend, [n*K] indices into the b*K running ones.
+            parents: the hypotheses to extend, [n*K] indices into the b*W running ones.
             step: the column to write.
             tokens: the new tokens, [n, K].
-            step_attn: this step's cross-attention of all running hypotheses, [b, K, S], or None.
+            step_attn: this step's cross-attention of all running hypotheses, [b, W, S], or None.
 
         Returns:
             token histories [n, K, T] and attention histories [n, K, T, S] (or None).
         """
-        b, k, t = self.tokens.shape
-        history = self.tokens.view(b * k, t).index_select(0, parents).view(-1, k, t)  # [n, K, T]
+        b, w, t = self.tokens.shape
+        k = tokens.size(1)
+        history = self.tokens.view(b * w, t).index_select(0, parents).view(-1, k, t)  # [n, K, T]
         history[:, :, step] = tokens
         if self.attn is None or step_attn is None:
             return history, None
         s = self.attn.size(3)
-        attn = self.attn.view(b * k, t, s).index_select(0, parents).view(-1, k, t, s)  # [n, K, T, S]
-        attn[:, :, step] = step_attn.view(b * k, s).index_select(0, parents).view(-1, k, s)
+        attn = self.attn.view(b * w, t, s).index_select(0, parents).view(-1, k, t, s)  # [n, K, T, S]
+        attn[:, :, step] = step_attn.view(b * w, s).index_select(0, parents).view(-1, k, s)
         return history, attn
 
     def advance(
@@ -94,13 +98,13 @@ class _Running:
     ) -> _Running:
         """Keep the sentences `keep` [n], each with its K extensions (origins, tokens, scores [b, K])."""
         origins, tokens, scores = candidates
-        b, k = origins.shape
-        parents = (keep.unsqueeze(1) * k + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
+        b, w = self.scores.shape
+        parents = (keep.unsqueeze(1) * w + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
         history, attn = self.extend(parents, step, tokens[keep], step_attn)
         dropped = keep.numel() != b
-        if dropped or k > 1:  # greedy with every sentence going on keeps its rows as they are
+        if dropped or origins.size(1) > 1:  # greedy with every sentence going on keeps its rows as they are
             self.cache.reorder_(parents, keep if dropped else None)
-        max_len = self.max_len.view(b, k)[keep].view(-1) if dropped else self.max_len
+        max_len = self.max_len[keep] if dropped else self.max_len
         return _Running(
             rows=self.rows[keep],
             scores=scores[keep],
@@ -156,29 +160,27 @@ def _take(values: Tensor, pick: Tensor) -> Tensor:
 def _start(
     model: Transformer, src: Tensor, src_pad_mask: Tensor, cfg: DecodeConfig, k: int, need_attn: bool
 ) -> tuple[_Running, _Finished]:
-    """Encode the batch once and set up K hypotheses and K finished slots per sentence."""
+    """Encode the batch once and set up one hypothesis (BOS) and K finished slots per sentence."""
     memory = model.encode(src, src_pad_mask)  # [B, S, D]
     batch, src_len = src.shape
     # Decoder positions run 0..max_len (BOS, then the ids before EOS).
     max_len = max_lengths(src_pad_mask, cfg).clamp(max=model.cfg.max_positions - 1)  # [B]
     t = int(max_len.max()) + 1 if batch else 0  # room for the longest output and its EOS
-    scores = torch.full((batch, k), float("-inf"), device=src.device)
-    scores[:, 0] = 0.0  # all K start from BOS: keep one alive so the hypotheses stay distinct
-    attn = torch.zeros(batch, k, t, src_len, device=src.device) if need_attn else None
+    attn = torch.zeros(batch, 1, t, src_len, device=src.device) if need_attn else None
     running = _Running(
         rows=torch.arange(batch, device=src.device),
-        scores=scores,
-        tokens=torch.zeros(batch, k, t, dtype=torch.long, device=src.device),
+        scores=torch.zeros(batch, 1, device=src.device),
+        tokens=torch.zeros(batch, 1, t, dtype=torch.long, device=src.device),
         attn=attn,
-        max_len=max_len.repeat_interleave(k),  # [B] -> [B*K]
+        max_len=max_len,
         shortest=int(max_len.min()) if batch else 0,
-        cache=model.start_decoding(memory, src_pad_mask, t, group=k),
+        cache=model.start_decoding(memory, src_pad_mask, t, max_rows=batch * k),  # fans out to K after step 0
     )
     finished = _Finished(
         scores=torch.full((batch, k), float("-inf"), device=src.device),
         tokens=torch.zeros(batch, k, t, dtype=torch.long, device=src.device),
         lengths=torch.zeros(batch, k, dtype=torch.long, device=src.device),
-        attn=torch.zeros_like(attn) if attn is not None else None,
+        attn=torch.zeros(batch, k, t, src_len, device=src.device) if need_attn else None,
     )
     return running, finished
 
@@ -189,19 +191,19 @@ def _next_log_probs(
     """Run one decoder step for every running hypothesis (advancing its cache) and apply the search rules.
 
     Returns:
-        constrained log-probs [b, K, V] and cross-attention [b, K, S] (or None).
+        constrained log-probs [b, W, V] and cross-attention [b, W, S] (or None).
     """
-    b, k, _ = running.tokens.shape
+    b, w, _ = running.tokens.shape
     if step:
-        last = running.tokens[:, :, step - 1].reshape(b * k)  # [b, K] -> [b*K]
+        last = running.tokens[:, :, step - 1].reshape(b * w)  # [b, W] -> [b*W]
     else:
-        last = torch.full((b * k,), bos_id, device=running.tokens.device)
-    log_probs = model.decode_step(last, running.cache, need_attn=need_attn)  # [b*K, V]
-    at_max = running.max_len <= step if step >= running.shortest else None
-    history = running.tokens[:, :, :step].reshape(b * k, step) if rules.no_repeat_ngram else None
+        last = torch.full((b * w,), bos_id, device=running.tokens.device)
+    log_probs = model.decode_step(last, running.cache, need_attn=need_attn)  # [b*W, V]
+    at_max = (running.max_len <= step).repeat_interleave(w) if step >= running.shortest else None  # [b*W]
+    history = running.tokens[:, :, :step].reshape(b * w, step) if rules.no_repeat_ngram else None
     constrain_(log_probs, step, rules, at_max, history)
-    step_attn = running.cache.cross_attn.view(b, k, -1) if need_attn else None  # [b*K, S] -> [b, K, S]
-    return log_probs.view(b, k, -1), step_attn  # [b*K, V] -> [b, K, V]
+    step_attn = running.cache.cross_attn.view(b, w, -1) if need_attn else None  # [b*W, S] -> [b, W, S]
+    return log_probs.view(b, w, -1), step_attn  # [b*W, V] -> [b, W, V]
 
 
 def _finish(
@@ -218,8 +220,8 @@ def _finish(
     is_eos = tokens == eos_id  # [b, K]
     if not bool(is_eos.any()):
         return
-    b, k = origins.shape
-    parents = (torch.arange(b, device=origins.device).unsqueeze(1) * k + origins).view(-1)  # [b*K]
+    b, w = running.scores.shape
+    parents = (torch.arange(b, device=origins.device).unsqueeze(1) * w + origins).view(-1)  # [b*K]
     history, attn = running.extend(parents, step, tokens, step_attn)
     normalised = (scores / length_penalty(step + 1, cfg)).masked_fill(~is_eos, float("-inf"))
     finished.add(running.rows, normalised, history, step + 1, attn)
@@ -292,7 +294,7 @@ def beam_search(
         running, finished = _start(model, src, src_pad_mask, cfg, k, need_attn)
         for step in range(finished.tokens.size(2)):
             log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
-            origins, tokens, scores = beam_step(log_probs, running.scores, 2 * k)  # [b, 2K]
+            origins, tokens, scores = beam_candidates(log_probs, running.scores, 2 * k, eos_id)  # [b, 2K]
             top = (origins[:, :k], tokens[:, :k], scores[:, :k])  # EOS counts only among the top K
             _finish(finished, running, step, top, step_attn, cfg, eos_id)
             active = first_active(tokens, eos_id, k)  # [b, K]

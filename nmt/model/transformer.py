@@ -44,7 +44,8 @@ class DecoderCache:
         """Keep decoder rows `rows` [R'] in that order (beam reordering, dropping rows), in place.
 
         Args:
-            rows: indices into the current R rows; at most as many as `start_decoding` allocated.
+            rows: indices into the current R rows; at most as many as `start_decoding` allocated,
+                and possibly more than R (rows fanned out: the same index several times).
             sources: the N' sources the kept rows read, when some are dropped (None: the same N);
                 the kept rows must come in groups of R' / N' per source, in this order.
         """
@@ -147,27 +148,31 @@ class Transformer(nn.Module):
             return logits
         return logits, attn.mean(1)  # [B,H,T,S] -> [B,T,S]
 
-    def start_decoding(self, memory: Tensor, src_pad_mask: Tensor, max_len: int, group: int = 1) -> DecoderCache:
-        """An empty cache for decoding up to `max_len` tokens with `group` rows per source.
+    def start_decoding(
+        self, memory: Tensor, src_pad_mask: Tensor, max_len: int, max_rows: int | None = None
+    ) -> DecoderCache:
+        """An empty cache for decoding up to `max_len` tokens, one row per source to begin with.
 
         Args:
             memory: [N,S,D] from `encode`, projected here once for every layer's cross-attention.
             src_pad_mask: [N,S] True at source padding.
             max_len: target positions to allocate, BOS included.
-            group: decoder rows per source (beam size); row r reads source r // group.
+            max_rows: decoder rows to allocate (default N); `reorder_` may fan the rows out up to
+                this many, e.g. to the K hypotheses of each sentence after beam search's first step.
         """
         n = memory.size(0)
         cross = torch.stack([torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder])
         layers, _, _, heads, _, head_dim = cross.shape  # [L,2,N,H,S,D/H]
-        self_kv = cross.new_empty(layers, 2, n * group, heads, max_len, head_dim)
-        return DecoderCache(self_kv, torch.empty_like(self_kv), cross, src_pad_mask, rows=n * group)
+        self_kv = cross.new_empty(layers, 2, max_rows or n, heads, max_len, head_dim)
+        return DecoderCache(self_kv, torch.empty_like(self_kv), cross, src_pad_mask, rows=n)
 
     def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False) -> Tensor:
         """Extend each row by one token and score the next one; the cache advances in place.
 
         Args:
             tokens: [R] the last token of each row (BOS on the first step), at position `cache.length`.
-            cache: from `start_decoding`, then as the previous step left it.
+            cache: from `start_decoding`, then as the previous step (and `reorder_`) left it; R is
+                a multiple of its N sources, row r reading source r // (R / N).
             need_attn: set `cache.cross_attn` [R,S] (last layer, mean over heads); else it is None.
 
         Returns:

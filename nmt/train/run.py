@@ -25,7 +25,7 @@ from nmt.checkpoint import check_training_checkpoint, export_checkpoint, metadat
 from nmt.config import ConfigError, TrainConfig
 from nmt.data.prepare import PreparedData, prepare_data
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from nmt.device import set_threads
+from nmt.device import retain_freed_memory, set_threads, warn_if_slow_bf16
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.logs import ContinuingCSVLogger
@@ -164,6 +164,8 @@ def check_environment(cfg: TrainConfig) -> None:
         )
     if problems:
         raise ConfigError("cannot train here:\n  " + "\n  ".join(problems))
+    if t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available()):
+        warn_if_slow_bf16(t.precision, torch.device("cpu"), "trainer.precision")
 
 
 @contextlib.contextmanager
@@ -197,6 +199,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     resume: ResumeState | None = None if resume_path is None else load_resume_state(resume_path, cfg)
     with quiet_lightning():
         threads = set_threads(cfg.trainer.num_threads)
+        retain_freed_memory()
         if resume is not None:
             print(describe(resume, cfg.trainer.max_time))
         return _fit(cfg, checkpoint_dir, resume, threads, list(callbacks))

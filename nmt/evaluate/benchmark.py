@@ -18,6 +18,7 @@ import torch
 
 from nmt.config import DecodeConfig
 from nmt.decode.translator import Translator
+from nmt.device import release_freed_memory
 from nmt.evaluate.metrics import score
 
 
@@ -66,6 +67,7 @@ def reset_peak_memory(device: torch.device) -> bool:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return True
+    release_freed_memory()  # memory freed by earlier settings but kept for reuse would count as this one's
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:

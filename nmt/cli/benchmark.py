@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import sys
 
 from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
@@ -23,6 +24,7 @@ from nmt.data.sources import describe, get_corpus, trained_on
 from nmt.device import retain_freed_memory, set_threads
 from nmt.evaluate import to_markdown_table
 from nmt.evaluate.benchmark import benchmark_setting, decode_grid, environment, open_backends
+from nmt.export.ctranslate2 import ExportError
 
 COLUMNS = ["split", "backend", "precision", "beam_size", "length_penalty", "bleu", "chrf", "sent_per_s"]
 COLUMNS += ["tgt_tok_per_s", "wall_s"]
@@ -36,7 +38,7 @@ def run(cfg: BenchmarkConfig) -> dict:
         check_writable(cfg.output)  # before minutes of decoding, not after
     data = cfg.data or trained_on(cfg.ckpt)
     langs = (data.src_lang, data.tgt_lang)
-    rows, scored = [], []
+    rows, scored, skipped = [], [], []
     with open_backends(cfg.ckpt, cfg.backends, cfg.decode, cfg.device, langs) as translators:
         for split in cfg.splits or [data.test]:
             corpus = get_corpus(data, split)
@@ -45,12 +47,18 @@ def run(cfg: BenchmarkConfig) -> dict:
             for decode in decode_grid(cfg.decode, cfg.beam_sizes, cfg.length_penalties, tuple(cfg.precisions)):
                 for backend, translator in translators:
                     translator.decode = decode
-                    row = benchmark_setting(
-                        translator, corpus.src, corpus.tgt, data.tgt_lang, cfg.repeats, cfg.tokenize
-                    )
+                    try:
+                        row = benchmark_setting(
+                            translator, corpus.src, corpus.tgt, data.tgt_lang, cfg.repeats, cfg.tokenize
+                        )
+                    except ExportError as err:  # a precision this engine cannot run here: the other rows stand
+                        skipped.append(f"{split} {backend} precision={decode.precision}: {err}")
+                        continue
                     rows.append({"split": split, "backend": backend, **row})
         env = environment(dict(translators))
-    result = {"schema": 1, "ckpt": cfg.ckpt, "environment": env, "results": rows}
+    result = {"schema": 1, "ckpt": cfg.ckpt, "environment": env, "results": rows, "skipped": skipped}
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
     print(f"scored: {'; '.join(scored)}")
     print(to_markdown_table(rows, COLUMNS))
     print(f"\nsignature: {rows[0]['bleu_signature']}; {json.dumps(result['environment'])}")

@@ -262,13 +262,16 @@ class CTranslate2Engine:
         """The loaded model computing at `precision` (see the class docstring)."""
         compute_type = COMPUTE_TYPES[precision]
         if compute_type not in self._models:
-            self._models[compute_type] = _ctranslate2().Translator(
-                str(self.path),
-                device=self.device.type,
-                device_index=self.device.index or 0,
-                compute_type=compute_type,
-                intra_threads=self.threads,
-            )
+            try:
+                self._models[compute_type] = _ctranslate2().Translator(
+                    str(self.path),
+                    device=self.device.type,
+                    device_index=self.device.index or 0,
+                    compute_type=compute_type,
+                    intra_threads=self.threads,
+                )
+            except ValueError as err:  # e.g. bfloat16 on a CPU without bf16 instructions
+                raise ExportError(f"CTranslate2 cannot run {self.path} at decode.precision={precision}: {err}") from err
         return self._models[compute_type]
 
     def translate_ids(self, srcs: list[list[int]], cfg: DecodeConfig) -> list[NBest]:

@@ -173,6 +173,9 @@ class ExportConfig:
     quantization: str = "float32"
 
 
+PRECISIONS = ("32", "bf16", "int8")  # decode.precision
+BACKENDS = ("torch", "ctranslate2")  # nmt-translate backend
+
 # CTranslate2's weight types (`ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES`).
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16")
 
@@ -232,10 +235,10 @@ _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
     (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed"),
     (TrainerConfig, "accelerator"): ("cpu", "gpu", "auto"),
     (DecodeConfig, "length_norm"): ("gnmt", "average", "none"),
-    (DecodeConfig, "precision"): ("32", "bf16", "int8"),
+    (DecodeConfig, "precision"): PRECISIONS,
     (TrainConfig, "logger"): ("csv", "tensorboard"),
     (EvaluateConfig, "significance"): ("bs", "ar"),
-    (TranslateConfig, "backend"): ("torch", "ctranslate2"),
+    (TranslateConfig, "backend"): BACKENDS,
     (ExportConfig, "quantization"): QUANTIZATIONS,
 }
 
@@ -297,7 +300,7 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, BenchmarkConfig):
         if cfg.repeats < 1:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
-        for key, allowed in (("precisions", ("32", "bf16", "int8")), ("backends", ("torch", "ctranslate2"))):
+        for key, allowed in (("precisions", PRECISIONS), ("backends", BACKENDS)):
             values = getattr(cfg, key)
             if not values or not set(values) <= set(allowed):
                 problems.append(f"`{key}` must be a non-empty list of {', '.join(allowed)}, but is {values} instead.")

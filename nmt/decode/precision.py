@@ -17,12 +17,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from nmt.config import ConfigError
+from nmt.config import PRECISIONS, ConfigError
 from nmt.device import warn_if_slow_bf16
 from nmt.errors import UserError
 from nmt.model import Transformer
-
-PRECISIONS = ("32", "bf16", "int8")
 
 
 class QuantizedTrainingError(UserError, RuntimeError):

@@ -90,11 +90,8 @@ class Translator:
             expect_langs: (source, target) the caller's data is in; a checkpoint for another pair is refused.
         """
         ckpt = load_checkpoint(path)
-        if expect_langs is not None and (ckpt.src_lang, ckpt.tgt_lang) != tuple(expect_langs):
-            raise CheckpointError(
-                f"checkpoint {path} translates {ckpt.src_lang}->{ckpt.tgt_lang}, but the data is "
-                f"{expect_langs[0]}->{expect_langs[1]}; choose a matching `data` (e.g. data=multi30k_en_de)."
-            )
+        if expect_langs is not None:
+            check_langs(path, (ckpt.src_lang, ckpt.tgt_lang), expect_langs)
         return cls.from_loaded(ckpt, decode, resolve_device(device), path)
 
     @classmethod
@@ -160,6 +157,15 @@ class Translator:
                 "were truncated to fit the model.",
                 file=sys.stderr,
             )
+
+
+def check_langs(path: str | Path, found: tuple[str, str], expected: tuple[str, str]) -> None:
+    """Refuse a model for another language pair than the caller's data."""
+    if tuple(found) != tuple(expected):
+        raise CheckpointError(
+            f"checkpoint {path} translates {found[0]}->{found[1]}, but the data is "
+            f"{expected[0]}->{expected[1]}; choose a matching `data` (e.g. data=multi30k_en_de)."
+        )
 
 
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from nmt.config import DecodeConfig
-from nmt.decode.translator import Translator
+from nmt.decode.translator import Translator, check_langs
 from nmt.device import release_freed_memory
 from nmt.evaluate.metrics import score
 
@@ -50,8 +50,8 @@ def open_backends(
             else:
                 from nmt.export.ctranslate2 import export_ctranslate2, load_ctranslate2
 
-                Translator.from_checkpoint(ckpt, decode, "cpu", expect_langs=langs)  # the language check
-                export_ctranslate2(ckpt, Path(tmp) / "ctranslate2")
+                meta = export_ctranslate2(ckpt, Path(tmp) / "ctranslate2")
+                check_langs(ckpt, (meta["src_lang"], meta["tgt_lang"]), langs)
                 translator = load_ctranslate2(Path(tmp) / "ctranslate2", decode, device, torch.get_num_threads())
                 opened.append((backend, translator))
         yield opened

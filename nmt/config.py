@@ -35,13 +35,17 @@ class DataConfig:
     tgt_lang: str = "de"  # target language code (for files: the suffix of the target files)
     root: str | None = None  # local directory with the corpus files; None: download
     cache_dir: str = "~/.cache/nmt"  # downloads and trained SentencePiece models
-    train: str = "train"  # training split (for files: a path prefix)
+    # training split (for files: a path prefix), or a list of them read as one corpus (train=[europarl,news]);
+    # OmegaConf has no str | list type
+    train: Any = "train"
     valid: str = "valid"  # validation split: picks the best checkpoint
     test: str = "test"  # test split scored by nmt-evaluate and nmt-benchmark
     max_len: int = 128  # subword tokens per side; longer training pairs are dropped
     max_ratio: float = 3.0  # drop training pairs whose length ratio exceeds this
     max_tokens: int = 4096  # token budget per batch (padded source or target positions)
     builtin_train_size: int = 20000  # pairs in the built-in corpus's train split
+    prepared: str | None = None  # a directory written by nmt-prepare; None: prepare the corpus above into cache_dir
+    num_workers: int = 0  # DataLoader worker processes assembling training batches; 0 = in the training process
 
 
 @dataclass
@@ -52,7 +56,8 @@ class TokenizerConfig:
     vocab_size: int = 8000  # pieces asked for; a small corpus may give fewer (the real size is printed)
     joint: bool = True  # one model for both languages (needed to share all embeddings)
     character_coverage: float = 1.0  # share of characters covered by the vocabulary (0.9995 for Chinese)
-    input_sentence_size: int = 1_000_000  # sentences sampled for training
+    input_sentence_size: int = 1_000_000  # pairs sampled (seeded, uniformly) from the corpus to train on
+    sample_seed: int = 0  # seed of that sample: the same corpus and options give the same tokenizer
     # SentencePiece normalisation: nmt_nfkc (NFKC; full-width "，" becomes ",") | nfkc | nmt_nfkc_cf | nfkc_cf
     # (case-folded) | identity (text as is: keeps the full-width punctuation of Chinese references)
     normalization: str = "nmt_nfkc"
@@ -99,9 +104,10 @@ class TrainerConfig:
     """The subset of Lightning Trainer options a run chooses."""
 
     accelerator: str = "cpu"  # cpu | gpu | auto
-    devices: int = 1  # devices (GPUs) to train on
+    devices: int = 1  # devices (GPUs) to train on, per node
+    num_nodes: int = 1  # machines taking part (multi-node DDP, launched by torchrun or SLURM)
     strategy: str = "auto"  # auto | ddp
-    precision: str = "32"  # 32 | bf16-mixed | 16-mixed
+    precision: str = "32"  # 32 | bf16-mixed | 16-mixed | auto (bf16-mixed where the hardware computes bf16, else 32)
     max_steps: int = -1  # optimizer steps to train; -1 = no limit
     max_epochs: int = 100  # passes over the training data
     max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"
@@ -111,6 +117,7 @@ class TrainerConfig:
     log_every_n_steps: int = 50  # training loss and learning rate logged every this many steps
     num_threads: int = 0  # torch intra-op threads; 0 = one per available core
     progress_bar: bool = True  # show a progress bar on stderr
+    compile: bool = False  # torch.compile the model for training
 
 
 @dataclass
@@ -173,6 +180,17 @@ class ExportConfig:
     quantization: str = "float32"
 
 
+@dataclass
+class PrepareConfig:
+    """Everything `nmt-prepare` needs: a corpus, tokenizer options and the directory to write."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    output: str = "???"  # the directory to write (it must not exist); train on it with data.prepared=DIR
+    workers: int = 0  # encoding processes; 0 = one per available core
+    tokenizer_from: str | None = None  # a checkpoint whose tokenizer to use as it is (to fine-tune or resume it)
+
+
 PRECISIONS = ("32", "bf16", "int8")  # decode.precision
 BACKENDS = ("torch", "ctranslate2")  # nmt-translate backend
 
@@ -223,7 +241,7 @@ class BenchmarkConfig:
 
 
 _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
-    (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "files"),
+    (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "wmt14", "files"),
     (TokenizerConfig, "model_type"): ("unigram", "bpe"),
     (TokenizerConfig, "normalization"): ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"),
     (ModelConfig, "activation"): ("relu", "gelu"),
@@ -232,7 +250,7 @@ _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
     (ModelConfig, "norm"): ("pre", "post"),
     (OptimConfig, "optimizer"): ("adam", "adamw"),
     (OptimConfig, "schedule"): ("inverse_sqrt", "linear"),
-    (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed"),
+    (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed", "auto"),
     (TrainerConfig, "accelerator"): ("cpu", "gpu", "auto"),
     (DecodeConfig, "length_norm"): ("gnmt", "average", "none"),
     (DecodeConfig, "precision"): PRECISIONS,
@@ -306,6 +324,8 @@ def check(cfg: Any) -> Any:
                 problems.append(f"`{key}` must be a non-empty list of {', '.join(allowed)}, but is {values} instead.")
         if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
             problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
+    if isinstance(cfg, PrepareConfig) and cfg.workers < 0:
+        problems.append(f"`workers` must be >= 0 (0: one per core), but is {cfg.workers} instead.")
     if isinstance(cfg, TranslateConfig):
         if cfg.input is not None and cfg.input == cfg.output:
             problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
@@ -327,7 +347,7 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
             f"but is {cfg.trainer.max_steps} instead."
         )
     if cfg.trainer.precision == "16-mixed" and cfg.trainer.accelerator == "cpu":
-        out.append("`trainer.precision` must be 32 or bf16-mixed on CPU, but is '16-mixed' instead.")
+        out.append("`trainer.precision` must be 32, bf16-mixed or auto on CPU, but is '16-mixed' instead.")
     if cfg.data.max_len + 2 > cfg.model.max_positions:
         out.append(
             f"`data.max_len` + 2 must be <= `model.max_positions` ({cfg.model.max_positions}), "

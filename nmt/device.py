@@ -89,6 +89,15 @@ def cpu_has_bf16() -> bool | None:
     return bool({"amx_bf16", "avx512_bf16"} & set(flags))
 
 
+def training_precision(precision: str, device: torch.device) -> str:
+    """`auto` made concrete: bf16-mixed where the device computes bf16 in hardware, else 32; others as they are."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
+    return "bf16-mixed" if cpu_has_bf16() else "32"
+
+
 def warn_if_slow_bf16(precision: str, device: torch.device, key: str) -> None:
     """One warning on stderr when bf16 is asked for on a CPU that would emulate it."""
     if "bf16" in precision and device.type == "cpu" and cpu_has_bf16() is False:

@@ -1,9 +1,14 @@
-"""Training throughput of precisions side by side, each in its own `nmt-train` process (own peak memory).
+"""Training throughput of configurations side by side, each run in its own `nmt-train` process (own peak memory).
 
-    python scripts/benchmark_train.py --steps 150 -- experiment=multi30k_en_de data.root=../shared/data
+    python scripts/benchmark_train.py --steps 60 --repeats 2 \\
+        --variant 'fp32=trainer.precision=32' --variant 'compiled=trainer.precision=32 trainer.compile=true' \\
+        -- experiment=multi30k_en_de data.root=../shared/data
 
-Prints a Markdown table of median real (non-pad) source+target tokens/s, peak resident memory, and
-the ratio to the first precision. No validation runs and no checkpoint is kept (run dirs are temporary).
+A variant is `NAME=OVERRIDES` (space-separated nmt-train overrides). Runs are interleaved (every variant
+once, then again), so a machine that slows down mid-benchmark slows all of them alike. Prints a Markdown
+table of real (non-pad) source+target tokens/s of all ranks together (the mean over the measured steps),
+rank 0's median, its peak resident memory, and the ratio to the first variant. No validation runs and no
+checkpoint is kept (run dirs are temporary).
 """
 
 from __future__ import annotations
@@ -14,40 +19,56 @@ import subprocess
 import sys
 import tempfile
 
-THROUGHPUT = re.compile(r"throughput:\s+([\d,]+) real source\+target tokens/s .*peak memory ([\d.]+) GB")
+THROUGHPUT = re.compile(
+    r"throughput:\s+([\d,]+) real source\+target tokens/s \(median of \d+ steps; mean ([\d,]+)\); "
+    r"peak memory ([\d.]+) GB(?:\nall \d+ ranks:\s+([\d,]+))?"
+)
 
 
-def measure(precision: str, steps: int, overrides: list[str]) -> tuple[float, float]:
-    """(median tokens/s, peak GB) of one `nmt-train` run."""
+def measure(overrides: list[str], steps: int) -> tuple[float, float, float]:
+    """(all-rank mean tokens/s, rank-0 median tokens/s, rank-0 peak GB) of one `nmt-train` run."""
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
             "nmt-train",
             *overrides,
-            f"trainer.precision={precision}",
             f"trainer.max_steps={steps}",
             f"trainer.val_check_interval={steps * 10}",
             "trainer.max_time=null",
             "trainer.progress_bar=false",
             f"hydra.run.dir={run_dir}",
         ]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    match = THROUGHPUT.search(out)
-    if match is None:
-        sys.exit(f"no throughput line in the output of {' '.join(command)}:\n{out}")
-    return float(match.group(1).replace(",", "")), float(match.group(2))
+        done = subprocess.run(command, capture_output=True, text=True)
+    match = THROUGHPUT.search(done.stdout)
+    if done.returncode or match is None:
+        sys.exit(f"no throughput line from {' '.join(command)}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    median, mean, peak, all_ranks = match.groups()
+    return _number(all_ranks or mean), _number(median), float(peak)
+
+
+def _number(text: str) -> float:
+    """A printed figure such as 6,968 as a float."""
+    return float(text.replace(",", ""))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--precisions", nargs="+", default=["32", "bf16-mixed"])
-    parser.add_argument("overrides", nargs="*", help="nmt-train overrides (after --)")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved runs of every variant")
+    parser.add_argument("--variant", action="append", required=True, help="NAME=OVERRIDES, repeatable")
+    parser.add_argument("overrides", nargs="*", help="nmt-train overrides common to all variants (after --)")
     args = parser.parse_args()
-    rows = [(p, *measure(p, args.steps, args.overrides)) for p in args.precisions]
-    print("| precision | real tokens/s (median) | peak memory (GB) | speed vs first |")
-    print("| --- | ---: | ---: | ---: |")
-    for precision, rate, peak in rows:
-        print(f"| {precision} | {rate:,.0f} | {peak:.2f} | {rate / rows[0][1]:.2f}x |")
+    variants = [v.split("=", 1) for v in args.variant]
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in variants}
+    for _ in range(args.repeats):
+        for name, extra in variants:
+            runs[name].append(measure([*args.overrides, *extra.split()], args.steps))
+    first = max(r[0] for r in runs[variants[0][0]])
+    print("| variant | real tokens/s, all ranks (each run) | rank 0 median | peak memory, rank 0 (GB) | vs first |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, _ in variants:
+        means = " / ".join(f"{r[0]:,.0f}" for r in runs[name])
+        best = max(runs[name])
+        print(f"| {name} | {means} | {best[1]:,.0f} | {max(r[2] for r in runs[name]):.2f} | {best[0] / first:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ CASES = [
     ("nmt-train", [*TRAIN, "data.train=huge"], 0, "kept 40 of 41 pairs"),  # the 1 MB pair is filtered out
     # ---- nmt-train: corpus names, config keys and types ----
     ("nmt-train", ["data=nope"], 1, "Could not find 'data/nope'"),
-    ("nmt-train", ["data.name=nope"], 1, "`data.name` must be one of builtin, multi30k, tatoeba, files"),
+    ("nmt-train", ["data.name=nope"], 1, "`data.name` must be one of builtin, multi30k, tatoeba, wmt14, files"),
     ("nmt-train", [*TRAIN, "data=multi30k_en_de", "data.root={shared}", "data.tgt_lang=xx"], 1, "no language 'xx'"),
     ("nmt-train", ["trainer.max_step=5"], 1, "`trainer.max_step` is not an option of nmt-train. Did you mean"),
     ("nmt-train", ["modle=small"], 1, "`modle` is not an option of nmt-train. Did you mean `model`? Valid top-level"),

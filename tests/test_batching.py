@@ -113,10 +113,10 @@ def test_padding_ratio_on_multi30k_is_small(shared_data, spm_cache):
     src = [len(ids) + 1 for ids in tokenizer.encode_src(corpus.src)]  # + EOS
     tgt = [len(ids) + 1 for ids in tokenizer.encode_tgt(corpus.tgt)]  # + BOS or EOS
     sampler = TokenBatchSampler(src, tgt, max_tokens=4096, seed=1)
-    assert 0.0 < sampler.padding_ratio() < 0.10
+    assert 0.0 < sampler.padding_ratio < 0.10
     unsorted = [list(range(i, min(i + 150, len(src)))) for i in range(0, len(src), 150)]
     padded = sum(len(b) * (max(src[i] for i in b) + max(tgt[i] for i in b)) for b in unsorted)
-    assert sampler.padding_ratio() < 1 - (sum(src) + sum(tgt)) / padded  # sorting beats arrival order
+    assert sampler.padding_ratio < 1 - (sum(src) + sum(tgt)) / padded  # sorting beats arrival order
 
 
 def test_uneven_sharding_deals_every_batch_out_once_for_validation():

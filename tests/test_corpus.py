@@ -1,9 +1,10 @@
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from nmt.data.corpus import CorpusError, check_lines, filter_pairs, iter_lines, read_lines, read_parallel
+from nmt.data.corpus import CorpusError, check_lines, filter_mask, iter_lines, read_lines, read_parallel
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -106,9 +107,9 @@ def test_read_parallel_only_empty_lines(tmp_path):
 def test_filter_counts_each_reason():
     src = [3, 0, 5, 20, 2, 9, 4]
     tgt = [4, 3, 0, 5, 7, 3, 12]
-    kept, stats = filter_pairs(src, tgt, max_len=10, max_ratio=3.0)
+    keep, stats = filter_mask(np.array(src), np.array(tgt), max_len=10, max_ratio=3.0)
     # 0: kept; 1, 2: empty; 3: too long; 4: ratio 3.5; 5: ratio exactly 3 is kept; 6: too long.
-    assert kept == [0, 5]
+    assert keep.tolist() == [True, False, False, False, False, True, False]
     assert (stats.total, stats.kept, stats.empty, stats.too_long, stats.bad_ratio) == (7, 2, 2, 2, 1)
     assert stats.kept + stats.empty + stats.too_long + stats.bad_ratio == stats.total
     assert str(stats).startswith("kept 2 of 7 pairs")
@@ -116,10 +117,10 @@ def test_filter_counts_each_reason():
 
 
 def test_filter_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="`tgt_lens` must have 2 entries"):
-        filter_pairs([1, 2], [1], max_len=5, max_ratio=2.0)
+    with pytest.raises(ValueError, match=r"`max_len` must be >= 1, but is 0 instead\."):
+        filter_mask(np.array([1]), np.array([1]), max_len=0, max_ratio=2.0)
     with pytest.raises(ValueError, match=r"`max_ratio` must be >= 1, but is 0.5 instead\."):
-        filter_pairs([1], [1], max_len=5, max_ratio=0.5)
+        filter_mask(np.array([1]), np.array([1]), max_len=5, max_ratio=0.5)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from conftest import train_config
 
 from nmt.checkpoint import read_raw
 from nmt.data.batching import collate
-from nmt.data.prepare import prepare_data
+from nmt.data.prepare import load_training_data, prepare_corpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.loss import label_smoothed_nll
@@ -43,6 +43,8 @@ COMMON = [
     "optim.warmup_steps=4",
     "decode.max_len_a=0",
     "decode.max_len_b=8",
+    "decode.min_len=3",  # with no token twice: hypotheses with text even after 6 updates, so chrF compares something
+    "decode.no_repeat_ngram=1",
 ]
 TWO_RANKS = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2"]
 
@@ -64,15 +66,19 @@ def launch(run_dir: Path, cache: Path, out: Path, overrides: list[str]) -> dict[
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, spm_cache):
-    """A 12-step 2-rank run; the same stopped at step 6 and resumed to 12 in another pair of processes."""
+    """A 12-step 2-rank run; the same stopped at step 6 and resumed to 12 in another pair of processes.
+
+    All read one directory written by `prepare_corpus` (as `nmt-prepare` writes it), memory-mapped by both ranks.
+    """
     work = tmp_path_factory.mktemp("ddp")
+    cfg = train_config(work / "prepare", spm_cache, COMMON)
+    prepare_corpus(cfg.data, cfg.tokenizer, work / "prepared", workers=2, chunk_lines=50)
+    common = [*COMMON, f"data.prepared={work / 'prepared'}", *TWO_RANKS]
     poison = f"poison_step={POISON_STEP}"
-    full = launch(work / "full", spm_cache, work / "full_out", [*COMMON, *TWO_RANKS, "trainer.max_steps=12", poison])
-    launch(work / "cut", spm_cache, work / "cut_out", [*COMMON, *TWO_RANKS, "trainer.max_steps=6", poison])
-    resumed = launch(
-        work / "cut", spm_cache, work / "resumed_out", [*COMMON, *TWO_RANKS, "trainer.max_steps=12", "resume=last"]
-    )
-    return {"full": full, "resumed": resumed, "work": work, "cache": spm_cache}
+    full = launch(work / "full", spm_cache, work / "full_out", [*common, "trainer.max_steps=12", poison])
+    launch(work / "cut", spm_cache, work / "cut_out", [*common, "trainer.max_steps=6", poison])
+    resumed = launch(work / "cut", spm_cache, work / "resumed_out", [*common, "trainer.max_steps=12", "resume=last"])
+    return {"full": full, "resumed": resumed, "work": work, "cache": spm_cache, "prepared": work / "prepared"}
 
 
 def epoch_batches(record: dict, epoch: int) -> list[list[int]]:
@@ -95,13 +101,15 @@ def test_ranks_read_distinct_batches_that_cover_the_epoch_once(runs) -> None:
 def test_one_update_on_two_ranks_equals_one_update_on_their_union(runs) -> None:
     full = runs["full"]
     assert all(torch.equal(full[0]["weights"][1][k], full[1]["weights"][1][k]) for k in full[0]["weights"][1])
-    cfg = train_config(runs["work"] / "single", runs["cache"], [*COMMON, "trainer.max_steps=12"])
+    cfg = train_config(
+        runs["work"] / "single", runs["cache"], [*COMMON, f"data.prepared={runs['prepared']}", "trainer.max_steps=12"]
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = prepare_data(cfg.data, cfg.tokenizer)
+    data = load_training_data(cfg.data, cfg.tokenizer)
     model = build_module(cfg, data).model.train()
     optimizer = build_optimizer(model, cfg.optim, cfg.trainer.max_steps)["optimizer"]
     union = full[0]["train"][0][1] + full[1]["train"][0][1]
-    batch = collate([data.train.src[i] for i in union], [data.train.tgt[i] for i in union], PAD_ID, BOS_ID, EOS_ID)
+    batch = collate(*data.train.ids(union), PAD_ID, BOS_ID, EOS_ID)
     loss_sum, _, n_tokens = label_smoothed_nll(model(batch.src, batch.tgt_in), batch.tgt_out, 0.1, PAD_ID)
     (loss_sum / n_tokens).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip_val)
@@ -140,8 +148,10 @@ def test_validation_is_split_across_ranks_and_scores_as_one_process(runs) -> Non
     (ckpt,) = (runs["work"] / "full" / "checkpoints").glob("step000006-*.ckpt")
     with open(runs["work"] / "full" / "logs" / "metrics.csv", newline="") as f:
         logged = next(row for row in csv.DictReader(f) if row["val/chrf"])
-    cfg = train_config(runs["work"] / "one", runs["cache"], [*COMMON, "trainer.max_steps=12"])
-    data = prepare_data(cfg.data, cfg.tokenizer)
+    cfg = train_config(
+        runs["work"] / "one", runs["cache"], [*COMMON, f"data.prepared={runs['prepared']}", "trainer.max_steps=12"]
+    )
+    data = load_training_data(cfg.data, cfg.tokenizer)
     assert len(seen[0] | seen[1]) == len(data.valid)  # every validation pair decoded once
     module = build_module(cfg, data)
     module.model.load_state_dict({k[len("model.") :]: v for k, v in read_raw(ckpt)["state_dict"].items()})

@@ -51,11 +51,15 @@ def torch_greedy(model_path) -> Translator:
 
 
 def test_greedy_output_is_torch_greedy_on_every_line(exported, lines, torch_greedy):
-    ours = torch_greedy.translate(lines)
     ids = torch_greedy.tokenizer.encode_src(lines)
-    # No torch output stops at its length limit, where the two would differ (CTranslate2 has one limit per batch).
+    # Lines where torch stops at its length limit would differ (CTranslate2 has one limit per batch): leave
+    # those out, and there must be few of them (a tiny model can loop on one or two).
     limits = [int(GREEDY.max_len_a * (len(s) + 1) + GREEDY.max_len_b) for s in ids]
-    assert all(t.tokens < limit for t, limit in zip(ours, limits, strict=True))
+    ended = [t.tokens < limit for t, limit in zip(torch_greedy.translate(lines), limits, strict=True)]
+    print(f"{ended.count(False)} of {len(lines)} lines reach the length limit")
+    assert sum(ended) >= 0.98 * len(lines)
+    lines = [line for line, e in zip(lines, ended, strict=True) if e]
+    ours = torch_greedy.translate(lines)
     theirs = load_ctranslate2(exported, GREEDY, device="cpu", threads=1).translate(lines)
     assert [t.best for t in theirs] == [t.best for t in ours]
     # Scores in our normalisation; CTranslate2 renormalises after suppressing BOS and PAD (~1e-3 here).

@@ -1,8 +1,13 @@
 import gzip
 import hashlib
+import io
+import tarfile
+import urllib.error
 import zipfile
+from pathlib import Path
 
 import pytest
+import sacrebleu
 
 from nmt.config import DataConfig
 from nmt.data import sources
@@ -73,7 +78,9 @@ def test_files_missing_language_lists_both_names(tmp_path):
 @pytest.mark.parametrize(
     ("cfg", "split", "message"),
     [
-        (DataConfig(name="wmt14"), "train", "available corpora: builtin, multi30k, tatoeba, files"),
+        (DataConfig(name="wmt19"), "train", "available corpora: builtin, multi30k, tatoeba, wmt14, files"),
+        (DataConfig(name="wmt14", root="."), "newstest2012", "available splits: train, valid, test"),
+        (DataConfig(name="wmt14", root=".", tgt_lang="fr"), "train", "available pairs: en-de, de-en"),
         (DataConfig(name="multi30k", root="."), "valid", "available splits: train, val, test2016, test2017"),
         (
             DataConfig(name="multi30k", root=".", tgt_lang="zh"),
@@ -134,3 +141,160 @@ def test_prepare_tatoeba_splits_deterministically(tmp_path):
     assert (len(train), len(dev)) == (100, 1000)
     assert not set(train.tgt) & set(dev.tgt)
     assert all(zh == f"句子{en[9:-1]}。" for zh, en in zip(dev.src, dev.tgt, strict=True))
+
+
+WMT14_TEST_STEMS = ["newstest2013", "newstest2014-full"]
+
+
+def make_wmt14_dir(directory, packed=()) -> None:
+    """A tiny `wmt14/` in the documented layout: two lines per file, saying which file and line they are."""
+    directory.mkdir(parents=True)
+    for stem in [*sources.WMT14_TRAIN, *WMT14_TEST_STEMS]:
+        for lang in ("en", "de"):
+            name, text = f"{stem}.{lang}", f"{stem} {lang} 1\n{stem} {lang} 2\n".encode()
+            if name in packed:
+                (directory / f"{name}.gz").write_bytes(gzip.compress(text))
+            else:
+                (directory / name).write_bytes(text)
+
+
+def test_wmt14_train_is_three_file_pairs_in_a_fixed_order(tmp_path):
+    make_wmt14_dir(tmp_path / "wmt14", packed={"commoncrawl.de-en.de"})
+    d = tmp_path / "wmt14"
+    en_de = sources._wmt14_files(DataConfig(name="wmt14", root=str(tmp_path)), "train")
+    assert en_de == [
+        (d / "europarl-v7.de-en.en", d / "europarl-v7.de-en.de"),
+        (d / "commoncrawl.de-en.en", d / "commoncrawl.de-en.de.gz"),
+        (d / "news-commentary-v9.de-en.en", d / "news-commentary-v9.de-en.de"),
+    ]
+    de_en = sources._wmt14_files(DataConfig(name="wmt14", root=str(tmp_path), src_lang="de", tgt_lang="en"), "train")
+    assert de_en == [(tgt, src) for src, tgt in en_de]
+
+
+@pytest.mark.parametrize(("split", "stem"), [("valid", "newstest2013"), ("test", "newstest2014-full")])
+def test_wmt14_valid_and_test_are_one_pair_each(tmp_path, split, stem):
+    make_wmt14_dir(tmp_path / "wmt14")
+    d = tmp_path / "wmt14"
+    assert sources._wmt14_files(DataConfig(name="wmt14", root=str(tmp_path)), split) == [
+        (d / f"{stem}.en", d / f"{stem}.de")
+    ]
+
+
+def test_wmt14_train_corpus_concatenates_the_sub_corpora_in_order(tmp_path):
+    make_wmt14_dir(tmp_path / "wmt14", packed={"europarl-v7.de-en.en"})
+    corpus = get_corpus(DataConfig(name="wmt14", root=str(tmp_path)), "train")
+    stems = list(sources.WMT14_TRAIN)
+    assert corpus.src == [f"{stem} en {i}" for stem in stems for i in (1, 2)]
+    assert corpus.tgt == [f"{stem} de {i}" for stem in stems for i in (1, 2)]
+
+
+def test_wmt14_missing_file_names_it_and_the_layout(tmp_path):
+    make_wmt14_dir(tmp_path / "wmt14")
+    (tmp_path / "wmt14" / "commoncrawl.de-en.de").unlink()
+    with pytest.raises(CorpusError) as err:
+        get_corpus(DataConfig(name="wmt14", root=str(tmp_path)), "train")
+    message = str(err.value)
+    assert f"neither {tmp_path / 'wmt14' / 'commoncrawl.de-en.de'} nor its .gz exists" in message
+    assert "europarl-v7.de-en.{en,de}, commoncrawl.de-en.{en,de}" in message
+    assert "newstest2014-full.{en,de}" in message
+
+
+def make_tgz(path, members: dict[str, bytes]) -> str:
+    """Write a .tgz holding `members`; return its SHA-256."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def serve_wmt14_archives(origin, monkeypatch, drop: str | None = None) -> None:
+    """Point the WMT14 training archives at local .tgz files of the real member layout, checksummed."""
+    origin.mkdir()
+    served = {}
+    for stem, (url, _, member) in sources.WMT14_TRAIN.items():
+        members = {f"{member}.{lang}": f"{stem} {lang}\n".encode() for lang in ("en", "de") if lang != drop}
+        members["training/europarl-v7.fr-en.fr"] = b"another pair\n"
+        archive = origin / url.rsplit("/", 1)[1]
+        served[stem] = (archive.as_uri(), make_tgz(archive, members), member)
+    monkeypatch.setattr(sources, "WMT14_TRAIN", served)
+
+
+def test_wmt14_train_download_extracts_the_pair_and_drops_the_archives(tmp_path, monkeypatch):
+    serve_wmt14_archives(tmp_path / "origin", monkeypatch)
+    corpus = get_corpus(
+        DataConfig(name="wmt14", cache_dir=str(tmp_path / "cache"), src_lang="de", tgt_lang="en"), "train"
+    )
+    assert corpus.src == [f"{stem} de" for stem in sources.WMT14_TRAIN]
+    assert corpus.tgt == [f"{stem} en" for stem in sources.WMT14_TRAIN]
+    expected = sorted(f"{stem}.{lang}" for stem in sources.WMT14_TRAIN for lang in ("en", "de"))
+    assert sorted(p.name for p in (tmp_path / "cache" / "wmt14").iterdir()) == expected
+
+
+def test_wmt14_archive_without_the_member_is_a_corpus_error(tmp_path, monkeypatch):
+    serve_wmt14_archives(tmp_path / "origin", monkeypatch, drop="de")
+    with pytest.raises(CorpusError, match=r"training-parallel-europarl-v7\.tgz .* has no member training/europarl-v7"):
+        get_corpus(DataConfig(name="wmt14", cache_dir=str(tmp_path / "cache")), "train")
+
+
+def serve_sacrebleu_test_sets(tmp_path, monkeypatch, error: Exception | None = None) -> list[tuple[str, str]]:
+    """Feed sacreBLEU's wmt13 and wmt14/full tiny SGML files in place of its download; record what it fetched.
+
+    sacreBLEU's own code does the rest (MD5 aside): the member paths, the SGML parsing, its cache layout.
+    """
+    fetched = []
+    datasets = {name: sacrebleu.DATASETS[name] for name in ("wmt13", "wmt14/full")}
+    for name, dataset in datasets.items():  # its cache under tmp_path, not ~/.sacrebleu
+        monkeypatch.setattr(dataset, "_outdir", str(tmp_path / "sacrebleu" / name))
+        monkeypatch.setattr(dataset, "_rawdir", str(tmp_path / "sacrebleu" / name / "raw"))
+
+    def download_file(url, dest, extract_to=None, expected_md5=None):
+        if error is not None:
+            raise error
+        fetched.append((url, expected_md5))
+        dataset = next(d for d in datasets.values() if url in d.data)
+        for lang, member in zip(("en", "de"), dataset.langpairs["en-de"], strict=True):
+            segments = "".join(f'<seg id="{i}"> {dataset.name} {lang} {i} </seg>\n' for i in (1, 2, 3))
+            path = Path(extract_to) / member
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                f'<srcset setid="x" srclang="any">\n<doc docid="d" genre="news" origlang="en">\n'
+                f"{segments}</doc>\n</srcset>\n",
+                encoding="utf-8",
+            )
+
+    monkeypatch.setattr(sacrebleu.dataset.base, "download_file", download_file)
+    return fetched
+
+
+def test_wmt14_valid_and_test_come_from_sacrebleu_as_plain_files(tmp_path, monkeypatch):
+    fetched = serve_sacrebleu_test_sets(tmp_path, monkeypatch)
+    cfg = DataConfig(name="wmt14", cache_dir=str(tmp_path / "cache"), src_lang="de", tgt_lang="en")
+    test, valid = get_corpus(cfg, "test"), get_corpus(cfg, "valid")
+    assert (test.src, test.tgt) == (
+        [f"wmt14/full de {i}" for i in (1, 2, 3)],
+        [f"wmt14/full en {i}" for i in (1, 2, 3)],
+    )
+    assert valid.tgt == [f"wmt13 en {i}" for i in (1, 2, 3)]
+    directory = tmp_path / "cache" / "wmt14"
+    assert (directory / "newstest2014-full.de").read_text(
+        encoding="utf-8"
+    ) == "wmt14/full de 1\nwmt14/full de 2\nwmt14/full de 3\n"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        f"{s}.{lang}" for s in WMT14_TEST_STEMS for lang in ("de", "en")
+    ]
+    # The official URLs, each with its MD5; a second read finds the files and fetches nothing.
+    assert [url for url, _ in fetched] == [
+        "https://statmt.org/wmt14/test-full.tgz",
+        "https://statmt.org/wmt13/test.tgz",
+    ]
+    assert all(md5 for _, md5 in fetched)
+    assert get_corpus(cfg, "test") == test and len(fetched) == 2
+
+
+def test_wmt14_test_set_download_failure_is_a_corpus_error(tmp_path, monkeypatch):
+    serve_sacrebleu_test_sets(tmp_path, monkeypatch, error=urllib.error.URLError("no route to host"))
+    with pytest.raises(CorpusError, match="could not download sacreBLEU test set wmt13: .*no route to host.*data.root"):
+        get_corpus(DataConfig(name="wmt14", cache_dir=str(tmp_path / "cache")), "valid")
+    assert not (tmp_path / "cache" / "wmt14" / "newstest2013.en").exists()

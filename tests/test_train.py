@@ -18,7 +18,6 @@ from sacrebleu.metrics import BLEU
 from nmt.checkpoint import CheckpointError, load_checkpoint, read_raw
 from nmt.config import TrainConfig
 from nmt.data.batching import collate
-from nmt.data.prepare import EncodedPairs
 from nmt.data.sources import get_corpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import set_threads
@@ -60,13 +59,13 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert not different, f"tensors differ: {different}"
 
 
-def validation_loss(model: Transformer, valid: EncodedPairs, smoothing: float) -> float:
+def validation_loss(model: Transformer, src: list[list[int]], tgt: list[list[int]], smoothing: float) -> float:
     """Label-smoothed loss per target token over a whole split, as `validation_step` logs it."""
     model.eval()
     loss_sum, n_tokens = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(valid), 100):
-            batch = collate(valid.src[i : i + 100], valid.tgt[i : i + 100], PAD_ID, BOS_ID, EOS_ID)
+        for i in range(0, len(src), 100):
+            batch = collate(src[i : i + 100], tgt[i : i + 100], PAD_ID, BOS_ID, EOS_ID)
             logits = model(batch.src, batch.tgt_in)  # [B, T, V]
             loss, _, n = label_smoothed_nll(logits, batch.tgt_out, smoothing, PAD_ID)
             loss_sum, n_tokens = loss_sum + loss.item(), n_tokens + n
@@ -105,13 +104,13 @@ def test_exported_model_restores_the_best_weights_and_validation_loss(tiny_run) 
         model.load_state_dict(state)
         return model
 
-    # Encode the validation split with the checkpoint's own tokenizer, cut as `prepare_data` cuts it.
+    # Encode the validation split with the checkpoint's own tokenizer, cut as preparing the corpus cuts it.
     tokenizer, text = Tokenizer.from_bytes(exported.tokenizer), get_corpus(cfg.data, cfg.data.valid)
     cut = cfg.data.max_len
     src, tgt = tokenizer.encode_src(text.src), tokenizer.encode_tgt(text.tgt)
-    valid = EncodedPairs([ids[:cut] for ids in src], [ids[:cut] for ids in tgt])
-    loss = validation_loss(build(trained), valid, cfg.optim.label_smoothing)
-    assert validation_loss(build(exported.state_dict), valid, cfg.optim.label_smoothing) == loss
+    valid = [ids[:cut] for ids in src], [ids[:cut] for ids in tgt]
+    loss = validation_loss(build(trained), *valid, cfg.optim.label_smoothing)
+    assert validation_loss(build(exported.state_dict), *valid, cfg.optim.label_smoothing) == loss
     # Lightning logs a validation under the step of the last training batch before it (global_step - 1).
     logged = metrics(cfg.run_dir, "val/loss")[best["global_step"] - 1]
     assert loss == pytest.approx(logged, rel=1e-5)
@@ -268,7 +267,14 @@ def test_resume_takes_the_tokenizer_from_the_checkpoint_not_from_a_new_training(
     cfg = train_config(Path(short_run.run_dir), cold, [*overrides, "resume=last"])
     result = train(cfg)
     assert result.steps == 6
-    assert not list(cold.rglob("*.model"))  # nothing was trained into the cache
+    assert not list((cold / "spm").rglob("*.model"))  # no SentencePiece model was trained into the cache
+    (prepared,) = (cold / "prepared").iterdir()  # the corpus was prepared with the checkpoint's tokenizer
+    assert (prepared / "tokenizer" / "joint.model").read_bytes() == result_tokenizer(short_run)
+
+
+def result_tokenizer(run: TrainConfig) -> bytes:
+    """The joint SentencePiece model a run saved in its directory."""
+    return (Path(run.run_dir) / "tokenizer" / "joint.model").read_bytes()
 
 
 def test_resume_with_other_tokenizer_settings_is_refused_naming_them(short_run, spm_cache) -> None:

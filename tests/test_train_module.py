@@ -1,4 +1,5 @@
-"""`TranslationModule` under a real Lightning Trainer: updates with non-finite gradients are skipped, then stop."""
+"""`TranslationModule` under a real Lightning Trainer: updates with non-finite gradients are skipped, then stop;
+a training step reads nothing back from the device; a compiled forward trains as the eager one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import warnings
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader
 
 from nmt.config import DecodeConfig, ModelConfig, OptimConfig
@@ -18,17 +21,18 @@ from nmt.train.optim import parameter_groups
 PAD, BOS, EOS, V = 0, 1, 2, 20
 
 
-def make_module(max_bad_steps: int, dropout: float = 0.1) -> TranslationModule:
+def make_module(max_bad_steps: int, dropout: float = 0.1, compile: bool = False) -> TranslationModule:
     torch.manual_seed(0)
     shape = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=dropout)
     model = Transformer(shape, V, V, PAD)
     optim = OptimConfig(max_bad_steps=max_bad_steps, warmup_steps=2)
     # No tokenizer, references or metadata: they serve validation, which these runs do not reach.
-    return TranslationModule(model, None, optim, DecodeConfig(beam_size=1), [], {}, max_steps=100)
+    return TranslationModule(model, None, optim, DecodeConfig(beam_size=1), [], {}, max_steps=100, compile=compile)
 
 
-def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -> None:
-    """Make the model's forward return NaN logits on the calls (counted from 1) for which `is_bad(call)`."""
+def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -> list[int]:
+    """Make the model's forward return NaN logits on the calls (counted from 1) for which `is_bad(call)`;
+    returns the list that gets one entry per call."""
     forward, calls = module.model.forward, []
 
     def patched(src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -37,11 +41,12 @@ def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -
         return logits * float("nan") if is_bad(len(calls)) else logits  # NaN, still part of the graph
 
     monkeypatch.setattr(module.model, "forward", patched)
+    return calls
 
 
-def fit(module: TranslationModule, n_batches: int) -> None:
+def fit(module: TranslationModule, n_batches: int, **trainer_options) -> None:
     batches = [collate([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]], PAD, BOS, EOS) for _ in range(n_batches)]
-    fit_batches(module, batches, max_epochs=1, gradient_clip_val=1.0)
+    fit_batches(module, batches, max_epochs=1, gradient_clip_val=1.0, **trainer_options)
 
 
 def fit_batches(module: TranslationModule, batches: list, **trainer_options) -> None:
@@ -90,8 +95,122 @@ def test_too_many_consecutive_non_finite_losses_stop_training(monkeypatch) -> No
     with pytest.raises(
         NonFiniteLossError, match=r"3 consecutive updates with non-finite gradients at step \d+; .*optim\.lr"
     ):
-        fit(module, n_batches=10)
+        fit(module, n_batches=10, log_every_n_steps=1)  # skips are checked after every update
     assert module.bad_steps == 3
+
+
+@pytest.mark.parametrize(("log_every", "calls_made", "bad"), [(5, 5, 4), (50, 10, 9)])
+def test_consecutive_skips_stop_training_at_the_next_check(monkeypatch, log_every, calls_made, bad) -> None:
+    """Skips are read on the host every `log_every_n_steps` updates and at the end of training: the third
+    NaN update in a row (update 4) stops the run at update 5, or at the end when no check comes before."""
+    module = make_module(max_bad_steps=3)
+    calls = poison(module, monkeypatch, lambda call: call >= 2)
+    with pytest.raises(NonFiniteLossError, match=f"{bad} consecutive updates with non-finite gradients"):
+        fit(module, n_batches=10, log_every_n_steps=log_every)
+    assert len(calls) == calls_made
+    assert module.bad_steps == bad
+
+
+class Snapshots(Callback):
+    """The weights and the Adam state after every training batch."""
+
+    def __init__(self) -> None:
+        self.weights: list[dict[str, torch.Tensor]] = []
+        self.adam: list[list[dict[str, torch.Tensor]]] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+        self.weights.append(weights(module))
+        state = trainer.optimizers[0].state
+        self.adam.append([{k: v.clone() for k, v in state[p].items()} for p in module.model.parameters()])
+
+
+def same_adam_state(a: list[dict[str, torch.Tensor]], b: list[dict[str, torch.Tensor]]) -> bool:
+    return all(
+        sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa) for sa, sb in zip(a, b, strict=True)
+    )
+
+
+def test_fused_optimizer_skips_a_nan_update_on_the_device_leaving_weights_and_adam_state(monkeypatch) -> None:
+    """Update 2 has NaN gradients: the fused AdamW leaves the weights, exp_avg, exp_avg_sq and step as update 1
+    left them (the step count is taken back); update 3 is finite and changes them all."""
+    module = make_module(max_bad_steps=10)
+    poison(module, monkeypatch, lambda call: call == 2)
+    snapshots = Snapshots()
+    fit(module, n_batches=3, callbacks=[snapshots])
+    assert module.trainer.optimizers[0].defaults["fused"]
+    (w1, w2, w3), (s1, s2, s3) = snapshots.weights, snapshots.adam
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert same_adam_state(s1, s2) and all(s["step"] == 1 for s in s2)
+    assert all(not torch.equal(w2[k], w3[k]) for k in w2)
+    assert all(s["step"] == 2 and not torch.equal(s["exp_avg"], t["exp_avg"]) for s, t in zip(s3, s2, strict=True))
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the ops that, on a GPU, make the host wait for the device: reading a value (`item`, `bool`,
+    `int`, `float` all run `_local_scalar_dense`) and making a tensor from Python data (`torch.tensor`,
+    which copies it to the device and waits)."""
+
+    SYNCING = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func in self.SYNCING
+        return func(*args, **(kwargs or {}))
+
+
+def test_training_steps_read_the_device_only_to_check_skips(monkeypatch) -> None:
+    """Across `training_step` and `configure_gradient_clipping`, an update reads nothing back from the device,
+    except every `log_every_n_steps`-th (3rd here), which checks the skip counters. The first update is left
+    out: Lightning makes the state of each logged metric from Python numbers there, once."""
+    module = make_module(max_bad_steps=10)
+    reads: list[int] = []
+
+    def counted(method, new_update: bool):
+        def run(*args, **kwargs):
+            with HostReads() as mode:
+                result = method(*args, **kwargs)
+            if new_update:
+                reads.append(0)
+            reads[-1] += mode.count
+            return result
+
+        return run
+
+    monkeypatch.setattr(module, "training_step", counted(module.training_step, True))
+    monkeypatch.setattr(module, "configure_gradient_clipping", counted(module.configure_gradient_clipping, False))
+    fit(module, n_batches=7, log_every_n_steps=3)
+    assert [n > 0 for n in reads[1:]] == [False, True, False, False, True, False], reads
+
+
+class Losses(Callback):
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, *_) -> None:
+        self.losses.append(outputs["loss"].detach().clone())
+
+
+def test_compiled_forward_trains_as_the_eager_one_and_keeps_the_state_dict_keys() -> None:
+    """Three updates on batches of three shapes: the same losses as eager, the later ones after updates through
+    the compiled backward. B and T vary but are never 1, and S != T, all of which dynamo would specialise on
+    (recompiling): the test pays one compilation, about a minute on 2 CPU cores with a cold inductor cache."""
+    pairs = [
+        ([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]]),
+        ([[5, 6]] * 3, [[7]] * 3),
+        ([[5, 6, 7, 8]] * 4, [[9] * 6] * 4),
+    ]
+    results = {}
+    for compiled in (False, True):
+        module, losses = make_module(max_bad_steps=10, dropout=0.0, compile=compiled), Losses()
+        fit_batches(module, [collate(*p, PAD, BOS, EOS) for p in pairs], max_epochs=1, callbacks=[losses])
+        results[compiled] = module, torch.stack(losses.losses)
+    (eager, eager_losses), (compiled, compiled_losses) = results[False], results[True]
+    assert type(compiled._teacher_forcing).__name__ == "OptimizedModule"
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    torch.testing.assert_close(compiled_losses, eager_losses, rtol=0, atol=1e-5)
 
 
 def gradients_of_one_update(batches: list, accumulate: int) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from nmt.config import (
     ConfigError,
     EvaluateConfig,
     ExportConfig,
+    PrepareConfig,
     TrainConfig,
     TranslateConfig,
     check,
@@ -65,6 +66,7 @@ def register_schemas() -> None:
     store.store(name="evaluate_schema", node=EvaluateConfig)
     store.store(name="benchmark_schema", node=BenchmarkConfig)
     store.store(name="export_schema", node=ExportConfig)
+    store.store(name="prepare_schema", node=PrepareConfig)
 
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:

@@ -37,8 +37,10 @@ def run(cfg: TrainConfig) -> float | None:
     speed = result.throughput
     print(
         f"throughput:      {speed['median_tok_s']:,.0f} real source+target tokens/s (median of "
-        f"{speed['steps_measured']} steps); peak memory {speed['peak_rss_gb']:.2f} GB"
+        f"{speed['steps_measured']} steps; mean {speed['mean_tok_s']:,.0f}); peak memory {speed['peak_rss_gb']:.2f} GB"
     )
+    if speed["ranks"] > 1:
+        print(f"all {speed['ranks']} ranks:     {speed['all_ranks_tok_s']:,.0f} real source+target tokens/s (mean)")
     print(f'translate with:  echo "your sentence" | nmt-translate {pasteable("ckpt", str(result.model_path))}')
     return result.best_bleu  # the value a Hydra sweeper optimises
 

@@ -7,10 +7,10 @@ positions instead of sentences keeps memory flat across batches (as fairseq's
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
@@ -22,7 +22,13 @@ class TokenBatchSampler:
     must be the lengths the model sees, i.e. the token count + 1 for the EOS on
     the source and the BOS/EOS on the target (see `collate`).
 
-    The order of an epoch is a pure function of `seed + epoch`, so a resumed run
+    Pairs are sorted by (source, target) length once and cut greedily into batches; an
+    epoch shuffles the pairs inside each group of equal lengths (which leaves every batch's
+    shape as it was) and then the batches. All of it is numpy over the length arrays, with
+    Python loops over batches and length groups only, never over pairs, so a corpus of
+    millions of pairs costs one index array (uint32) and, while an epoch runs, its shuffled copy.
+
+    The order of an epoch is a pure function of `seed` and `epoch`, so a resumed run
     replays it exactly and `skip(n)` continues mid-epoch.
 
     Args:
@@ -30,7 +36,7 @@ class TokenBatchSampler:
         tgt_lens: target length per pair (including BOS or EOS).
         max_tokens: padded positions per batch.
         shuffle: reorder batches and break length ties randomly each epoch;
-            False keeps batches in length order (for validation).
+            False keeps batches in length order and ties in index order (for validation).
         seed: base seed of the per-epoch shuffles.
         num_replicas: ranks sharing the data; each gets distinct batches.
         rank: this process's rank in `0..num_replicas - 1`.
@@ -41,8 +47,8 @@ class TokenBatchSampler:
 
     def __init__(
         self,
-        src_lens: Sequence[int],
-        tgt_lens: Sequence[int],
+        src_lens: Sequence[int] | np.ndarray,
+        tgt_lens: Sequence[int] | np.ndarray,
         max_tokens: int,
         shuffle: bool = True,
         seed: int = 0,
@@ -50,22 +56,28 @@ class TokenBatchSampler:
         rank: int = 0,
         even: bool = True,
     ) -> None:
-        if len(src_lens) != len(tgt_lens):
-            raise ValueError(f"`tgt_lens` must have {len(src_lens)} entries like `src_lens`, but has {len(tgt_lens)}.")
+        src, tgt = np.asarray(src_lens), np.asarray(tgt_lens)
+        if len(src) != len(tgt):
+            raise ValueError(f"`tgt_lens` must have {len(src)} entries like `src_lens`, but has {len(tgt)}.")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"`rank` must be in 0..{num_replicas - 1}, but is {rank} instead.")
-        longest = max((max(s, t) for s, t in zip(src_lens, tgt_lens, strict=True)), default=0)
+        longest = int(max(src.max(initial=0), tgt.max(initial=0)))
         if longest > max_tokens:
             raise ValueError(
                 f"`max_tokens` must be >= the longest pair ({longest} tokens), but is {max_tokens} instead; "
                 "filter long pairs first."
             )
-        self.src_lens, self.tgt_lens = list(src_lens), list(tgt_lens)
         self.max_tokens, self.shuffle, self.seed = max_tokens, shuffle, seed
         self.num_replicas, self.rank, self.even = num_replicas, rank, even
         self.epoch = 0
         self._skip = 0
-        self._num_batches = len(self._batches(0))
+        index_type = np.uint32 if len(src) < 1 << 32 else np.int64
+        self._order = np.lexsort((tgt, src)).astype(index_type)  # by source, then target length; ties by index
+        sorted_src, sorted_tgt = src[self._order], tgt[self._order]
+        tie_breaks = (sorted_src[1:] != sorted_src[:-1]) | (sorted_tgt[1:] != sorted_tgt[:-1])
+        self._groups = np.concatenate([[0], np.flatnonzero(tie_breaks) + 1, [len(src)]])  # runs of equal lengths
+        self._bounds = _greedy_bounds(np.maximum(sorted_src, sorted_tgt), max_tokens)
+        self.padding_ratio = _padding_ratio(self._bounds, sorted_src, sorted_tgt)  # per pair, it keeps only the order
 
     def set_epoch(self, epoch: int) -> None:
         """Select the order of `epoch` for the next iteration (as `DistributedSampler.set_epoch`)."""
@@ -77,6 +89,10 @@ class TokenBatchSampler:
             raise ValueError(f"`n` must be in 0..{len(self)}, but is {n} instead.")
         self._skip = n
 
+    @property
+    def _num_batches(self) -> int:
+        return len(self._bounds) - 1
+
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
         if self.even:
@@ -84,43 +100,50 @@ class TokenBatchSampler:
         return len(range(self.rank, self._num_batches, self.num_replicas))
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._batches(self.epoch)
-        if self.shuffle:
-            random.Random(self.seed + self.epoch).shuffle(batches)
+        order, batch_order = self._epoch_order(self.epoch)
         if self.even:  # drop the remainder so every rank runs the same number of steps (no DDP hang)
-            batches = batches[: len(self) * self.num_replicas]
-        mine = batches[self.rank :: self.num_replicas]
+            batch_order = batch_order[: len(self) * self.num_replicas]
+        mine = batch_order[self.rank :: self.num_replicas]
         start, self._skip = self._skip, 0
-        yield from mine[start:]
+        for b in mine[start:].tolist():
+            yield order[self._bounds[b] : self._bounds[b + 1]].tolist()
 
-    def _batches(self, epoch: int) -> list[list[int]]:
-        """All batches in length order; equal-length pairs are ordered randomly per epoch."""
-        ties = random.Random(self.seed + epoch)
-        keys = [ties.random() if self.shuffle else i for i in range(len(self.src_lens))]
-        order = sorted(range(len(keys)), key=lambda i: (self.src_lens[i], self.tgt_lens[i], keys[i]))
-        batches: list[list[int]] = []
-        batch: list[int] = []
-        width = 0  # the longest side in `batch`
-        for i in order:
-            new_width = max(width, self.src_lens[i], self.tgt_lens[i])
-            if batch and (len(batch) + 1) * new_width > self.max_tokens:
-                batches.append(batch)
-                batch, new_width = [], max(self.src_lens[i], self.tgt_lens[i])
-            batch.append(i)
-            width = new_width
-        if batch:
-            batches.append(batch)
-        return batches
+    def _epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs in length order with ties shuffled, and the order of the batches, for `epoch`."""
+        if not self.shuffle:
+            return self._order, np.arange(self._num_batches)
+        rng = np.random.default_rng([self.seed, epoch])
+        order = self._order.copy()
+        for start, end in zip(self._groups[:-1].tolist(), self._groups[1:].tolist(), strict=True):
+            if end - start > 1:
+                rng.shuffle(order[start:end])
+        return order, rng.permutation(self._num_batches)
 
-    def padding_ratio(self) -> float:
-        """Share of source and target positions that are padding, over all batches of an epoch."""
-        padded = real = 0
-        for batch in self._batches(self.epoch):
-            for lens in (self.src_lens, self.tgt_lens):
-                sizes = [lens[i] for i in batch]
-                padded += len(sizes) * max(sizes)
-                real += sum(sizes)
-        return 1.0 - real / padded if padded else 0.0
+
+def _padding_ratio(bounds: np.ndarray, *sorted_lens: np.ndarray) -> float:
+    """Share of source and target positions that are padding, over all batches of an epoch."""
+    if len(bounds) < 2:
+        return 0.0
+    counts = np.diff(bounds)
+    padded = sum(int((np.maximum.reduceat(lens, bounds[:-1]) * counts).sum()) for lens in sorted_lens)
+    real = sum(int(lens.sum(dtype=np.int64)) for lens in sorted_lens)
+    return 1.0 - real / padded if padded else 0.0
+
+
+def _greedy_bounds(widths: np.ndarray, max_tokens: int) -> np.ndarray:
+    """Batch boundaries over pairs in order: each batch takes pairs while (count * widest) <= `max_tokens`.
+
+    A Python loop over batches, with numpy inside each: the widest pair so far only grows and so does the
+    count, so the pairs that fit are a prefix of the window of `max_tokens // first width` pairs.
+    """
+    bounds = [0]
+    start, total = 0, len(widths)
+    while start < total:
+        window = widths[start : start + max_tokens // int(widths[start])].astype(np.int64)
+        fits = np.maximum.accumulate(window) * np.arange(1, len(window) + 1) <= max_tokens
+        start += len(window) if fits[-1] else int(np.argmin(fits))
+        bounds.append(start)
+    return np.asarray(bounds, dtype=np.int64)
 
 
 @dataclass
@@ -130,6 +153,8 @@ class Batch:
     src: torch.Tensor  # [B, S] source ids + EOS
     tgt_in: torch.Tensor  # [B, T] BOS + target ids
     tgt_out: torch.Tensor  # [B, T] target ids + EOS
+    src_tokens: int  # real (non-pad) positions of `src`, counted on the host: reading them costs no device sync
+    tgt_tokens: int  # real positions of `tgt_out` (the tokens the loss is summed over)
     index: torch.Tensor | None = None  # [B] positions of the pairs in their split, to restore order
 
     def __len__(self) -> int:
@@ -160,5 +185,7 @@ def collate(
         src=_pad([s + [eos_id] for s in src_ids], pad_id),
         tgt_in=_pad([[bos_id] + t for t in tgt_ids], pad_id),
         tgt_out=_pad([t + [eos_id] for t in tgt_ids], pad_id),
+        src_tokens=sum(map(len, src_ids)) + len(src_ids),
+        tgt_tokens=sum(map(len, tgt_ids)) + len(tgt_ids),
         index=None if index is None else torch.tensor(index, dtype=torch.long),
     )

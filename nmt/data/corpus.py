@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nmt.errors import UserError
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -105,26 +107,36 @@ def iter_lines(path: str | Path) -> Iterator[str]:
         CorpusError: the file is missing, a directory, not UTF-8 or binary; the
             message names the file and the line.
     """
+    yield from check_lines(raw_lines(path), f"file {path}")
+
+
+def raw_lines(path: str | Path) -> Iterator[bytes]:
+    """Yield the undecoded LF-terminated lines of a plain or gzip file (decode them with `check_lines`).
+
+    Raises:
+        CorpusError: the file is missing, a directory or a broken gzip file.
+    """
     path = Path(path)
     check_file(path)
     with path.open("rb") as probe:
         packed = probe.read(2) == _GZIP_MAGIC or path.suffix == ".gz"
     try:
         with gzip.open(path, "rb") if packed else path.open("rb") as f:
-            yield from check_lines(f, f"file {path}")
+            yield from f
     except (OSError, EOFError, zlib.error) as e:
         raise CorpusError(f"file {path}: not a valid gzip file ({e}).") from e
 
 
-def check_lines(raw_lines: Iterable[bytes], name: str) -> Iterator[str]:
+def check_lines(raw_lines: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
     """Decode and yield the stripped lines of a byte stream (a file, `sys.stdin.buffer`) one at a time.
 
     The checks and messages of `iter_lines`, for any source: a leading UTF-8 BOM
     and CRLF or CR line ends are accepted, a NUL byte or invalid UTF-8 stops
     with `CorpusError` naming `name` (e.g. "file in.txt" or "<stdin>") and the
-    line. Lines before the bad one have been yielded by then.
+    line. Lines before the bad one have been yielded by then. `first` is the
+    1-based number of the stream's first line (for a stream that starts mid-file).
     """
-    for number, raw in enumerate(raw_lines, start=1):
+    for number, raw in enumerate(raw_lines, start=first):
         yield from _split_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, name, number)
 
 
@@ -189,10 +201,10 @@ class FilterStats:
         )
 
 
-def filter_pairs(
-    src_lens: list[int], tgt_lens: list[int], max_len: int, max_ratio: float
-) -> tuple[list[int], FilterStats]:
-    """Indices of the training pairs worth keeping, and counts of what was dropped.
+def filter_mask(
+    src_lens: np.ndarray, tgt_lens: np.ndarray, max_len: int, max_ratio: float
+) -> tuple[np.ndarray, FilterStats]:
+    """Which training pairs are worth keeping (a boolean mask), and counts of what was dropped.
 
     A pair is dropped (first matching reason counts) when a side is empty, a side
     is longer than `max_len`, or the longer side exceeds `max_ratio` times the
@@ -204,22 +216,14 @@ def filter_pairs(
         max_len: longest side kept.
         max_ratio: largest long/short length ratio kept.
     """
-    if len(src_lens) != len(tgt_lens):
-        raise ValueError(f"`tgt_lens` must have {len(src_lens)} entries like `src_lens`, but has {len(tgt_lens)}.")
     if max_len < 1:
         raise ValueError(f"`max_len` must be >= 1, but is {max_len} instead.")
     if max_ratio < 1.0:
         raise ValueError(f"`max_ratio` must be >= 1, but is {max_ratio} instead.")
-    kept: list[int] = []
-    empty = too_long = bad_ratio = 0
-    for i, (s, t) in enumerate(zip(src_lens, tgt_lens, strict=True)):
-        if s == 0 or t == 0:
-            empty += 1
-        elif max(s, t) > max_len:
-            too_long += 1
-        elif max(s, t) > max_ratio * min(s, t):
-            bad_ratio += 1
-        else:
-            kept.append(i)
-    stats = FilterStats(len(src_lens), len(kept), empty, too_long, bad_ratio, max_len, max_ratio)
-    return kept, stats
+    longer, shorter = np.maximum(src_lens, tgt_lens), np.minimum(src_lens, tgt_lens)
+    empty = shorter == 0
+    too_long = ~empty & (longer > max_len)
+    bad_ratio = ~empty & ~too_long & (longer > max_ratio * shorter)
+    keep = ~(empty | too_long | bad_ratio)
+    counts = (int(keep.sum()), int(empty.sum()), int(too_long.sum()), int(bad_ratio.sum()))
+    return keep, FilterStats(len(keep), *counts, max_len, max_ratio)

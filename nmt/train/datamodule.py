@@ -1,31 +1,30 @@
-"""The LightningDataModule: token-budget batches over prepared pairs, resumable mid-epoch."""
+"""The LightningDataModule: token-budget batches over a prepared corpus's memory-mapped splits, resumable mid-epoch."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nmt.data.batching import Batch, TokenBatchSampler, collate
-from nmt.data.prepare import EncodedPairs
+from nmt.data.batching import Batch, TokenBatchSampler
+from nmt.data.prepared import PairSplit, TokenArrays
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 class PairBatches(Dataset):
-    """Encoded pairs indexed by whole batches: `dataset[indices]` is the collated `Batch` of those pairs."""
+    """A split indexed by whole batches: `dataset[indices]` is the `Batch` of those pairs."""
 
-    def __init__(self, pairs: EncodedPairs) -> None:
+    def __init__(self, pairs: PairSplit) -> None:
         self.pairs = pairs
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, indices: list[int]) -> Batch:
-        src = [self.pairs.src[i] for i in indices]
-        tgt = [self.pairs.tgt[i] for i in indices]
-        return collate(src, tgt, PAD_ID, BOS_ID, EOS_ID, index=indices)
+        return self.pairs.batch(indices, PAD_ID, BOS_ID, EOS_ID)
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -37,24 +36,43 @@ class TranslationDataModule(L.LightningDataModule):
     uninterrupted run.
     """
 
-    def __init__(self, train: EncodedPairs, valid: EncodedPairs, max_tokens: int, seed: int) -> None:
+    def __init__(
+        self,
+        train: PairSplit,
+        valid: PairSplit,
+        max_tokens: int,
+        seed: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         super().__init__()
         self.train, self.valid = train, valid
         self.max_tokens, self.seed = max_tokens, seed
+        self.num_workers, self.pin_memory = num_workers, pin_memory
         self._skip_on_resume: int | None = None  # batches of the resumed epoch already trained
 
-    def _loader(self, pairs: EncodedPairs, sampler: TokenBatchSampler) -> DataLoader:
+    def _loader(self, pairs: PairSplit, sampler: TokenBatchSampler, workers: int = 0) -> DataLoader:
         # The sampler yields whole batches and is the loader's `sampler` (batch_size=None), because that
         # is where Lightning calls `set_epoch` at the start of every epoch (never on a `batch_sampler`).
         # Its own generator: creating an iterator would otherwise draw from the global RNG that dropout
         # uses, and a resumed run creates iterators at other moments than an uninterrupted one.
+        # The sampler runs in this process, so workers only assemble batches: the order is the same.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(PairBatches(pairs), sampler=sampler, batch_size=None, collate_fn=_as_is, generator=generator)
+        return DataLoader(
+            PairBatches(pairs),
+            sampler=sampler,
+            batch_size=None,
+            collate_fn=_as_is,
+            generator=generator,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=workers > 0,
+        )
 
-    def _sampler(self, pairs: EncodedPairs, shuffle: bool) -> TokenBatchSampler:
+    def _sampler(self, pairs: PairSplit, shuffle: bool) -> TokenBatchSampler:
         return TokenBatchSampler(
-            src_lens=[len(s) + 1 for s in pairs.src],  # + EOS
-            tgt_lens=[len(t) + 1 for t in pairs.tgt],  # + BOS (tgt_in) / EOS (tgt_out)
+            src_lens=_plus_one(pairs.src),  # + EOS
+            tgt_lens=_plus_one(pairs.tgt),  # + BOS (tgt_in) / EOS (tgt_out)
             max_tokens=self.max_tokens,
             shuffle=shuffle,
             seed=self.seed,
@@ -69,7 +87,7 @@ class TranslationDataModule(L.LightningDataModule):
             # Lightning sets the epoch (its count of processed epochs) before iterating; the skip stays.
             sampler.skip(self._skip_on_resume)
             self._skip_on_resume = None
-        return self._loader(self.train, sampler)
+        return self._loader(self.train, sampler, self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         # Each rank decodes its share of the validation set; the module gathers the hypotheses for BLEU.
@@ -81,6 +99,14 @@ class TranslationDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._skip_on_resume = int(state_dict["batches_done"])  # the epoch itself is Lightning's to restore
+
+
+def _plus_one(side: TokenArrays) -> np.ndarray:
+    """The side's lengths + 1, in their own small integer type unless that would overflow."""
+    lengths = side.lengths
+    if len(lengths) and int(lengths.max()) >= np.iinfo(lengths.dtype).max:
+        lengths = lengths.astype(np.int64)
+    return lengths + 1
 
 
 def _as_is(batch: Batch) -> Batch:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 def label_smoothed_nll(
     logits: torch.Tensor, target: torch.Tensor, smoothing: float, pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed smoothed loss and summed NLL over the non-pad positions of `target`.
 
     The smoothed target puts `1 - smoothing` on the gold token and spreads
@@ -25,7 +25,8 @@ def label_smoothed_nll(
         pad_id: id of padding.
 
     Returns:
-        (loss_sum, nll_sum, n_tokens); divide by n_tokens for per-token values.
+        (loss_sum, nll_sum, n_tokens), 0-d tensors; divide by n_tokens for per-token values. The count stays
+        on the device (reading it would sync); the training step takes it from `Batch.tgt_tokens` instead.
     """
     vocab = logits.size(-1)
     log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).flatten(0, 1)  # [B, T, V] -> [B*T, V]
@@ -35,4 +36,4 @@ def label_smoothed_nll(
     # Sum over the vocabulary first, so no [N, V] copy of the kept rows is made (memory: logits dominate).
     uniform = -log_probs.sum(dim=-1).masked_fill(~keep, 0.0).sum() / vocab  # masked_fill: NaN * 0 is NaN
     loss = (1.0 - smoothing) * nll + smoothing * uniform
-    return loss, nll, int(keep.sum())
+    return loss, nll, keep.sum()

@@ -26,11 +26,17 @@ def _libc() -> Any | None:
 
 
 class TrimHeap(Callback):
-    """Return freed heap memory to the OS every `every` training steps (CPU, glibc only; else a no-op)."""
+    """Return freed heap memory to the OS when training starts and every `every` training steps (CPU, glibc
+    only; else a no-op). At the start it drops what setting up the data left: sorting the lengths of 10M
+    pairs frees a few hundred MB of temporaries, which would otherwise sit under the training peak."""
 
     def __init__(self, every: int = 10) -> None:
         self.every = every
         self.libc = _libc()
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.libc is not None:
+            self.libc.malloc_trim(0)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         if self.libc is not None and trainer.global_step % self.every == 0:

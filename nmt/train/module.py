@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -36,6 +35,10 @@ class TranslationModule(L.LightningModule):
         metadata: the checkpoint's `nmt` entry (see `nmt.checkpoint.metadata`).
         max_steps: total optimizer steps (for the linear schedule).
         val_samples: sample translations printed at each validation.
+        compile: run the teacher-forcing forward of training and validation through
+            `torch.compile(model, dynamic=True)`: it is most of the step's work, and batches vary in B and T,
+            so static shapes would recompile for most new batch shapes. Beam search uses the plain model,
+            and the compiled wrapper is no submodule, so `state_dict` keys and checkpoints stay the same.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class TranslationModule(L.LightningModule):
         metadata: dict[str, Any],
         max_steps: int,
         val_samples: int = 3,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -58,7 +62,12 @@ class TranslationModule(L.LightningModule):
         self.metadata = metadata
         self.max_steps = max_steps
         self.val_samples = val_samples
-        self.bad_steps = 0  # consecutive updates skipped for non-finite gradients
+        # object.__setattr__: not registered as a submodule (the same weights would appear twice in state_dict).
+        object.__setattr__(self, "_teacher_forcing", torch.compile(model, dynamic=True) if compile else model)
+        # Updates skipped for non-finite gradients, device tensors after the first update (read on the host only
+        # by `_check_skips`): consecutive ones, and all of them since the last check.
+        self._consecutive_skips: torch.Tensor | int = 0
+        self._skips_since_check: torch.Tensor | int = 0
         self._update_tokens = 0  # target tokens of the micro-batches of the current update, on this rank
         self._hyps: dict[int, str] = {}
         self._train_start = time.perf_counter()
@@ -67,14 +76,14 @@ class TranslationModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """The summed loss of this micro-batch; `configure_gradient_clipping` divides the gradients by the
         token count of every micro-batch of the update on every rank (fairseq's normalisation), so long
-        and short batches, accumulated batches and ranks all weigh by their tokens."""
-        logits = self.model(batch.src, batch.tgt_in)  # [B, T, V]
-        loss_sum, nll_sum, n_tokens = label_smoothed_nll(
-            logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id
-        )
-        self._update_tokens += n_tokens
-        if torch.isfinite(loss_sum):
-            self._log_train(loss_sum / n_tokens, nll_sum / n_tokens, batch)
+        and short batches, accumulated batches and ranks all weigh by their tokens.
+
+        Nothing here reads a device value on the host (a sync that stalls the GPU queue): the token count
+        comes from the batch, and a non-finite loss is logged as it is."""
+        logits = self._teacher_forcing(batch.src, batch.tgt_in)  # [B, T, V]
+        loss_sum, nll_sum, _ = label_smoothed_nll(logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id)
+        self._update_tokens += batch.tgt_tokens
+        self._log_train(loss_sum / batch.tgt_tokens, nll_sum / batch.tgt_tokens, batch)
         # A non-finite loss is still returned: every rank must run backward (DDP all-reduces inside it),
         # and the NaN gradients it gives make every rank skip this update together.
         return loss_sum
@@ -94,42 +103,76 @@ class TranslationModule(L.LightningModule):
         all-reduce, so all ranks take the same decision. Clipping is by the total norm (`gradient_clip_val`).
         """
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        # torch.full fills on the device; torch.tensor would copy from the host, which waits for the GPU.
         tokens = self.trainer.strategy.reduce(
-            torch.tensor(float(self._update_tokens), device=self.device), reduce_op="sum"
+            torch.full((), float(self._update_tokens), device=self.device), reduce_op="sum"
         )
         self._update_tokens = 0
         scale = self.trainer.accumulate_grad_batches * self.trainer.world_size / tokens.clamp(min=1.0)
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) * scale  # of the scaled gradients
-        if not bool(norm.isfinite()):  # a NaN or inf in any gradient makes the norm so
-            self._skip_update(optimizer)
+        if self._skip_if_non_finite(optimizer, norm):
             return
-        self.bad_steps = 0
         if gradient_clip_val:  # as torch.nn.utils.clip_grad_norm_
             scale = scale * (gradient_clip_val / (norm + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(grads, scale)
+        torch._foreach_mul_(grads, scale)  # NaN if the norm is: harmless, the update is skipped
 
-    def _skip_update(self, optimizer: torch.optim.Optimizer) -> None:
-        """Drop the gradients, so `optimizer.step` changes nothing; stop after too many in a row."""
+    def _skip_if_non_finite(self, optimizer: torch.optim.Optimizer, norm: torch.Tensor) -> bool:
+        """Have `optimizer` skip this update if `norm` is non-finite (a NaN or inf in any gradient makes it so).
+
+        A fused optimizer skips on the device when its `found_inf` is 1.0 (the GradScaler protocol; it also
+        takes back its step count), so no host sync decides it; the skips are counted on the device and
+        checked every `log_every_n_steps` updates, when Lightning syncs to log anyway. Other optimizers
+        (under a GradScaler, see `configure_optimizers`) are decided on the host and skip by dropping the
+        gradients: then this returns True, and there is nothing left to clip.
+        """
+        found_inf = (~norm.isfinite()).float()  # []: 1.0 skip, 0.0 update
+        self._count_skip(found_inf)
+        torch_optimizer = getattr(optimizer, "optimizer", optimizer)  # unwrap a LightningOptimizer
+        if getattr(torch_optimizer, "_step_supports_amp_scaling", False):
+            torch_optimizer.found_inf, torch_optimizer.grad_scale = found_inf, None
+            if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
+                self._check_skips()
+            return False
+        if not found_inf.item():  # a host sync
+            return False
         optimizer.zero_grad(set_to_none=True)  # torch optimizers skip parameters without a gradient
-        self.bad_steps += 1
-        if self.bad_steps >= self.optim.max_bad_steps:
+        self._check_skips()
+        return True
+
+    def _count_skip(self, found_inf: torch.Tensor) -> None:
+        """Add this update (`found_inf` 1.0: skipped, 0.0: made) to the skip counters, on the device."""
+        self._consecutive_skips = (self._consecutive_skips + found_inf) * found_inf  # a finite update resets it
+        self._skips_since_check = self._skips_since_check + found_inf
+
+    @property
+    def bad_steps(self) -> int:
+        """Consecutive updates skipped for non-finite gradients, up to the last one (reads the device)."""
+        return int(self._consecutive_skips)
+
+    def _check_skips(self) -> None:
+        """Warn about the updates skipped since the last check; stop after `max_bad_steps` in a row."""
+        bad, skipped = self.bad_steps, int(self._skips_since_check)
+        self._skips_since_check = 0
+        if bad >= self.optim.max_bad_steps:
             raise NonFiniteLossError(
-                f"{self.bad_steps} consecutive updates with non-finite gradients at step {self.global_step}; "
+                f"{bad} consecutive updates with non-finite gradients at step {self.global_step}; "
                 "lower optim.lr, raise optim.warmup_steps, or use precision=32."
             )
-        self.print(f"warning: non-finite gradients at step {self.global_step}; update skipped.")
+        if skipped:
+            self.print(f"warning: {skipped} update(s) skipped for non-finite gradients by step {self.global_step}.")
 
     def _log_train(self, loss: torch.Tensor, nll: torch.Tensor, batch: Batch) -> None:
         """Log loss per token, perplexity and learning rate (tokens/s: see `nmt.train.throughput`)."""
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
-        self.log("train/ppl", math.exp(min(nll.item(), 50.0)), batch_size=batch.src.size(0))
-        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=1)
+        self.log("train/ppl", torch.exp(nll.clamp(max=50.0)), batch_size=batch.src.size(0))
+        lr = self.optimizers().param_groups[0]["lr"]
+        # A float would be copied to the device by `log` (a sync); torch.full fills it there.
+        self.log("lr", torch.full((), lr, device=self.device), prog_bar=True, batch_size=1)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits = self.model(batch.src, batch.tgt_in)
-        loss_sum, nll_sum, n_tokens = label_smoothed_nll(
-            logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id
-        )
+        logits = self._teacher_forcing(batch.src, batch.tgt_in)  # [B, T, V]
+        loss_sum, nll_sum, _ = label_smoothed_nll(logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id)
+        n_tokens = batch.tgt_tokens
         self.log("val/loss", loss_sum / n_tokens, batch_size=n_tokens, sync_dist=True)
         self.log("val/nll", nll_sum / n_tokens, batch_size=n_tokens, sync_dist=True)
         src_pad_mask = batch.src.eq(self.model.pad_id)
@@ -141,6 +184,9 @@ class TranslationModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._train_start = time.perf_counter()
+
+    def on_train_end(self) -> None:
+        self._check_skips()  # the updates since the last periodic check
 
     def on_validation_epoch_start(self) -> None:
         self._hyps = {}
@@ -179,7 +225,10 @@ class TranslationModule(L.LightningModule):
         return self.metadata["tgt_lang"]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return build_optimizer(self.model, self.optim, self.max_steps)
+        """The optimizer, fused unless a GradScaler (16-mixed) is in charge: it would not unscale the
+        gradients of a fused optimizer before `configure_gradient_clipping`, and clipping needs them unscaled."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return build_optimizer(self.model, self.optim, self.max_steps, allow_fused=scaler is None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nmt"] = self.metadata

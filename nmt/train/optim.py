@@ -28,11 +28,31 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, max_steps: int) -> dict[str, Any]:
-    """Adam or AdamW with its per-step LambdaLR schedule, in the form `configure_optimizers` returns."""
+FUSED_DEVICES = ("cpu", "cuda")
+FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def fused_kernels_apply(model: nn.Module) -> bool:
+    """Whether torch's fused Adam kernels take every parameter of `model` (device type and dtype)."""
+    return all(p.device.type in FUSED_DEVICES and p.dtype in FUSED_DTYPES for p in model.parameters())
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, max_steps: int, allow_fused: bool = True) -> dict[str, Any]:
+    """Adam or AdamW with its per-step LambdaLR schedule, in the form `configure_optimizers` returns.
+
+    Fused where the kernels apply (else foreach): one kernel per step, and it skips a non-finite update on
+    the device (`found_inf`, see `TranslationModule.configure_gradient_clipping`), with no host sync.
+
+    Args:
+        model: the network whose parameters to optimise (on their training device already).
+        cfg: optimizer and schedule settings.
+        max_steps: total optimizer steps (for the linear schedule).
+        allow_fused: False where fused kernels must not be used (a GradScaler would not unscale them in time).
+    """
     optimizer_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     groups = parameter_groups(model, cfg.weight_decay)
-    optimizer = optimizer_class(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    fused = allow_fused and fused_kernels_apply(model)
+    optimizer = optimizer_class(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused, foreach=not fused)
     if cfg.schedule == "inverse_sqrt":
         factor = functools.partial(inverse_sqrt, warmup=cfg.warmup_steps)
     else:

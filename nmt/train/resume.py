@@ -45,7 +45,8 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
     raw = read_raw(path, mmap=True)
     check_training_checkpoint(raw, path)
     ckpt = from_raw(raw, Path(path))
-    check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
+    if cfg.data.prepared is None:  # a prepared directory is checked against the checkpoint's tokenizer itself
+        check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
     check_same_model(ckpt.model_config, cfg.model, path)
     state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), _train_seconds(raw))
     check_time_budget(state, cfg.trainer.max_time)
@@ -59,7 +60,7 @@ def check_same_tokenizer_inputs(stored: dict[str, Any], cfg: TrainConfig, path: 
     changed = [
         f"{group}.{key} (checkpoint {stored[group].get(key)!r}, config {now[group][key]!r})"
         for group, key in keys
-        if stored.get(group, {}).get(key) != now[group][key]
+        if stored.get(group, {}).get(key, now[group][key]) != now[group][key]  # a key newer than the checkpoint: as now
     ]
     if changed:
         raise CheckpointError(

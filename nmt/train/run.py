@@ -22,10 +22,11 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from nmt.atomic import atomic_write_bytes
 from nmt.checkpoint import check_training_checkpoint, export_checkpoint, metadata, read_raw, save_checkpoint
-from nmt.config import ConfigError, TrainConfig
-from nmt.data.prepare import PreparedData, prepare_data
+from nmt.config import ConfigError, TrainConfig, TrainerConfig, check
+from nmt.data.prepare import load_training_data
+from nmt.data.prepared import PreparedCorpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from nmt.device import retain_freed_memory, set_threads, warn_if_slow_bf16
+from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.logs import ContinuingCSVLogger
@@ -83,7 +84,7 @@ class CheckpointEveryValidation(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
-def build_module(cfg: TrainConfig, data: PreparedData) -> TranslationModule:
+def build_module(cfg: TrainConfig, data: PreparedCorpus) -> TranslationModule:
     """The model wrapped in its LightningModule, with the metadata every checkpoint carries."""
     tok = data.tokenizer
     model = Transformer(cfg.model, tok.src_vocab_size, tok.tgt_vocab_size, PAD_ID)
@@ -98,7 +99,15 @@ def build_module(cfg: TrainConfig, data: PreparedData) -> TranslationModule:
         train_config=dataclasses.asdict(cfg),
     )
     return TranslationModule(
-        model, tok, cfg.optim, cfg.decode, data.valid_refs, meta, cfg.trainer.max_steps, cfg.val_samples
+        model,
+        tok,
+        cfg.optim,
+        cfg.decode,
+        data.valid_refs,
+        meta,
+        cfg.trainer.max_steps,
+        cfg.val_samples,
+        compile=cfg.trainer.compile,
     )
 
 
@@ -119,8 +128,9 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int 
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,
+        precision=training_precision(t.precision, torch.device("cuda" if _on_gpu(t) else "cpu")),
         max_steps=t.max_steps,
         max_epochs=t.max_epochs,
         max_time=t.max_time,
@@ -164,8 +174,13 @@ def check_environment(cfg: TrainConfig) -> None:
         )
     if problems:
         raise ConfigError("cannot train here:\n  " + "\n  ".join(problems))
-    if t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available()):
+    if not _on_gpu(t):
         warn_if_slow_bf16(t.precision, torch.device("cpu"), "trainer.precision")
+
+
+def _on_gpu(t: TrainerConfig) -> bool:
+    """Whether the trainer runs on CUDA GPUs."""
+    return t.accelerator == "gpu" or (t.accelerator == "auto" and torch.cuda.is_available())
 
 
 @contextlib.contextmanager
@@ -205,14 +220,30 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
         return _fit(cfg, checkpoint_dir, resume, threads, list(callbacks))
 
 
+def with_prepared_data(cfg: TrainConfig, data: PreparedCorpus) -> TrainConfig:
+    """`cfg` with the corpus and tokenizer options the data was prepared with, so the checkpoint records
+    what the model was really trained on (`nmt-evaluate` scores it on that corpus's test split).
+
+    Batching and loading options stay the run's own.
+    """
+    if cfg.data.prepared is None:
+        return cfg
+    own = {k: getattr(cfg.data, k) for k in ("prepared", "max_tokens", "num_workers", "cache_dir")}
+    tokenizer = data.tokenizer_config or cfg.tokenizer
+    return check(dataclasses.replace(cfg, data=dataclasses.replace(data.data, **own), tokenizer=tokenizer))
+
+
 def _fit(
     cfg: TrainConfig, checkpoint_dir: Path, resume: ResumeState | None, threads: int, extra: list[Callback]
 ) -> TrainResult:
-    data = prepare_data(cfg.data, cfg.tokenizer, tokenizer=None if resume is None else resume.tokenizer)
+    data = load_training_data(cfg.data, cfg.tokenizer, tokenizer=None if resume is None else resume.tokenizer)
+    cfg = with_prepared_data(cfg, data)
     print(f"data: {len(data.train)} training pairs kept ({data.filter_stats}); {len(data.valid)} validation pairs")
     module = build_module(cfg, data)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
-    datamodule = TranslationDataModule(data.train, data.valid, cfg.data.max_tokens, cfg.seed)
+    datamodule = TranslationDataModule(
+        data.train, data.valid, cfg.data.max_tokens, cfg.seed, cfg.data.num_workers, pin_memory=_on_gpu(cfg.trainer)
+    )
     checkpoints = CheckpointEveryValidation(
         dirpath=checkpoint_dir,
         filename="step{step:06d}-bleu{val/bleu:.2f}",
@@ -222,7 +253,7 @@ def _fit(
         save_last=True,
         auto_insert_metric_name=False,
     )
-    throughput = Throughput(PAD_ID)
+    throughput = Throughput()
     callbacks: list[Callback] = [checkpoints, throughput, *extra]
     if cfg.trainer.accelerator == "cpu":
         callbacks.append(TrimHeap())

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from nmt.data.batching import Batch
@@ -27,21 +28,24 @@ class Throughput(Callback):
     the summary.
     """
 
-    def __init__(self, pad_id: int, warmup: int = 10) -> None:
-        self.pad_id, self.warmup = pad_id, warmup
+    def __init__(self, warmup: int = 10) -> None:
+        self.warmup = warmup
         self.rates: list[float] = []
         self.tokens = 0
         self.seconds = 0.0
+        self.all_ranks_tok_s = 0.0
+        self.ranks = 1
         self._last: float | None = None
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Batch, _: int
     ) -> None:
         now = time.perf_counter()
-        tokens = int(batch.src.ne(self.pad_id).sum() + batch.tgt_out.ne(self.pad_id).sum())
+        tokens = batch.src_tokens + batch.tgt_tokens  # counted at collate time: no device sync
         if self._last is not None:
             rate = tokens / (now - self._last)
-            module.log("tok_s", rate, prog_bar=True, batch_size=1)
+            # torch.full fills on the device; `log` would copy a float from the host, which waits for the GPU.
+            module.log("tok_s", torch.full((), rate, device=module.device), prog_bar=True, batch_size=1)
             if trainer.global_step > self.warmup:
                 self.rates.append(rate)
                 self.tokens += tokens
@@ -51,11 +55,22 @@ class Throughput(Callback):
     def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._last = None
 
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Add up the measured tokens of every rank, once: the speed of the whole (DDP) job."""
+        totals = torch.tensor([float(self.tokens), self.seconds], dtype=torch.float64, device=module.device)
+        totals = trainer.strategy.reduce(totals, reduce_op="sum")
+        self.ranks = trainer.world_size
+        tokens, seconds = totals.tolist()
+        self.all_ranks_tok_s = tokens / (seconds / self.ranks) if seconds else 0.0  # ranks step in lockstep
+
     def summary(self) -> dict[str, float]:
-        """Median and mean tokens/s over the measured steps, and peak resident memory."""
+        """Median and mean tokens/s of this rank over the measured steps, the mean of all ranks together,
+        and this process's peak resident memory."""
         return {
             "steps_measured": len(self.rates),
             "median_tok_s": statistics.median(self.rates) if self.rates else 0.0,
             "mean_tok_s": self.tokens / self.seconds if self.seconds else 0.0,
+            "ranks": self.ranks,
+            "all_ranks_tok_s": self.all_ranks_tok_s,
             "peak_rss_gb": peak_rss_gb(),
         }

@@ -134,6 +134,12 @@ class DecodeConfig:
     no_repeat_ngram: int = 0  # block repeated n-grams of this size (0 = off)
     max_tokens: int = 8000  # source tokens per translation batch
     precision: str = "32"  # arithmetic of the PyTorch search: 32 | bf16 (autocast) | int8 (CPU: int8 linear layers)
+    sampling: bool = False  # draw every token at random instead of searching (decode=sample): n_best samples per input
+    temperature: float = 1.0  # sampling: logits are divided by it; towards 0 sampling approaches greedy search
+    top_k: int = 0  # sampling: draw among the k most probable tokens (0 = all)
+    top_p: float = 1.0  # sampling: draw among the fewest tokens whose probability reaches p (nucleus; 1 = all)
+    epsilon: float = 0.0  # sampling: never draw a token less probable than this (0 = no limit)
+    seed: int = 0  # sampling: the random seed; the same seed, input and options give the same samples
 
 
 @dataclass
@@ -149,7 +155,14 @@ class TrainConfig:
     seed: int = 1  # random seed for initialisation and data order
     run_dir: str = "."  # Hydra sets the working run directory; checkpoints go under it
     resume: str | None = None  # checkpoint path, or "last" for run_dir/checkpoints/last.ckpt
+    # fine-tune a trained model (model.pt or .ckpt): its weights, model config and tokenizer, with a fresh
+    # optimizer, schedule and step count (unlike resume); a resumed fine-tuning run takes its weights from resume
+    init_from: str | None = None
     save_top_k: int = 2  # best checkpoints kept by validation BLEU (plus last)
+    keep_last: int = 0  # checkpoints of the latest validations also kept, for nmt-average (0 = none)
+    # decay of an exponential moving average of the weights (Lightning's EMAWeightAveraging), updated every
+    # step; validation, checkpoints and the exported model use the average (0 = off; 0.999 is usual)
+    ema_decay: float = 0.0
     early_stopping_patience: int = 0  # validations without BLEU gain before stopping; 0 = off
     logger: str = "csv"  # training log format: csv | tensorboard
     val_samples: int = 3  # sample translations logged at each validation
@@ -159,7 +172,7 @@ class TrainConfig:
 class TranslateConfig:
     """Everything `nmt-translate` needs. Omitted input/output mean stdin/stdout."""
 
-    ckpt: str = "???"  # the checkpoint to translate with (model.pt or a training .ckpt)
+    ckpt: Any = "???"  # the checkpoint to translate with (model.pt or a training .ckpt); a list: their ensemble
     backend: str = "torch"  # torch | ctranslate2 (then ckpt is a model directory written by nmt-export)
     input: str | None = None  # text file, one sentence per line (plain or .gz); None: stdin
     output: str | None = None  # file to write (atomically); None: stdout
@@ -178,6 +191,16 @@ class ExportConfig:
     output: str = "???"  # the directory to write (atomically); an earlier export there is replaced
     # weight type: float32 | int8 | int8_float32 | int8_float16 | int8_bfloat16 | int16 | float16 | bfloat16
     quantization: str = "float32"
+
+
+@dataclass
+class AverageConfig:
+    """Everything `nmt-average` needs: the checkpoints to average and the model to write."""
+
+    ckpts: list[str] = field(default_factory=list)  # checkpoints to average (model.pt or training .ckpt files)
+    run: str | None = None  # or a run directory: average its `last` latest kept checkpoints (trainer.keep_last)
+    last: int = 5  # how many of the run's latest checkpoints
+    output: str = "???"  # the averaged model to write (atomically), like a run's model.pt
 
 
 @dataclass
@@ -284,7 +307,12 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
             need(0.0 <= getattr(cfg, key) < 1.0, key, "in [0, 1)")
     if isinstance(cfg, DecodeConfig):
         need(cfg.beam_size >= 1, "beam_size", ">= 1")
-        need(cfg.n_best <= cfg.beam_size, "n_best", f"<= `{prefix}beam_size` ({cfg.beam_size})")
+        if not cfg.sampling:  # sampling draws n_best independent samples
+            need(cfg.n_best <= cfg.beam_size, "n_best", f"<= `{prefix}beam_size` ({cfg.beam_size})")
+        need(cfg.temperature > 0, "temperature", "> 0")
+        need(cfg.top_k >= 0, "top_k", ">= 0 (0 = all tokens)")
+        need(0 < cfg.top_p <= 1, "top_p", "in (0, 1]")
+        need(0 <= cfg.epsilon < 1, "epsilon", "in [0, 1)")
         need(cfg.n_best >= 1, "n_best", ">= 1")
         need(cfg.max_tokens >= 1, "max_tokens", ">= 1")
         need(cfg.min_len >= 0, "min_len", ">= 0")
@@ -324,11 +352,22 @@ def check(cfg: Any) -> Any:
                 problems.append(f"`{key}` must be a non-empty list of {', '.join(allowed)}, but is {values} instead.")
         if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
             problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
+    if isinstance(cfg, AverageConfig):
+        if bool(cfg.ckpts) == (cfg.run is not None):
+            problems.append(
+                "give either `ckpts` (a list of checkpoints) or `run` (a run directory), not both or neither."
+            )
+        if cfg.last < 1:
+            problems.append(f"`last` must be >= 1, but is {cfg.last} instead.")
     if isinstance(cfg, PrepareConfig) and cfg.workers < 0:
         problems.append(f"`workers` must be >= 0 (0: one per core), but is {cfg.workers} instead.")
     if isinstance(cfg, TranslateConfig):
         if cfg.input is not None and cfg.input == cfg.output:
             problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
+        if isinstance(cfg.ckpt, list) and (cfg.backend != "torch" or not all(isinstance(c, str) for c in cfg.ckpt)):
+            problems.append(f"`ckpt` as a list (an ensemble) needs checkpoint paths and `backend=torch`: {cfg.ckpt}.")
+        if cfg.decode.sampling and cfg.backend != "torch":
+            problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
         if cfg.buffer_size < 1:
             problems.append(f"`buffer_size` must be >= 1, but is {cfg.buffer_size} instead.")
     if problems:
@@ -339,6 +378,12 @@ def check(cfg: Any) -> Any:
 def _train_problems(cfg: TrainConfig) -> list[str]:
     """Rules that span several groups of `nmt-train`'s config."""
     out = []
+    if cfg.decode.sampling:
+        out.append("`decode.sampling` must be false for training: validation BLEU uses greedy or beam search.")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        out.append(f"`ema_decay` must be in [0, 1) (0: off), but is {cfg.ema_decay} instead.")
+    if cfg.keep_last < 0:
+        out.append(f"`keep_last` must be >= 0 (0: none), but is {cfg.keep_last} instead.")
     if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
         out.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
     if cfg.optim.schedule == "linear" and cfg.trainer.max_steps <= 0:

@@ -8,8 +8,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from nmt.checkpoint import load_checkpoint, metadata, read_raw, save_checkpoint
 from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
-from nmt.config import TrainConfig
+from nmt.config import ModelConfig, TrainConfig
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.model import Transformer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -66,3 +69,42 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def perturbed_checkpoint(model_path: Path, path: Path, seed: int, scale: float = 1.0) -> Path:
+    """A copy of a checkpoint with every floating weight moved by seeded noise of this scale."""
+    raw = read_raw(model_path)
+    generator = torch.Generator().manual_seed(seed)
+    raw["state_dict"] = {
+        k: v + scale * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+        for k, v in raw["state_dict"].items()
+    }
+    save_checkpoint(raw, path)
+    return path
+
+
+def untrained_checkpoint(model_path: Path, path: Path, attention: str = "scaled_dot") -> Path:
+    """A valid checkpoint of a tiny untrained network (d_model 16) with the tokenizer of `model_path`."""
+    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, attention=attention)
+    ckpt = load_checkpoint(model_path)
+    model = Transformer(cfg, ckpt.src_vocab_size, ckpt.tgt_vocab_size, PAD_ID)
+    meta = metadata(
+        cfg,
+        src_vocab_size=ckpt.src_vocab_size,
+        tgt_vocab_size=ckpt.tgt_vocab_size,
+        special_ids={"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+        tokenizer=ckpt.tokenizer,
+        src_lang="en",
+        tgt_lang="de",
+        train_config={},
+    )
+    save_checkpoint({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "nmt": meta}, path)
+    return path
+
+
+def retokenized_checkpoint(model_path: Path, path: Path) -> Path:
+    """A copy of a checkpoint with another tokenizer model beside its weights."""
+    raw = read_raw(model_path)
+    raw["nmt"]["tokenizer"] = {name: proto + b"\x00" for name, proto in raw["nmt"]["tokenizer"].items()}
+    save_checkpoint(raw, path)
+    return path

@@ -26,13 +26,27 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)], ids=lambda x: str(x))
+TRANSLATION_ONLY = {("decode", "sample")}  # validation BLEU searches; sampling is for translation
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, o) for g in GROUPS for o in _options(g) if (g, o) not in TRANSLATION_ONLY],
+    ids=lambda x: str(x),
+)
 def test_every_group_option_composes_into_a_valid_train_config(group, option):
     overrides = [f"{group}={option}", "run_dir=/tmp/nmt-test-run"]
     if (group, option) == ("data", "files"):
         overrides += FILES_LANGS
     cfg = to_dataclass(_compose("train", overrides), TrainConfig)
     assert isinstance(cfg, TrainConfig)
+
+
+def test_sampling_composes_for_translation_and_is_refused_for_training():
+    cfg = to_dataclass(_compose("translate", ["decode=sample", "ckpt=m.pt", "decode.n_best=3"]), TranslateConfig)
+    assert cfg.decode.sampling and cfg.decode.n_best == 3
+    with pytest.raises(ConfigError, match=r"`decode.sampling` must be false for training"):
+        to_dataclass(_compose("train", ["decode=sample", "run_dir=/tmp/x"]), TrainConfig)
 
 
 def test_defaults_train_tiny_on_builtin():

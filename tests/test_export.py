@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import untrained_checkpoint
 
-from nmt.checkpoint import load_checkpoint, metadata, save_checkpoint
 from nmt.cli import translate
-from nmt.config import ConfigError, DataConfig, DecodeConfig, ModelConfig, TranslateConfig
+from nmt.config import ConfigError, DataConfig, DecodeConfig, TranslateConfig
 from nmt.data.sources import get_corpus
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID
 from nmt.decode.translator import Translator
 from nmt.errors import MissingExtraError
 from nmt.export.ctranslate2 import ExportError, export_ctranslate2, load_ctranslate2
-from nmt.model import Transformer
 
 ctranslate2 = pytest.importorskip("ctranslate2", reason="needs the ctranslate2 extra (installed by .[dev])")
 
@@ -113,28 +112,9 @@ def test_int8_export_keeps_one_line_per_input_line(model_path, tmp_path, lines, 
     assert same >= 0.8 * len(lines), f"int8 agrees with float32 torch on only {same} of {len(lines)} lines"
 
 
-def _untrained(path: Path, model_path: Path, attention: str) -> Path:
-    """A valid checkpoint of a tiny untrained network with the given attention score."""
-    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, attention=attention)
-    ckpt = load_checkpoint(model_path)
-    model = Transformer(cfg, ckpt.src_vocab_size, ckpt.tgt_vocab_size, PAD_ID)
-    meta = metadata(
-        cfg,
-        src_vocab_size=ckpt.src_vocab_size,
-        tgt_vocab_size=ckpt.tgt_vocab_size,
-        special_ids={"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
-        tokenizer=ckpt.tokenizer,
-        src_lang="en",
-        tgt_lang="de",
-        train_config={},
-    )
-    save_checkpoint({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "nmt": meta}, path)
-    return path
-
-
 @pytest.mark.parametrize("attention", ["dot", "additive"])
 def test_attention_ctranslate2_lacks_is_refused(model_path, tmp_path, attention):
-    ckpt = _untrained(tmp_path / f"{attention}.pt", model_path, attention)
+    ckpt = untrained_checkpoint(model_path, tmp_path / f"{attention}.pt", attention)
     with pytest.raises(ExportError, match=f"`model.attention` must be scaled_dot .* but is '{attention}'"):
         export_ctranslate2(ckpt, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]

@@ -8,7 +8,19 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
 
 # Each module may import only from layers at or before its own position.
-LAYERS = ["errors", "config", "atomic", "device", "checkpoint", "data", "model", "decode", "export", "evaluate"]
+LAYERS = [
+    "errors",
+    "config",
+    "atomic",
+    "device",
+    "checkpoint",
+    "average",
+    "data",
+    "model",
+    "decode",
+    "export",
+    "evaluate",
+]
 LAYERS += ["train", "cli"]
 LIGHTNING_LAYERS = {"train", "cli"}
 

@@ -19,6 +19,7 @@ from omegaconf.errors import MissingMandatoryValue
 from nmt.atomic import check_writable
 from nmt.cli.usage import argv_problems, group_options, help_text, wants_help
 from nmt.config import (
+    AverageConfig,
     BenchmarkConfig,
     ConfigError,
     EvaluateConfig,
@@ -67,6 +68,7 @@ def register_schemas() -> None:
     store.store(name="benchmark_schema", node=BenchmarkConfig)
     store.store(name="export_schema", node=ExportConfig)
     store.store(name="prepare_schema", node=PrepareConfig)
+    store.store(name="average_schema", node=AverageConfig)
 
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:

@@ -100,6 +100,8 @@ def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -
 
 def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
     """The translator of `cfg.backend`; a model for the other backend is refused, naming the one it needs."""
+    if isinstance(cfg.ckpt, list):
+        return Translator.from_ensemble(cfg.ckpt, cfg.decode, cfg.device)
     if cfg.backend == "ctranslate2":
         return load_ctranslate2(cfg.ckpt, cfg.decode, cfg.device, threads)
     if is_export(cfg.ckpt):

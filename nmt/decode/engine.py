@@ -15,8 +15,9 @@ from torch import Tensor
 from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
+from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import autocast, model_for
-from nmt.decode.search import SearchResult, beam_search, greedy_search
+from nmt.decode.search import SearchResult, beam_search, greedy_search, sample_search
 from nmt.model import Transformer
 
 NBest = tuple[list[list[int]], list[float]]  # one source's hypotheses (ids without BOS/EOS) and scores, best first
@@ -50,20 +51,21 @@ def load_model(ckpt: Checkpoint, path: str | Path) -> tuple[Transformer, Tokeniz
 
 
 class TorchEngine:
-    """The PyTorch network with greedy or beam search, at the precision each batch's settings ask for.
+    """The PyTorch network with greedy search, beam search or sampling, at the precision each batch asks for.
 
     Args:
-        model: the network, already on `device` and in eval mode.
+        model: the network (or an ensemble of networks), already on `device` and in eval mode.
         special_ids: pad, bos and eos ids.
         device: where the tensors go.
     """
 
-    def __init__(self, model: Transformer, special_ids: tuple[int, int, int], device: torch.device) -> None:
+    def __init__(self, model: Transformer | Ensemble, special_ids: tuple[int, int, int], device: torch.device) -> None:
         self.model = model
         self.pad_id, self.bos_id, self.eos_id = special_ids
         self.device = device
         self.max_src_len = model.cfg.max_positions - 1  # room for EOS
         self._models = {"32": model}  # the others join on first use
+        self._generators: dict[int, torch.Generator] = {}  # sampling's random streams, by seed
 
     @torch.inference_mode()
     def translate_ids(self, srcs: list[list[int]], cfg: DecodeConfig) -> list[NBest]:
@@ -76,9 +78,18 @@ class TorchEngine:
         return list(zip(result.tokens, result.scores, strict=True))
 
     def search(self, src: Tensor, cfg: DecodeConfig) -> SearchResult:
-        """Greedy search for beam size 1, else beam search, on padded source ids [B, S], at `cfg.precision`."""
+        """Sampling if asked, else greedy search for beam size 1 or beam search, on padded source ids [B, S]."""
         if cfg.precision not in self._models:
             self._models[cfg.precision] = model_for(self.model, cfg.precision, self.device)
-        search = greedy_search if cfg.beam_size == 1 else beam_search
+        model, pad_mask, ids = self._models[cfg.precision], src.eq(self.pad_id), (self.bos_id, self.eos_id)
         with autocast(cfg.precision, self.device):
-            return search(self._models[cfg.precision], src, src.eq(self.pad_id), cfg, self.bos_id, self.eos_id)
+            if cfg.sampling:
+                return sample_search(model, src, pad_mask, cfg, *ids, generator=self._generator(cfg.seed))
+            search = greedy_search if cfg.beam_size == 1 else beam_search
+            return search(model, src, pad_mask, cfg, *ids)
+
+    def _generator(self, seed: int) -> torch.Generator:
+        """The random stream of `seed`, created on first use and advancing over the batches of this engine."""
+        if seed not in self._generators:
+            self._generators[seed] = torch.Generator(self.device).manual_seed(seed)
+        return self._generators[seed]

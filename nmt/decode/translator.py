@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from nmt.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import Engine, TorchEngine, load_model
+from nmt.decode.ensemble import Ensemble
 from nmt.device import resolve_device
 from nmt.model import Transformer
 
@@ -93,6 +94,29 @@ class Translator:
         if expect_langs is not None:
             check_langs(path, (ckpt.src_lang, ckpt.tgt_lang), expect_langs)
         return cls.from_loaded(ckpt, decode, resolve_device(device), path)
+
+    @classmethod
+    def from_ensemble(cls, paths: Sequence[str | Path], decode: DecodeConfig, device: str = "auto") -> Translator:
+        """The ensemble of checkpoints trained with one tokenizer (`nmt.decode.ensemble`).
+
+        Raises:
+            CheckpointError: a checkpoint is unusable, or its tokenizer (so its target vocabulary) differs.
+        """
+        if not paths:
+            raise CheckpointError("an ensemble needs at least one checkpoint.")
+        loaded = [(path, load_checkpoint(path)) for path in paths]
+        first_path, first = loaded[0]
+        for path, ckpt in loaded[1:]:
+            if ckpt.tokenizer != first.tokenizer:
+                raise CheckpointError(
+                    f"cannot ensemble {path} with {first_path}: its tokenizer differs, so its target vocabulary "
+                    "means other subwords. An ensemble needs models trained with one tokenizer (init_from keeps it)."
+                )
+        members = [load_model(ckpt, path) for path, ckpt in loaded]
+        target = resolve_device(device)
+        model = members[0][0] if len(members) == 1 else Ensemble([m for m, _ in members])
+        engine = TorchEngine(model.to(target), (first.pad_id, first.bos_id, first.eos_id), target)
+        return cls(engine, members[0][1], decode)
 
     @classmethod
     def from_loaded(cls, ckpt: Checkpoint, decode: DecodeConfig, device: torch.device, path: str | Path) -> Translator:

@@ -15,17 +15,24 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
 from nmt.atomic import atomic_write_bytes
-from nmt.checkpoint import check_training_checkpoint, export_checkpoint, metadata, read_raw, save_checkpoint
+from nmt.checkpoint import (
+    check_training_checkpoint,
+    export_checkpoint,
+    load_checkpoint,
+    metadata,
+    read_raw,
+    save_checkpoint,
+)
 from nmt.config import ConfigError, TrainConfig, TrainerConfig, check
 from nmt.data.prepare import load_training_data
 from nmt.data.prepared import PreparedCorpus
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
@@ -211,13 +218,22 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     check_environment(cfg)
     checkpoint_dir = Path(cfg.run_dir) / "checkpoints"
     resume_path = resolve_resume(cfg.resume, checkpoint_dir)  # fails before data preparation
+    init = None if cfg.init_from is None else load_checkpoint(cfg.init_from)
+    if init is not None:  # the model to fine-tune decides the shape, also for a resume of the fine-tuning
+        cfg = check(dataclasses.replace(cfg, model=init.model_config))
     resume: ResumeState | None = None if resume_path is None else load_resume_state(resume_path, cfg)
     with quiet_lightning():
         threads = set_threads(cfg.trainer.num_threads)
         retain_freed_memory()
         if resume is not None:
             print(describe(resume, cfg.trainer.max_time))
-        return _fit(cfg, checkpoint_dir, resume, threads, list(callbacks))
+        elif init is not None:
+            print(f"fine-tuning {cfg.init_from} (trained {init.step:,} steps): its weights and tokenizer")
+        tokenizer = (
+            resume.tokenizer if resume is not None else None if init is None else Tokenizer.from_bytes(init.tokenizer)
+        )
+        weights = init.state_dict if init is not None and resume is None else None
+        return _fit(cfg, checkpoint_dir, resume, tokenizer, weights, threads, list(callbacks))
 
 
 def with_prepared_data(cfg: TrainConfig, data: PreparedCorpus) -> TrainConfig:
@@ -234,12 +250,22 @@ def with_prepared_data(cfg: TrainConfig, data: PreparedCorpus) -> TrainConfig:
 
 
 def _fit(
-    cfg: TrainConfig, checkpoint_dir: Path, resume: ResumeState | None, threads: int, extra: list[Callback]
+    cfg: TrainConfig,
+    checkpoint_dir: Path,
+    resume: ResumeState | None,
+    tokenizer: Tokenizer | None,
+    weights: dict[str, torch.Tensor] | None,
+    threads: int,
+    extra: list[Callback],
 ) -> TrainResult:
-    data = load_training_data(cfg.data, cfg.tokenizer, tokenizer=None if resume is None else resume.tokenizer)
+    """Prepare the data (with `tokenizer`, a resumed or fine-tuned model's, when given), build the model
+    (starting from `weights` when fine-tuning) and fit it."""
+    data = load_training_data(cfg.data, cfg.tokenizer, tokenizer=tokenizer)
     cfg = with_prepared_data(cfg, data)
     print(f"data: {len(data.train)} training pairs kept ({data.filter_stats}); {len(data.valid)} validation pairs")
     module = build_module(cfg, data)
+    if weights is not None:
+        module.model.load_state_dict(weights)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
     datamodule = TranslationDataModule(
         data.train, data.valid, cfg.data.max_tokens, cfg.seed, cfg.data.num_workers, pin_memory=_on_gpu(cfg.trainer)
@@ -255,6 +281,18 @@ def _fit(
     )
     throughput = Throughput()
     callbacks: list[Callback] = [checkpoints, throughput, *extra]
+    if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
+    if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)
+        latest = ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            filename="step{step:06d}",  # nmt.average.KEPT_NAME
+            monitor="step",
+            mode="max",
+            save_top_k=cfg.keep_last,
+            auto_insert_metric_name=False,
+        )
+        callbacks.append(latest)
     if cfg.trainer.accelerator == "cpu":
         callbacks.append(TrimHeap())
     trainer = build_trainer(cfg, callbacks, None if resume is None else resume.step)

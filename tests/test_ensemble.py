@@ -1,0 +1,89 @@
+"""Ensembles: a model with itself is that model, a step is the renormalised mean of the members' log-probs,
+every search runs on it, and models of another tokenizer are refused. Uses the session's tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import perturbed_checkpoint, retokenized_checkpoint
+
+from nmt.checkpoint import CheckpointError, load_checkpoint
+from nmt.cli import translate
+from nmt.config import ConfigError, DataConfig, DecodeConfig, TranslateConfig, check
+from nmt.data.sources import get_corpus
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.decode.engine import load_model
+from nmt.decode.ensemble import Ensemble
+from nmt.decode.translator import Translator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+BEAM = DecodeConfig(beam_size=4, n_best=2)
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[str]:
+    return get_corpus(DataConfig(), "test").src[:40]
+
+
+@pytest.fixture(scope="module")
+def neighbour(model_path, tmp_path_factory):
+    """The tiny model with its weights nudged: a second member that decodes a little differently."""
+    return perturbed_checkpoint(model_path, tmp_path_factory.mktemp("ensemble") / "b.pt", seed=1, scale=0.02)
+
+
+def test_an_ensemble_of_a_model_with_itself_is_that_model(model_path, lines) -> None:
+    single = Translator.from_checkpoint(model_path, BEAM, device="cpu").translate(lines)
+    doubled = Translator.from_ensemble([model_path, model_path], BEAM, device="cpu").translate(lines)
+    assert [t.texts for t in doubled] == [t.texts for t in single]
+    for d, s in zip(doubled, single, strict=True):
+        assert d.scores == pytest.approx(s.scores, abs=1e-4)
+
+
+def test_a_step_is_the_renormalised_mean_of_the_members_log_probs(model_path, neighbour) -> None:
+    members = [load_model(load_checkpoint(p), p)[0] for p in (model_path, neighbour)]
+    ensemble = Ensemble(members)
+    src = torch.tensor([[5, 9, 12, EOS_ID], [7, 8, EOS_ID, PAD_ID]])
+    mask = src.eq(PAD_ID)
+    with torch.inference_mode():
+        cache = ensemble.start_decoding(ensemble.encode(src, mask), mask, 6)
+        caches = [m.start_decoding(m.encode(src, mask), mask, 6) for m in members]
+        tokens = torch.full((2,), BOS_ID)
+        for step in range(3):
+            got = ensemble.decode_step(tokens, cache, need_attn=True)
+            each = [m.decode_step(tokens, c, need_attn=True) for m, c in zip(members, caches, strict=True)]
+            assert torch.allclose(got, torch.stack(each).mean(0).log_softmax(-1), atol=1e-6), step
+            assert torch.allclose(cache.cross_attn, (caches[0].cross_attn + caches[1].cross_attn) / 2)
+            tokens = got.argmax(-1)
+    assert not torch.allclose(each[0], each[1])  # the members do differ
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [
+        DecodeConfig(beam_size=1),
+        BEAM,
+        DecodeConfig(sampling=True, beam_size=1, n_best=2, seed=1),
+        DecodeConfig(beam_size=1, precision="int8"),
+    ],
+    ids=["greedy", "beam", "sample", "int8"],
+)
+def test_every_search_runs_on_an_ensemble_of_two_models(model_path, neighbour, lines, decode) -> None:
+    out = Translator.from_ensemble([model_path, neighbour], decode, device="cpu").translate(lines)
+    assert len(out) == len(lines) and all(t.texts and t.texts[0] for t in out)
+
+
+def test_models_of_another_tokenizer_are_refused_naming_it(model_path, tmp_path) -> None:
+    odd = retokenized_checkpoint(model_path, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=rf"cannot ensemble {odd} with {model_path}: its tokenizer differs"):
+        Translator.from_ensemble([model_path, odd], BEAM, device="cpu")
+
+
+def test_nmt_translate_takes_a_list_of_checkpoints(model_path, neighbour, tmp_path) -> None:
+    source, output = tmp_path / "in.en", tmp_path / "out.de"
+    source.write_text("i see.\n\nthe cat sleeps.\n")
+    ckpts = [str(model_path), str(neighbour)]
+    translate.run(check(TranslateConfig(ckpt=ckpts, input=str(source), output=str(output), num_threads=1)))
+    assert len(output.read_text().split("\n")) == 4  # three lines, the empty one kept
+    with pytest.raises(ConfigError, match=r"`ckpt` as a list \(an ensemble\) needs checkpoint paths and `backend"):
+        check(TranslateConfig(ckpt=ckpts, backend="ctranslate2"))

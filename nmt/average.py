@@ -17,11 +17,11 @@ import torch
 
 from nmt.checkpoint import Checkpoint, CheckpointError, from_raw, read_raw
 
-KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `trainer.keep_last` keeps: step000400.ckpt
+KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `keep_last` keeps: step000400.ckpt
 
 
 def last_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
-    """The `n` latest checkpoints a run kept with `trainer.keep_last`, oldest first.
+    """The `n` latest checkpoints a run kept with `keep_last`, oldest first.
 
     Raises:
         CheckpointError: the run kept fewer than `n`.
@@ -35,7 +35,7 @@ def last_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
     if len(kept) < n:
         raise CheckpointError(
             f"{directory} holds {len(kept)} checkpoints of the latest validations, not the {n} asked for; "
-            "train with trainer.keep_last=N to keep them, or name the checkpoints with ckpts=[...]."
+            "train with keep_last=N to keep them, or name the checkpoints with ckpts=[...]."
         )
     return [path for _, path in kept[-n:]]
 

@@ -61,6 +61,7 @@ class TokenizerConfig:
     # SentencePiece normalisation: nmt_nfkc (NFKC; full-width "，" becomes ",") | nfkc | nmt_nfkc_cf | nfkc_cf
     # (case-folded) | identity (text as is: keeps the full-width punctuation of Chinese references)
     normalization: str = "nmt_nfkc"
+    user_symbols: list[str] = field(default_factory=list)  # pieces kept whole, e.g. a back-translation tag "<bt>"
 
 
 @dataclass
@@ -198,9 +199,22 @@ class AverageConfig:
     """Everything `nmt-average` needs: the checkpoints to average and the model to write."""
 
     ckpts: list[str] = field(default_factory=list)  # checkpoints to average (model.pt or training .ckpt files)
-    run: str | None = None  # or a run directory: average its `last` latest kept checkpoints (trainer.keep_last)
+    run: str | None = None  # or a run directory: average its `last` latest kept checkpoints (keep_last)
     last: int = 5  # how many of the run's latest checkpoints
     output: str = "???"  # the averaged model to write (atomically), like a run's model.pt
+
+
+@dataclass
+class BacktranslateConfig:
+    """Everything `nmt-backtranslate` needs: a reverse model, target-language text and where to write."""
+
+    ckpt: str = "???"  # the reverse model: translates the monolingual text's language into the source language
+    input: str = "???"  # target-language monolingual text, one sentence per line (plain or .gz)
+    output: str = "???"  # the directory of the synthetic corpus (train.{src}, train.{tgt}, provenance.json)
+    tag: str | None = "<bt>"  # put before every synthetic source (tagged back-translation); null: untagged
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
 
 
 @dataclass

@@ -20,6 +20,7 @@ from nmt.atomic import check_writable
 from nmt.cli.usage import argv_problems, group_options, help_text, wants_help
 from nmt.config import (
     AverageConfig,
+    BacktranslateConfig,
     BenchmarkConfig,
     ConfigError,
     EvaluateConfig,
@@ -69,6 +70,7 @@ def register_schemas() -> None:
     store.store(name="export_schema", node=ExportConfig)
     store.store(name="prepare_schema", node=PrepareConfig)
     store.store(name="average_schema", node=AverageConfig)
+    store.store(name="backtranslate_schema", node=BacktranslateConfig)
 
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:

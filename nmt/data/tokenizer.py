@@ -137,6 +137,7 @@ def _train_model(lines: list[str], cfg: TokenizerConfig) -> bytes:
         hard_vocab_limit=False,
         character_coverage=cfg.character_coverage,
         normalization_rule_name=cfg.normalization,
+        user_defined_symbols=cfg.user_symbols,
         input_sentence_size=cfg.input_sentence_size,
         shuffle_input_sentence=True,
         pad_id=PAD_ID,

@@ -222,6 +222,11 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     if init is not None:  # the model to fine-tune decides the shape, also for a resume of the fine-tuning
         cfg = check(dataclasses.replace(cfg, model=init.model_config))
     resume: ResumeState | None = None if resume_path is None else load_resume_state(resume_path, cfg)
+    tokenizer, weights = None, None  # a resumed run gets its weights from Lightning, a fine-tuned one here
+    if resume is not None:
+        tokenizer = resume.tokenizer
+    elif init is not None:
+        tokenizer, weights = Tokenizer.from_bytes(init.tokenizer), init.state_dict
     with quiet_lightning():
         threads = set_threads(cfg.trainer.num_threads)
         retain_freed_memory()
@@ -229,10 +234,6 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
             print(describe(resume, cfg.trainer.max_time))
         elif init is not None:
             print(f"fine-tuning {cfg.init_from} (trained {init.step:,} steps): its weights and tokenizer")
-        tokenizer = (
-            resume.tokenizer if resume is not None else None if init is None else Tokenizer.from_bytes(init.tokenizer)
-        )
-        weights = init.state_dict if init is not None and resume is None else None
         return _fit(cfg, checkpoint_dir, resume, tokenizer, weights, threads, list(callbacks))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +192,11 @@ class FilterStats:
     bad_ratio: int
     max_len: int
     max_ratio: float
+
+    def __add__(self, other: FilterStats) -> FilterStats:
+        """The counts of both (for a corpus filtered in chunks); the limits are this one's."""
+        counts = ("total", "kept", "empty", "too_long", "bad_ratio")
+        return replace(self, **{k: getattr(self, k) + getattr(other, k) for k in counts})
 
     def __str__(self) -> str:
         return (

@@ -173,7 +173,7 @@ def _write_split(
         has_text[chunk.source][1] |= bool(chunk.tgt_lens.any())
         if split == "train":
             keep, part = filter_mask(chunk.src_lens, chunk.tgt_lens, data.max_len, data.max_ratio)
-            stats = _add(stats, part)
+            stats = stats + part
             rows = {
                 "src": _select(chunk.src_ids, chunk.src_lens, keep),
                 "tgt": _select(chunk.tgt_ids, chunk.tgt_lens, keep),
@@ -200,17 +200,6 @@ def _write_split(
         "tgt_tokens": tokens["tgt"],
         "filter": dataclasses.asdict(stats),
     }
-
-
-def _add(a: FilterStats, b: FilterStats) -> FilterStats:
-    return dataclasses.replace(
-        a,
-        total=a.total + b.total,
-        kept=a.kept + b.kept,
-        empty=a.empty + b.empty,
-        too_long=a.too_long + b.too_long,
-        bad_ratio=a.bad_ratio + b.bad_ratio,
-    )
 
 
 def prepare_corpus(

@@ -95,15 +95,23 @@ class _Running:
         return history, attn
 
     def advance(
-        self, keep: Tensor, step: int, candidates: tuple[Tensor, Tensor, Tensor], step_attn: Tensor | None
+        self,
+        keep: Tensor,
+        step: int,
+        candidates: tuple[Tensor, Tensor, Tensor],
+        step_attn: Tensor | None,
+        moved: bool = True,
     ) -> _Running:
-        """Keep the sentences `keep` [n], each with its K extensions (origins, tokens, scores [b, K])."""
+        """Keep the sentences `keep` [n], each with its K extensions (origins, tokens, scores [b, K]).
+
+        `moved=False` says every hypothesis extends the one in its own row (sampling after the first
+        step), so the cache is reordered only when sentences are dropped."""
         origins, tokens, scores = candidates
         b, w = self.scores.shape
         parents = (keep.unsqueeze(1) * w + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
         history, attn = self.extend(parents, step, tokens[keep], step_attn)
         dropped = keep.numel() != b
-        if dropped or origins.size(1) > 1:  # greedy with every sentence going on keeps its rows as they are
+        if dropped or (moved and origins.size(1) > 1):  # greedy or sampling with every sentence going on: as they are
             self.cache.reorder_(parents, keep if dropped else None)
         max_len = self.max_len[keep] if dropped else self.max_len
         return _Running(
@@ -343,6 +351,6 @@ def sample_search(
             keep = alive.any(dim=1).nonzero().squeeze(1)  # [k]
             if keep.numel() == 0:
                 break
-            running = running.advance(keep, step, (origins, tokens, scores), step_attn)
+            running = running.advance(keep, step, (origins, tokens, scores), step_attn, moved=w != n)
             alive = alive[keep]
         return finished.result(n, src_pad_mask)

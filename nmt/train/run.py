@@ -294,7 +294,7 @@ def _fit(
             auto_insert_metric_name=False,
         )
         callbacks.append(latest)
-    if cfg.trainer.accelerator == "cpu":
+    if not _on_gpu(cfg.trainer):
         callbacks.append(TrimHeap())
     trainer = build_trainer(cfg, callbacks, None if resume is None else resume.step)
     trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else resume.path)

@@ -127,7 +127,8 @@ def _model_config(values: Any, path: Path) -> ModelConfig:
     defaults = ModelConfig()
     for key, value in values.items():
         expected = type(getattr(defaults, key))
-        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+        wrong_items = expected is list and not all(type(item) is int for item in value)
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool) or wrong_items:
             raise CheckpointError(
                 f"checkpoint {path}: `model_config.{key}` must be {expected.__name__}, but is {value!r}."
             )

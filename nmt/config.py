@@ -83,6 +83,15 @@ class ModelConfig:
     norm: str = "pre"  # LayerNorm placement around each sublayer: pre | post
     tie_output: bool = True  # decoder input embedding == output projection
     share_all_embeddings: bool = False  # encoder embedding too; needs a joint vocabulary
+    # Heads kept in each layer after pruning (nmt-prune), each of width d_model / n_heads; [] = n_heads everywhere.
+    enc_heads: list[int] = field(default_factory=list)  # encoder self-attention, one count per layer
+    dec_self_heads: list[int] = field(default_factory=list)  # decoder self-attention
+    dec_cross_heads: list[int] = field(default_factory=list)  # decoder cross-attention
+
+    def heads(self, attention: str) -> list[int]:
+        """Heads per layer of one kind of attention: `enc`, `dec_self` or `dec_cross`."""
+        counts = getattr(self, f"{attention}_heads")
+        return list(counts) or [self.n_heads] * (self.enc_layers if attention == "enc" else self.dec_layers)
 
 
 @dataclass
@@ -182,6 +191,9 @@ class TranslateConfig:
     num_threads: int = 0  # torch intra-op threads; 0 = one per available core
     progress: bool = True  # progress bar on stderr; only shown when reading a file
     buffer_size: int = 2000  # lines read and translated at a time: memory stays flat however long the input
+    alignments: bool = False  # append ` ||| i-j ...` word links (Pharaoh, 0-indexed) to each translation
+    align_method: str = "attention"  # attention | shift, as in nmt-align
+    align_layer: int = -1  # decoder layer whose cross-attention links the words
 
 
 @dataclass
@@ -192,6 +204,27 @@ class ExportConfig:
     output: str = "???"  # the directory to write (atomically); an earlier export there is replaced
     # weight type: float32 | int8 | int8_float32 | int8_float16 | int8_bfloat16 | int16 | float16 | bfloat16
     quantization: str = "float32"
+
+
+@dataclass
+class AlignConfig:
+    """Everything `nmt-align` needs: a model, sentence pairs, how to read the attention, and optional gold links."""
+
+    ckpt: str = "???"  # the model whose cross-attention aligns (model.pt or a training .ckpt)
+    input: str | None = None  # `source ||| target` lines (fast_align format); or give src and tgt
+    src: str | None = None  # source sentences, one per line (words: space-separated)
+    tgt: str | None = None  # their targets, line by line
+    output: str | None = None  # Pharaoh links per line, 0-indexed `i-j` (atomically); None: stdout
+    method: str = "attention"  # attention | shift (Chen et al. 2020: the step where the word is the decoder input)
+    layer: int = -1  # decoder layer whose cross-attention (mean over heads) is read; negative counts from the top
+    reverse_ckpt: str | None = None  # a target->source model: symmetrize both directions' links
+    symmetrize: str = "grow-diag"  # intersection | union | grow-diag (with reverse_ckpt)
+    gold: str | None = None  # gold links (`i-j` sure, `ipj` possible): print precision, recall and AER
+    gold_one_indexed: bool = False  # the gold file counts words from 1 (the Hansards set does)
+    all_layers: bool = False  # with gold: score both methods at every layer, as a table
+    max_tokens: int = 4096  # padded target tokens per batch
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
 
 
 @dataclass
@@ -317,8 +350,28 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(cfg.d_model % cfg.n_heads == 0, "d_model", f"divisible by n_heads ({cfg.n_heads})")
         need(cfg.enc_layers >= 1, "enc_layers", ">= 1")
         need(cfg.dec_layers >= 1, "dec_layers", ">= 1")
+        for attention, layers in (("enc", cfg.enc_layers), ("dec_self", cfg.dec_layers), ("dec_cross", cfg.dec_layers)):
+            counts = getattr(cfg, f"{attention}_heads")
+            rule = f"empty or {layers} counts in [0, n_heads]"
+            need(
+                not counts or (len(counts) == layers and all(0 <= c <= cfg.n_heads for c in counts)),
+                f"{attention}_heads",
+                rule,
+            )
         for key in ("dropout", "attn_dropout", "act_dropout"):
             need(0.0 <= getattr(cfg, key) < 1.0, key, "in [0, 1)")
+    if isinstance(cfg, TranslateConfig):
+        need(cfg.align_method in ("attention", "shift"), "align_method", "one of attention, shift")
+    if isinstance(cfg, AlignConfig):
+        need(cfg.method in ("attention", "shift"), "method", "one of attention, shift")
+        need(
+            cfg.symmetrize in ("intersection", "union", "grow-diag"),
+            "symmetrize",
+            "one of intersection, union, grow-diag",
+        )
+        need((cfg.input is None) != (cfg.src is None and cfg.tgt is None), "input", "given, or else src and tgt")
+        need((cfg.src is None) == (cfg.tgt is None), "src", "given together with tgt")
+        need(not cfg.all_layers or cfg.gold is not None, "all_layers", "used with gold")
     if isinstance(cfg, DecodeConfig):
         need(cfg.beam_size >= 1, "beam_size", ">= 1")
         if not cfg.sampling:  # sampling draws n_best independent samples

@@ -10,11 +10,10 @@ from nmt.config import DataConfig
 from nmt.data.corpus import CorpusError
 from nmt.data.sources import get_corpus
 from nmt.data.tokenizer import Tokenizer
-from nmt.decode.align import argmax_links, word_attention, word_index
+from nmt.decode.align import argmax_links, format_links, word_attention, word_index
 from nmt.evaluate.alignment import (
     GoldAlignment,
     alignment_error_rate,
-    format_links,
     parse_links,
     read_alignments,
 )

@@ -189,7 +189,7 @@ def test_grouped_rows_share_one_projected_source(kind: str) -> None:
     expected = decode_all(model, src[rows], tgt)  # every row with its own copy of its source
     with torch.no_grad():
         cache = model.start_decoding(model.encode(src, src_pad), src_pad, max_len=4, max_rows=6)
-        assert cache.cross_kv.size(2) == 3 and cache.rows == 3  # the memory is projected once per source
+        assert cache.cross_kv[0].size(1) == 3 and cache.rows == 3  # the memory is projected once per source
         first = [model.decode_step(tgt[::k, 0], cache, need_attn=True).repeat_interleave(k, dim=0)]
         cache.reorder_(rows)  # after the shared first token, each source's row fans out to k rows
         first += [model.decode_step(tgt[:, t], cache, need_attn=True) for t in range(1, 3)]

@@ -19,6 +19,7 @@ from omegaconf.errors import MissingMandatoryValue
 from nmt.atomic import check_writable
 from nmt.cli.usage import argv_problems, group_options, help_text, wants_help
 from nmt.config import (
+    AlignConfig,
     AverageConfig,
     BacktranslateConfig,
     BenchmarkConfig,
@@ -69,6 +70,7 @@ def register_schemas() -> None:
     store.store(name="benchmark_schema", node=BenchmarkConfig)
     store.store(name="export_schema", node=ExportConfig)
     store.store(name="prepare_schema", node=PrepareConfig)
+    store.store(name="align_schema", node=AlignConfig)
     store.store(name="average_schema", node=AverageConfig)
     store.store(name="backtranslate_schema", node=BacktranslateConfig)
 

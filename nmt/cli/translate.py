@@ -5,10 +5,13 @@ translation per line to `output` (atomically; stdout without it). Typed lines ar
 soon as they are entered. Bad input stops with the file (or <stdin>) and line named; the
 translations of the lines before it are kept on stdout. With backend=ctranslate2, `ckpt` is a
 model directory written by nmt-export, translated by CTranslate2 with the same line handling.
+With alignments=true each line is `translation ||| 0-0 1-2 ...`: the words linked by the model's
+cross-attention (align_method, align_layer; as nmt-align).
 
 Examples:
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en output=test.de
     cat test.en | nmt-translate ckpt=runs/quickstart/model.pt decode=greedy > test.de
+    nmt-translate ckpt=runs/quickstart/model.pt input=test.en alignments=true
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import ConfigError, TranslateConfig
 from nmt.data.corpus import check_file, check_lines, iter_lines
+from nmt.decode.align import Aligner
 from nmt.decode.translator import Translation, Translator, format_translation
 from nmt.device import retain_freed_memory, set_threads
 from nmt.export.ctranslate2 import is_export, load_ctranslate2
@@ -71,8 +75,8 @@ def _ready(stream: BinaryIO) -> bool:
         return True
 
 
-def _write(out: IO[str], index: int, translation: Translation, n_best: int) -> None:
-    out.write("\n".join(format_translation(index, translation, n_best)) + "\n")
+def _write(out: IO[str], index: int, translation: Translation, cfg: TranslateConfig) -> None:
+    out.write("\n".join(format_translation(index, translation, cfg.decode.n_best, cfg.alignments)) + "\n")
 
 
 def translate_stdin(translator: Translator, cfg: TranslateConfig) -> None:
@@ -80,7 +84,7 @@ def translate_stdin(translator: Translator, cfg: TranslateConfig) -> None:
     index = 0
     for chunk in available_lines(stdin_lines(), lambda: _ready(sys.stdin.buffer), max_lines=cfg.buffer_size):
         for translation in translator.translate(chunk):
-            _write(sys.stdout, index, translation, cfg.decode.n_best)
+            _write(sys.stdout, index, translation, cfg)
             index += 1
         sys.stdout.flush()
 
@@ -95,11 +99,13 @@ def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -
         total = sum(1 for _ in iter_lines(cfg.input))
         translations = tqdm(translations, total=total, unit="sent", file=sys.stderr)
     for index, translation in enumerate(translations):
-        _write(out, index, translation, cfg.decode.n_best)
+        _write(out, index, translation, cfg)
 
 
 def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
     """The translator of `cfg.backend`; a model for the other backend is refused, naming the one it needs."""
+    if cfg.alignments and (isinstance(cfg.ckpt, list) or cfg.backend != "torch"):
+        raise ConfigError("alignments=true reads one PyTorch model's attention: give one checkpoint, backend=torch.")
     if isinstance(cfg.ckpt, list):
         return Translator.from_ensemble(cfg.ckpt, cfg.decode, cfg.device)
     if cfg.backend == "ctranslate2":
@@ -109,7 +115,14 @@ def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
             f"ckpt {cfg.ckpt} is a CTranslate2 model directory (written by nmt-export); "
             "translate it with backend=ctranslate2."
         )
-    return Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    if cfg.alignments:
+        engine = translator.engine
+        translator.aligner = Aligner(
+            translator.model, translator.tokenizer, (engine.pad_id, engine.bos_id, engine.eos_id)
+        )
+        translator.align = (cfg.align_method, cfg.align_layer)
+    return translator
 
 
 def run(cfg: TranslateConfig) -> None:
@@ -128,7 +141,7 @@ def run(cfg: TranslateConfig) -> None:
         with atomic_open(cfg.output) as out:
             if cfg.input is None:
                 for index, t in enumerate(translator.translate_stream(stdin_lines(), cfg.buffer_size)):
-                    _write(out, index, t, cfg.decode.n_best)
+                    _write(out, index, t, cfg)
             else:
                 translate_file(translator, cfg, out)
     translator.warn_truncated()

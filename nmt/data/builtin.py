@@ -171,6 +171,30 @@ def to_german(c: Clause) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
+def gold_links(c: Clause) -> set[tuple[int, int]]:
+    """Which English word produced which German word, as 0-indexed (English, German) word pairs.
+
+    Words are the space-separated words of `to_english` and `to_german` (the final period stays on the
+    noun). Every word is linked: "you all" both to "ihr", each word of "three hundred twenty-one" to
+    "dreihunderteinundzwanzig", "one" to the article.
+    """
+    en_subject = c.subject.split()
+    de_subject = SUBJECTS[c.subject][0].split()
+    en_number = english_number(c.number).split()
+    en = 1 if c.adverb else 0  # position of the English subject
+    de_verb, de_subject_at = (1, 2) if c.adverb else (len(de_subject), 0)
+    links = {(0, 0)} if c.adverb else set()
+    for i in range(len(en_subject)):  # "you all" -> "ihr"; "the children" -> "die Kinder"
+        links.add((en + i, de_subject_at + min(i, len(de_subject) - 1)))
+    en_verb = en + len(en_subject)
+    links.add((en_verb, de_verb))
+    obj = max(de_verb, de_subject_at + len(de_subject) - 1) + 1  # the German object's first word
+    links |= {(en_verb + 1 + i, obj) for i in range(len(en_number))}  # the number (or "one" -> the article)
+    en_adjective = en_verb + 1 + len(en_number)
+    links |= {(en_adjective, obj + 1), (en_adjective + 1, obj + 2)}
+    return links
+
+
 def _random_number(rng: random.Random) -> int:
     """1 a fifth of the time (so article agreement is well represented), else 1, 2 or 3 digits alike.
 
@@ -236,12 +260,21 @@ def builtin_corpus(split: str, size: int | None, seed: int) -> ParallelText:
     return ParallelText([to_english(c) for c in clauses], [to_german(c) for c in clauses])
 
 
+def builtin_alignments(split: str, size: int | None, seed: int) -> list[set[tuple[int, int]]]:
+    """The gold word links (`gold_links`) of each pair of `builtin_corpus(split, size, seed)`, in order."""
+    start = {"valid": 0, "test": HELD_OUT_SIZE, "train": 2 * HELD_OUT_SIZE}[split]
+    count = len(builtin_corpus(split, size, seed).src)
+    return [gold_links(c) for c in _unique_clauses(start + count, seed)[start:]]
+
+
 def write_builtin(out_dir: str | Path, train_size: int, seed: int) -> Path:
-    """Write every split as `{out_dir}/{split}.en` and `.de` for inspection; return the directory."""
+    """Write every split as `{out_dir}/{split}.en`, `.de` and `.align` (gold links, Pharaoh, 0-indexed)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         corpus = builtin_corpus(split, train_size if split == "train" else None, seed)
-        for lang, lines in (("en", corpus.src), ("de", corpus.tgt)):
-            (out_dir / f"{split}.{lang}").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        links = builtin_alignments(split, train_size if split == "train" else None, seed)
+        aligned = [" ".join(f"{i}-{j}" for i, j in sorted(pair)) for pair in links]
+        for name, lines in (("en", corpus.src), ("de", corpus.tgt), ("align", aligned)):
+            (out_dir / f"{split}.{name}").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return out_dir

@@ -6,18 +6,37 @@ outside the vocabulary turns "▁" and the character into one `<unk>` piece: tha
 one before; character offsets from SentencePiece would cover that case). A source word receives
 the attention mass of all its pieces (summed); a target word attends as the mean of its pieces.
 Each target word is then linked to the source word it attends to most (Bahdanau et al. 2015's reading
-of attention as alignment; the attention to read, and at which step, is the caller's choice).
+of attention as alignment).
+
+`Aligner` reads the attention by teacher forcing a given target, from one decoder layer averaged over
+heads, at one of two steps: `attention` reads the step that predicts the target piece, `shift` the
+step where it is the decoder's input (Chen et al. 2020, shift-attention: by then the decoder has seen
+the word, and the attention looks at its source). Links of two directions combine with `symmetrize`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from nmt.checkpoint import load_checkpoint
+from nmt.data.tokenizer import Tokenizer
+from nmt.decode.engine import load_model
+from nmt.device import resolve_device
+from nmt.model import Transformer
+
 Link = tuple[int, int]  # (source word, target word), 0-indexed
+METHODS = ("attention", "shift")
+SYMMETRIZATIONS = ("intersection", "union", "grow-diag")
 WORD_START = "\u2581"  # "▁", SentencePiece's mark of a piece that begins a word
+
+
+def format_links(links: Iterable[Link]) -> str:
+    """Pharaoh format, 0-indexed, sorted by source then target word: `0-0 1-2 2-1`."""
+    return " ".join(f"{i}-{j}" for i, j in sorted(links))
 
 
 def word_index(pieces: Sequence[str]) -> list[int]:
@@ -53,3 +72,125 @@ def word_attention(attn: Tensor, tgt_words: Sequence[int], src_words: Sequence[i
 def argmax_links(word_attn: Tensor) -> set[Link]:
     """Each target word linked to the source word it attends to most, as (source, target) pairs."""
     return {(int(src), tgt) for tgt, src in enumerate(word_attn.argmax(dim=1).tolist())}
+
+
+def symmetrize(forward: set[Link], backward: set[Link], method: str = "grow-diag") -> set[Link]:
+    """Combine source->target links with target->source ones (already as (source, target) pairs).
+
+    `intersection` keeps the links both directions agree on (precise), `union` all (complete);
+    `grow-diag` starts from the intersection and adds union links next to an accepted one
+    (diagonals included) that align a word not yet aligned (Koehn et al. 2003).
+    """
+    if method not in SYMMETRIZATIONS:
+        raise ValueError(f"`method` must be one of {', '.join(SYMMETRIZATIONS)}, but is {method!r} instead.")
+    both, either = forward & backward, forward | backward
+    if method == "intersection":
+        return both
+    if method == "union":
+        return either
+    links = set(both)
+    grew = True
+    while grew:
+        grew = False
+        for i, j in sorted(links):
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    new = (i + di, j + dj)
+                    if new in either and new not in links and _unaligned(links, new):
+                        links.add(new)
+                        grew = True
+    return links
+
+
+def _unaligned(links: set[Link], link: Link) -> bool:
+    """Whether the link's source word or its target word has no link yet."""
+    return all(i != link[0] for i, _ in links) or all(j != link[1] for _, j in links)
+
+
+def bidirectional_links(
+    forward: list[set[Link]], backward: list[set[Link]], method: str = "grow-diag"
+) -> list[set[Link]]:
+    """Symmetrize each pair's links with those of the reverse model (whose links are (target, source))."""
+    return [symmetrize(f, {(i, j) for j, i in b}, method) for f, b in zip(forward, backward, strict=True)]
+
+
+class Aligner:
+    """Word alignments of sentence pairs from a model's cross-attention, by teacher forcing the target.
+
+    Args:
+        model: the network, in eval mode, on the device it runs on.
+        tokenizer: its tokenizer; words are the space-separated words of the given text.
+        max_tokens: padded target tokens per batch.
+    """
+
+    def __init__(
+        self, model: Transformer, tokenizer: Tokenizer, special_ids: tuple[int, int, int], max_tokens: int = 4096
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pad_id, self.bos_id, self.eos_id = special_ids
+        self.max_tokens = max_tokens
+        self._src_vocab, self._tgt_vocab = tokenizer.src_pieces(), tokenizer.tgt_pieces()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", max_tokens: int = 4096) -> Aligner:
+        """The aligner of a self-contained checkpoint (loaded safely, as for translation)."""
+        ckpt = load_checkpoint(path)
+        model, tokenizer = load_model(ckpt, path)
+        return cls(model.to(resolve_device(device)), tokenizer, (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id), max_tokens)
+
+    def align(self, pairs: Sequence[tuple[str, str]], method: str = "shift", layer: int = -1) -> list[set[Link]]:
+        """The links of each (source, target) pair, for one method and decoder layer (negative: from the top)."""
+        return self.align_all(pairs, [method], [layer])[method, layer]
+
+    def align_all(
+        self, pairs: Sequence[tuple[str, str]], methods: Sequence[str], layers: Sequence[int]
+    ) -> dict[tuple[str, int], list[set[Link]]]:
+        """Links per pair for every (method, layer) asked, from one teacher-forced pass per batch."""
+        for method in methods:
+            if method not in METHODS:
+                raise ValueError(f"`method` must be one of {', '.join(METHODS)}, but is {method!r} instead.")
+        n_layers = len(self.model.decoder)
+        for layer in layers:
+            if not -n_layers <= layer < n_layers:
+                raise ValueError(f"`layer` must be in [{-n_layers}, {n_layers - 1}] for this model, but is {layer}.")
+        src_ids = self.tokenizer.encode_src([src for src, _ in pairs])
+        tgt_ids = self.tokenizer.encode_tgt([tgt for _, tgt in pairs])
+        limit = self.model.cfg.max_positions - 1
+        links = {(m, layer): [set() for _ in pairs] for m in methods for layer in layers}
+        todo = [i for i in range(len(pairs)) if src_ids[i] and tgt_ids[i]]  # an empty side has no links
+        for batch in self._batches(todo, src_ids, tgt_ids):
+            attn = self._attention([src_ids[i][:limit] for i in batch], [tgt_ids[i][:limit] for i in batch], layers)
+            for row, i in enumerate(batch):
+                src, tgt = src_ids[i][:limit], tgt_ids[i][:limit]
+                src_words = word_index([self._src_vocab[t] for t in src])
+                tgt_words = word_index([self._tgt_vocab[t] for t in tgt])
+                for layer, weights in zip(layers, attn, strict=True):
+                    for method in methods:
+                        start = 1 if method == "shift" else 0  # shift: the step where the piece is the input
+                        rows = weights[row, start : start + len(tgt), : len(src)]  # EOS and padding dropped
+                        links[method, layer][i] = argmax_links(word_attention(rows, tgt_words, src_words))
+        return links
+
+    def _batches(self, indices: list[int], src_ids: list[list[int]], tgt_ids: list[list[int]]) -> Iterator[list[int]]:
+        indices = sorted(indices, key=lambda i: (len(tgt_ids[i]), len(src_ids[i])))
+        batch: list[int] = []
+        for i in indices:
+            if batch and (len(batch) + 1) * (len(tgt_ids[i]) + 1) > self.max_tokens:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    @torch.inference_mode()
+    def _attention(self, srcs: list[list[int]], tgts: list[list[int]], layers: Sequence[int]) -> list[Tensor]:
+        """Head-averaged cross-attention of each asked layer, [B, T+1, S+1], for `[BOS] + tgt` given `src + [EOS]`."""
+        device = next(self.model.parameters()).device
+        src = torch.full((len(srcs), max(map(len, srcs)) + 1), self.pad_id, dtype=torch.long)
+        tgt = torch.full((len(tgts), max(map(len, tgts)) + 1), self.pad_id, dtype=torch.long)
+        for row, (s, t) in enumerate(zip(srcs, tgts, strict=True)):
+            src[row, : len(s) + 1] = torch.tensor(s + [self.eos_id])
+            tgt[row, : len(t) + 1] = torch.tensor([self.bos_id] + t)
+        _, maps = self.model.attention_maps(src.to(device), tgt.to(device))
+        return [maps.cross[layer].float().mean(1).cpu() for layer in layers]

@@ -17,6 +17,7 @@ import torch
 from nmt.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
+from nmt.decode.align import Aligner, Link, format_links
 from nmt.decode.engine import Engine, TorchEngine, load_model
 from nmt.decode.ensemble import Ensemble
 from nmt.device import resolve_device
@@ -30,6 +31,7 @@ class Translation:
     texts: list[str]
     scores: list[float]
     tokens: int  # target subword tokens of the best hypothesis
+    links: list[set[Link]] = field(default_factory=list)  # word alignment of each hypothesis, when asked
 
     @property
     def best(self) -> str:
@@ -60,12 +62,22 @@ class Translator:
         engine: what translates the batches of source ids (`TorchEngine`, or one from `nmt.export`).
         tokenizer: the SentencePiece models the network was trained with.
         decode: search settings (greedy when beam_size is 1), passed to the engine with every batch.
+        aligner: links each hypothesis's words to the source's (`Aligner.align` with `align` as its
+            method and layer), e.g. the network's own aligner; None: no alignments.
     """
 
-    def __init__(self, engine: Engine, tokenizer: Tokenizer, decode: DecodeConfig) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tokenizer: Tokenizer,
+        decode: DecodeConfig,
+        aligner: Aligner | None = None,
+        align: tuple[str, int] = ("attention", -1),
+    ) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.decode = decode
+        self.aligner, self.align = aligner, align
         self.max_src_len = engine.max_src_len
         self.stats = Stats()
 
@@ -138,6 +150,11 @@ class Translator:
         for batch in self._batches([i for i, r in enumerate(results) if r is None], ids):
             for i, translation in zip(batch, self._translate_batch([ids[i] for i in batch]), strict=True):
                 results[i] = translation
+        if self.aligner is not None:  # every hypothesis of the chunk in one call, so it batches
+            hyps = [(i, text) for i, r in enumerate(results) if r is not None for text in r.texts]
+            links = iter(self.aligner.align([(lines[i].strip(), text) for i, text in hyps], *self.align))
+            for i, _ in hyps:
+                results[i].links.append(next(links))
         self.stats.sentences += len(lines)
         self.stats.tgt_tokens += sum(r.tokens for r in results if r is not None)
         return [r for r in results if r is not None]
@@ -209,9 +226,17 @@ def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def format_translation(index: int, translation: Translation, n_best: int) -> list[str]:
-    """Output lines for one input: the best text, or Moses-style `i ||| text ||| score` n-best lines."""
-    if n_best == 1:
-        return [translation.best]
+def format_translation(index: int, translation: Translation, n_best: int, alignments: bool = False) -> list[str]:
+    """Output lines for one input: the best text, or Moses-style `i ||| text ||| score` n-best lines.
+
+    With `alignments`, each line ends in ` ||| ` and the hypothesis's word links (none for an empty line).
+    """
     texts, scores = translation.texts or [""], translation.scores or [0.0]
-    return [f"{index} ||| {text} ||| {score:.4f}" for text, score in zip(texts, scores, strict=True)]
+    links = [format_links(pair) for pair in translation.links] or [""] * len(texts)
+    if n_best == 1:
+        lines = [texts[0]]
+    else:
+        lines = [f"{index} ||| {text} ||| {score:.4f}" for text, score in zip(texts, scores, strict=True)]
+    if alignments:
+        lines = [f"{line} ||| {pair}" for line, pair in zip(lines, links, strict=False)]
+    return lines

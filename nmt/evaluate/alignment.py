@@ -67,9 +67,17 @@ def read_alignments(path: str | Path, one_indexed: bool = False) -> list[GoldAli
     ]
 
 
-def format_links(links: Iterable[Link]) -> str:
-    """Pharaoh format, 0-indexed, sorted by source then target word: `0-0 1-2 2-1`."""
-    return " ".join(f"{i}-{j}" for i, j in sorted(links))
+def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """`source ||| target` lines (fast_align's format), naming file and line on a line without the separator."""
+    pairs = []
+    for number, line in enumerate(iter_lines(path), start=1):
+        parts = line.split(" ||| ") if " ||| " in line else line.split("|||")
+        if len(parts) != 2:
+            raise CorpusError(
+                f"{path}, line {number}: expected `source ||| target`, found {len(parts) - 1} separators."
+            )
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    return pairs
 
 
 def alignment_error_rate(predicted: Sequence[Iterable[Link]], gold: Sequence[GoldAlignment]) -> AlignmentScores:

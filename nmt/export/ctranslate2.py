@@ -31,6 +31,7 @@ from nmt.errors import MissingExtraError, UserError
 from nmt.model import MultiHeadAttention, Transformer
 from nmt.model.embedding import Embedding
 from nmt.model.layers import DecoderLayer, EncoderLayer
+from nmt.model.prune import restore_heads
 
 METADATA = "nmt_export.json"
 FORMAT_VERSION = 1
@@ -124,7 +125,11 @@ def _nmt_version() -> str:
 
 
 def _spec(ct2: Any, model: Transformer, tokenizer: Tokenizer) -> Any:
-    """A `TransformerSpec` holding every weight of `model`, with our vocabularies and special pieces."""
+    """A `TransformerSpec` holding every weight of `model`, with our vocabularies and special pieces.
+
+    A pruned model gets its heads back as zeros first: CTranslate2 has one head count for all layers.
+    """
+    model = restore_heads(model)
     cfg = model.cfg
     activation = {"relu": ct2.specs.Activation.RELU, "gelu": ct2.specs.Activation.GELU}[cfg.activation]
     spec = ct2.specs.TransformerSpec.from_config(

@@ -6,6 +6,10 @@ scores go through `F.scaled_dot_product_attention`, which picks a fused kernel (
 memory-efficient) and never materialises the [B,H,T,S] weights; the explicit path serves the
 additive score, requests for the weights, and incremental decoding, where a key row has at
 most a few queries and two small batched products beat the fused kernel (1.3-2x on CPU).
+
+Heads can be gated (Michel et al. 2019): `head_gate` [H] scales each head's output, so a gate of 0
+silences a head and the gradient of the loss with respect to a gate of 1 measures its importance.
+A pruned layer simply has fewer heads of the same width (see `nmt.model.prune`).
 """
 
 import torch
@@ -31,24 +35,30 @@ class MultiHeadAttention(nn.Module):
         kind: the score of a query q and a key k: `scaled_dot` q·k/sqrt(D/H) (Vaswani et al. 2017),
             `dot` q·k (Luong et al. 2015), or `additive` v·tanh(q + k) (Bahdanau et al. 2015).
         dropout: dropout on the attention weights, active only in training.
+        head_dim: width of each head (default D/H); a pruned layer keeps the width and has fewer heads,
+            possibly none (its output is then the output projection's bias).
     """
 
-    def __init__(self, d_model: int, n_heads: int, kind: str = "scaled_dot", dropout: float = 0.0):
+    def __init__(
+        self, d_model: int, n_heads: int, kind: str = "scaled_dot", dropout: float = 0.0, head_dim: int | None = None
+    ):
         super().__init__()
-        if d_model % n_heads:
+        if head_dim is None and d_model % n_heads:
             raise ValueError(f"`d_model` must be divisible by `n_heads` ({n_heads}), but is {d_model} instead.")
         if kind not in KINDS:
             raise ValueError(f"`kind` must be one of {', '.join(KINDS)}, but is {kind!r} instead.")
         self.n_heads = n_heads
-        self.head_dim = d_model // n_heads
+        self.head_dim = head_dim or d_model // n_heads
         self.kind = kind
         self.dropout = dropout
+        self.head_gate: Tensor | None = None  # [H] multiplies each head's output when set (not saved)
         # Dividing by sqrt(d) keeps the logits' variance near 1 as d grows (Vaswani et al. 2017, 3.2.1).
         self.scale = self.head_dim**-0.5 if kind == "scaled_dot" else 1.0
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
+        inner = n_heads * self.head_dim
+        self.q_proj = nn.Linear(d_model, inner)  # (empty when every head is pruned; torch warns, harmlessly)
+        self.k_proj = nn.Linear(d_model, inner)
+        self.v_proj = nn.Linear(d_model, inner)
+        self.out_proj = nn.Linear(inner, d_model)
         if kind == "additive":
             # Bahdanau's W_q q + W_k k is the sum of the query and key projections; `score_v` is v, per head.
             self.score_v = nn.Parameter(torch.randn(n_heads, self.head_dim) * self.head_dim**-0.5)
@@ -77,6 +87,9 @@ class MultiHeadAttention(nn.Module):
             The output [B*G,T,D] and the weights [B*G,H,T,S] (None unless `need_weights`).
         """
         rows, t = x.shape[:2]
+        if self.n_heads == 0:  # every head pruned: nothing to attend with
+            weights = x.new_zeros(rows, 0, t, k.size(2)) if need_weights else None
+            return self.out_proj(x.new_zeros(rows, t, 0)), weights
         groups = rows // k.size(0)
         if groups * k.size(0) != rows or (groups > 1 and causal):
             raise ValueError(f"{rows} query rows cannot share {k.size(0)} key rows (causal: {causal}).")
@@ -95,6 +108,8 @@ class MultiHeadAttention(nn.Module):
         else:
             weights = self._weights(q, k, _allowed(key_pad, causal, t, s, q.device))
             out = F.dropout(weights, p, self.training) @ v  # [B,H,T,S] @ [B,H,S,D/H] -> [B,H,T,D/H]
+        if self.head_gate is not None:
+            out = out * self.head_gate.to(out.dtype)[:, None, None]  # [B,H,T,D/H] * [H,1,1]
         if key_pad is not None:
             empty = key_pad.all(-1)[:, None, None, None]  # [B] -> [B,1,1,1]
             out = out.masked_fill(empty, 0.0)

@@ -46,33 +46,36 @@ class Residual(nn.Module):
         return x if self.pre_norm else self.norm(x)
 
 
-def _attention(cfg: ModelConfig) -> MultiHeadAttention:
-    return MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.attention, cfg.attn_dropout)
+def _attention(cfg: ModelConfig, heads: int) -> MultiHeadAttention:
+    return MultiHeadAttention(cfg.d_model, heads, cfg.attention, cfg.attn_dropout, cfg.d_model // cfg.n_heads)
 
 
 class EncoderLayer(nn.Module):
-    """Self-attention over the source, then the FFN."""
+    """Self-attention over the source, then the FFN; `heads` of width D/`cfg.n_heads` (fewer once pruned)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, heads: int):
         super().__init__()
-        self.self_attn, self.self_res = _attention(cfg), Residual(cfg)
+        self.self_attn, self.self_res = _attention(cfg, heads), Residual(cfg)
         self.ff, self.ff_res = FeedForward(cfg), Residual(cfg)
 
-    def forward(self, x: Tensor, src_pad: Tensor) -> Tensor:
-        """`x` [B,S,D], `src_pad` [B,S] True at padding; returns [B,S,D]."""
+    def forward(self, x: Tensor, src_pad: Tensor, need_attn: bool = False) -> tuple[Tensor, Tensor | None]:
+        """`x` [B,S,D], `src_pad` [B,S] True at padding; returns [B,S,D] and (with `need_attn`) weights [B,H,S,S]."""
         h = self.self_res.before(x)
-        h, _ = self.self_attn(h, *self.self_attn.project_kv(h), key_pad=src_pad)
+        h, attn = self.self_attn(h, *self.self_attn.project_kv(h), key_pad=src_pad, need_weights=need_attn)
         x = self.self_res.after(x, h)
-        return self.ff_res.after(x, self.ff(self.ff_res.before(x)))
+        return self.ff_res.after(x, self.ff(self.ff_res.before(x))), attn
 
 
 class DecoderLayer(nn.Module):
-    """Masked self-attention over the target, cross-attention to the source, then the FFN."""
+    """Masked self-attention over the target, cross-attention to the source, then the FFN.
 
-    def __init__(self, cfg: ModelConfig):
+    `self_heads` and `cross_heads` heads of width D/`cfg.n_heads` (fewer once pruned).
+    """
+
+    def __init__(self, cfg: ModelConfig, self_heads: int, cross_heads: int):
         super().__init__()
-        self.self_attn, self.self_res = _attention(cfg), Residual(cfg)
-        self.cross_attn, self.cross_res = _attention(cfg), Residual(cfg)
+        self.self_attn, self.self_res = _attention(cfg, self_heads), Residual(cfg)
+        self.cross_attn, self.cross_res = _attention(cfg, cross_heads), Residual(cfg)
         self.ff, self.ff_res = FeedForward(cfg), Residual(cfg)
 
     def forward(
@@ -83,7 +86,7 @@ class DecoderLayer(nn.Module):
         past: KeyValue | None = None,
         length: int = 0,
         need_attn: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Run the layer on target states `x` [B*G,T,D] (G rows per memory row, see `MultiHeadAttention`).
 
         Args:
@@ -93,10 +96,11 @@ class DecoderLayer(nn.Module):
                 preallocated self-attention key and value buffers [B*G,H,T_max,D/H] holding the
                 `length` earlier tokens: `x`'s key and value are written at position `length` in place,
                 and `x` attends to all `length + 1`.
-            need_attn: also return the cross-attention weights [B*G,H,T,S].
+            need_attn: also return the attention weights.
 
         Returns:
-            The new states [B*G,T,D] and the cross-attention weights or None.
+            The new states [B*G,T,D], and the self-attention [B*G,H,T,T'] and cross-attention [B*G,H,T,S]
+            weights, or None and None.
         """
         h = self.self_res.before(x)
         k, v = self.self_attn.project_kv(h)
@@ -104,8 +108,8 @@ class DecoderLayer(nn.Module):
             past[0][:, :, length] = k[:, :, 0]  # [B*G,H,1,D/H] into [B*G,H,T_max,D/H]
             past[1][:, :, length] = v[:, :, 0]
             k, v = past[0][:, :, : length + 1], past[1][:, :, : length + 1]
-        h, _ = self.self_attn(h, k, v, causal=past is None)
+        h, self_attn = self.self_attn(h, k, v, causal=past is None, need_weights=need_attn)
         x = self.self_res.after(x, h)
-        h, attn = self.cross_attn(self.cross_res.before(x), *memory_kv, key_pad=src_pad, need_weights=need_attn)
+        h, cross_attn = self.cross_attn(self.cross_res.before(x), *memory_kv, key_pad=src_pad, need_weights=need_attn)
         x = self.cross_res.after(x, h)
-        return self.ff_res.after(x, self.ff(self.ff_res.before(x))), attn
+        return self.ff_res.after(x, self.ff(self.ff_res.before(x))), self_attn, cross_attn

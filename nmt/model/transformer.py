@@ -10,23 +10,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import ModelConfig
+from nmt.model.attention import MultiHeadAttention
 from nmt.model.embedding import Embedding
 from nmt.model.layers import DecoderLayer, EncoderLayer
 
 
 @dataclass
 class DecoderCache:
-    """What incremental decoding keeps between steps: a plain container of buffers.
+    """What incremental decoding keeps between steps: a plain container of buffers, one per layer.
 
     R decoder rows (e.g. hypotheses) come in groups of G = R / N consecutive rows that read
     the same one of N sources (e.g. sentences); `reorder_` follows the caller's choice of rows.
     The self-attention buffers are allocated once for `T_max` positions and written in place,
-    so a step copies nothing that is already there.
+    so a step copies nothing that is already there. Layers may differ in heads (a pruned model).
     """
 
-    self_kv: Tensor  # [L,2,R,H,T_max,D/H] keys and values of every layer; positions < length are filled
-    spare: Tensor  # the same shape: where `reorder_` writes, then the two swap
-    cross_kv: Tensor  # [L,2,N,H,S,D/H] the memory projected once per source
+    self_kv: list[Tensor]  # per layer [2,R,H,T_max,D/H]: keys and values; positions < length are filled
+    spare: list[Tensor]  # the same shapes: where `reorder_` writes, then the two swap
+    cross_kv: list[Tensor]  # per layer [2,N,H,S,D/H]: the memory projected once per source
     src_pad_mask: Tensor  # [N,S] True at source padding
     rows: int  # R: live decoder rows (the first `rows` of the buffers)
     length: int = 0  # target tokens decoded so far
@@ -34,11 +35,11 @@ class DecoderCache:
 
     def past(self, layer: int) -> tuple[Tensor, Tensor]:
         """The self-attention key and value buffers of one layer, [R,H,T_max,D/H] each."""
-        return self.self_kv[layer, 0, : self.rows], self.self_kv[layer, 1, : self.rows]
+        return self.self_kv[layer][0, : self.rows], self.self_kv[layer][1, : self.rows]
 
     def memory(self, layer: int) -> tuple[Tensor, Tensor]:
         """The projected memory of one layer, [N,H,S,D/H] each."""
-        return self.cross_kv[layer, 0], self.cross_kv[layer, 1]
+        return self.cross_kv[layer][0], self.cross_kv[layer][1]
 
     def reorder_(self, rows: Tensor, sources: Tensor | None = None) -> None:
         """Keep decoder rows `rows` [R'] in that order (beam reordering, dropping rows), in place.
@@ -50,15 +51,25 @@ class DecoderCache:
                 the kept rows must come in groups of R' / N' per source, in this order.
         """
         n, t = rows.numel(), self.length
-        if n > self.spare.size(2):
-            raise ValueError(f"a cache allocated for {self.spare.size(2)} rows cannot hold {n} rows.")
-        torch.index_select(self.self_kv[:, :, : self.rows, :, :t], 2, rows, out=self.spare[:, :, :n, :, :t])
+        if n > self.spare[0].size(1):
+            raise ValueError(f"a cache allocated for {self.spare[0].size(1)} rows cannot hold {n} rows.")
+        for kv, spare in zip(self.self_kv, self.spare, strict=True):
+            torch.index_select(kv[:, : self.rows, :, :t], 1, rows, out=spare[:, :n, :, :t])
         self.self_kv, self.spare, self.rows = self.spare, self.self_kv, n
         if self.cross_attn is not None:
             self.cross_attn = self.cross_attn.index_select(0, rows)
         if sources is not None:
-            self.cross_kv = self.cross_kv.index_select(2, sources)
+            self.cross_kv = [kv.index_select(1, sources) for kv in self.cross_kv]
             self.src_pad_mask = self.src_pad_mask.index_select(0, sources)
+
+
+@dataclass
+class AttentionMaps:
+    """Every attention weight of a teacher-forced pass, per layer, each [B,H,query,key] (H: that layer's heads)."""
+
+    encoder: list[Tensor]  # source self-attention [B,H,S,S]
+    decoder: list[Tensor]  # masked target self-attention [B,H,T,T]
+    cross: list[Tensor]  # target to source [B,H,T,S]
 
 
 class Transformer(nn.Module):
@@ -82,8 +93,10 @@ class Transformer(nn.Module):
         self.pad_id = pad_id
         self.src_embed = Embedding(src_vocab_size, cfg, pad_id)
         self.tgt_embed = Embedding(tgt_vocab_size, cfg, pad_id)
-        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
+        self.encoder = nn.ModuleList(EncoderLayer(cfg, heads) for heads in cfg.heads("enc"))
+        self.decoder = nn.ModuleList(
+            DecoderLayer(cfg, *heads) for heads in zip(cfg.heads("dec_self"), cfg.heads("dec_cross"), strict=True)
+        )
         # Pre-norm leaves the residual stream unnormalised, so each stack ends in a LayerNorm.
         self.enc_norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "pre" else nn.Identity()
         self.dec_norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "pre" else nn.Identity()
@@ -104,7 +117,7 @@ class Transformer(nn.Module):
         """
         std = self.cfg.d_model**-0.5
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear) and module.weight.numel():  # (a layer with every head pruned has none)
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -114,16 +127,27 @@ class Transformer(nn.Module):
                     nn.init.zeros_(module.weight[module.padding_idx])
         nn.init.normal_(self.output.weight, std=std)
 
+    def attentions(self) -> dict[tuple[str, int], MultiHeadAttention]:
+        """Every attention module by (kind, layer), kinds `enc`, `dec_self`, `dec_cross` as in `ModelConfig.heads`."""
+        modules = {("enc", i): layer.self_attn for i, layer in enumerate(self.encoder)}
+        for i, layer in enumerate(self.decoder):
+            modules["dec_self", i], modules["dec_cross", i] = layer.self_attn, layer.cross_attn
+        return modules
+
     def param_count(self) -> int:
         """Number of distinct parameters (tied weights counted once)."""
         return sum(p.numel() for p in self.parameters())
 
     def encode(self, src: Tensor, src_pad_mask: Tensor) -> Tensor:
         """Encode `src` [B,S] (`src_pad_mask` [B,S], True at padding) into memory [B,S,D]."""
-        x = self.src_embed(src)
+        return self._encode(src, src_pad_mask)[0]
+
+    def _encode(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[Tensor, list[Tensor]]:
+        x, weights = self.src_embed(src), []
         for layer in self.encoder:
-            x = layer(x, src_pad_mask)
-        return self.enc_norm(x)
+            x, attn = layer(x, src_pad_mask, need_attn)
+            weights += [attn] if need_attn else []
+        return self.enc_norm(x), weights
 
     @overload
     def forward(self, src: Tensor, tgt_in: Tensor, need_attn: Literal[False] = False) -> Tensor: ...
@@ -134,19 +158,28 @@ class Transformer(nn.Module):
         """Teacher-forced logits [B,T,V] for `tgt_in` [B,T] given `src` [B,S]; padding is `pad_id`.
 
         With `need_attn`, returns `(logits, attn)` instead: `attn` [B,T,S] is the last decoder
-        layer's cross-attention averaged over heads, e.g. for word alignments.
+        layer's cross-attention averaged over heads (every weight: `attention_maps`).
         """
+        if not need_attn:
+            return self._teacher_forced(src, tgt_in, need_attn=False)[0]
+        logits, maps = self._teacher_forced(src, tgt_in, need_attn=True)
+        return logits, maps.cross[-1].mean(1)  # [B,H,T,S] -> [B,T,S]
+
+    def attention_maps(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, AttentionMaps]:
+        """Teacher-forced logits [B,T,V] and every layer's attention weights, for alignments and plots."""
+        return self._teacher_forced(src, tgt_in, need_attn=True)
+
+    def _teacher_forced(self, src: Tensor, tgt_in: Tensor, need_attn: bool) -> tuple[Tensor, AttentionMaps]:
+        """Logits and, with `need_attn`, the attention weights (else empty lists)."""
         src_pad = src.eq(self.pad_id)  # [B,S]
-        memory = self.encode(src, src_pad)
-        x = self.tgt_embed(tgt_in)
-        last = len(self.decoder) - 1
-        attn = None
-        for i, layer in enumerate(self.decoder):
-            x, attn = layer(x, layer.cross_attn.project_kv(memory), src_pad, need_attn=need_attn and i == last)
+        memory, encoder = self._encode(src, src_pad, need_attn)
+        x, decoder, cross = self.tgt_embed(tgt_in), [], []
+        for layer in self.decoder:
+            x, self_attn, cross_attn = layer(x, layer.cross_attn.project_kv(memory), src_pad, need_attn=need_attn)
+            decoder += [self_attn] if need_attn else []
+            cross += [cross_attn] if need_attn else []
         logits = self.output(self.dec_norm(x))  # [B,T,D] -> [B,T,V]
-        if attn is None:  # need_attn is False
-            return logits
-        return logits, attn.mean(1)  # [B,H,T,S] -> [B,T,S]
+        return logits, AttentionMaps(encoder, decoder, cross)
 
     def start_decoding(
         self, memory: Tensor, src_pad_mask: Tensor, max_len: int, max_rows: int | None = None
@@ -161,10 +194,12 @@ class Transformer(nn.Module):
                 this many, e.g. to the K hypotheses of each sentence after beam search's first step.
         """
         n = memory.size(0)
-        cross = torch.stack([torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder])
-        layers, _, _, heads, _, head_dim = cross.shape  # [L,2,N,H,S,D/H]
-        self_kv = cross.new_empty(layers, 2, max_rows or n, heads, max_len, head_dim)
-        return DecoderCache(self_kv, torch.empty_like(self_kv), cross, src_pad_mask, rows=n)
+        cross = [torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder]  # [2,N,H,S,D/H] each
+        self_kv = [
+            memory.new_empty(2, max_rows or n, layer.self_attn.n_heads, max_len, layer.self_attn.head_dim)
+            for layer in self.decoder
+        ]
+        return DecoderCache(self_kv, [torch.empty_like(kv) for kv in self_kv], cross, src_pad_mask, rows=n)
 
     def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False) -> Tensor:
         """Extend each row by one token and score the next one; the cache advances in place.
@@ -181,7 +216,7 @@ class Transformer(nn.Module):
         x = self.tgt_embed(tokens[:, None], start=cache.length)  # [R] -> [R,1] -> [R,1,D]
         last, attn = len(self.decoder) - 1, None
         for i, layer in enumerate(self.decoder):
-            x, attn = layer(
+            x, _, attn = layer(
                 x, cache.memory(i), cache.src_pad_mask, cache.past(i), cache.length, need_attn and i == last
             )
         cache.length += 1

@@ -113,12 +113,16 @@ def test_one_update_on_two_ranks_equals_one_update_on_their_union(runs) -> None:
     loss_sum, _, n_tokens = label_smoothed_nll(model(batch.src, batch.tgt_in), batch.tgt_out, 0.1, PAD_ID)
     (loss_sum / n_tokens).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip_val)
+    # Adam's first step is about lr * sign(g): where a gradient is zero up to rounding (a key bias, which softmax
+    # ignores; a weight of a unit that no token activates) the step follows the sign of that noise, which differs
+    # between one process and two. Compare every element whose gradient is clearly not noise.
+    signal = {name: p.grad.abs() > 1e-7 for name, p in model.named_parameters()}
     optimizer.step()
-    for name, value in model.state_dict().items():
-        # A key bias adds the same q.b to every score of a query, which softmax ignores: its gradient is zero
-        # up to rounding, and Adam's first step (about lr * sign(g)) then follows the sign of that noise.
-        if not name.endswith("k_proj.bias"):
-            torch.testing.assert_close(full[0]["weights"][1][name], value, rtol=1e-5, atol=1e-6, msg=name)
+    compared = sum(int(mask.sum()) for mask in signal.values())
+    assert compared > 0.3 * sum(mask.numel() for mask in signal.values())  # (unseen tokens' embeddings get none)
+    for name, value in model.named_parameters():
+        ddp = full[0]["weights"][1][name]
+        torch.testing.assert_close(ddp[signal[name]], value.detach()[signal[name]], rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_a_nan_loss_on_one_rank_skips_the_update_on_both(runs) -> None:

@@ -228,6 +228,27 @@ class AlignConfig:
 
 
 @dataclass
+class PruneConfig:
+    """Everything `nmt-prune` needs: a model, when to stop removing heads, and where to write the result."""
+
+    ckpt: str = "???"  # the model to prune (model.pt or a training .ckpt)
+    output: str | None = None  # the pruned model to write (atomically), like a run's model.pt; None: report only
+    fraction: float | None = None  # stop once this fraction of all attention heads is removed
+    tolerance: float | None = None  # or once validation BLEU falls by more than this; the last model within is kept
+    step: float = 0.1  # fraction of the heads removed per round (a point of the curve)
+    reestimate: bool = False  # score the remaining heads anew after each round, instead of once on the full model
+    rank: str = "importance"  # importance (Michel et al.) | normalized (per-layer L2) | confidence (Voita et al.)
+    data: DataConfig | None = None  # the corpus; None: the one the checkpoint was trained on
+    valid_split: str | None = None  # importance and the BLEU that decides; defaults to data.valid
+    report_split: str | None = None  # also translated every round, for the curve only (e.g. test2016)
+    curve: str | None = None  # write the rounds as JSON here (`nmt-plot --pruning` draws it)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # how BLEU and speed are measured
+    max_tokens: int = 4096  # padded target tokens per batch when measuring importance
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+
+
+@dataclass
 class AverageConfig:
     """Everything `nmt-average` needs: the checkpoints to average and the model to write."""
 
@@ -265,6 +286,7 @@ PRECISIONS = ("32", "bf16", "int8")  # decode.precision
 BACKENDS = ("torch", "ctranslate2")  # nmt-translate backend
 
 # CTranslate2's weight types (`ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES`).
+PRUNE_RANKS = ("importance", "normalized", "confidence")  # `HeadStats` scores heads can be ranked by
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16")
 
 
@@ -328,6 +350,7 @@ _CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
     (EvaluateConfig, "significance"): ("bs", "ar"),
     (TranslateConfig, "backend"): BACKENDS,
     (ExportConfig, "quantization"): QUANTIZATIONS,
+    (PruneConfig, "rank"): PRUNE_RANKS,
 }
 
 
@@ -372,6 +395,11 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need((cfg.input is None) != (cfg.src is None and cfg.tgt is None), "input", "given, or else src and tgt")
         need((cfg.src is None) == (cfg.tgt is None), "src", "given together with tgt")
         need(not cfg.all_layers or cfg.gold is not None, "all_layers", "used with gold")
+    if isinstance(cfg, PruneConfig):
+        need(cfg.fraction is not None or cfg.tolerance is not None, "fraction", "given, or else tolerance")
+        need(cfg.fraction is None or 0 < cfg.fraction < 1, "fraction", "in (0, 1)")
+        need(cfg.tolerance is None or cfg.tolerance >= 0, "tolerance", ">= 0")
+        need(0 < cfg.step < 1, "step", "in (0, 1)")
     if isinstance(cfg, DecodeConfig):
         need(cfg.beam_size >= 1, "beam_size", ">= 1")
         if not cfg.sampling:  # sampling draws n_best independent samples

@@ -196,12 +196,16 @@ def test_read_metrics_gives_validation_bleu_at_validation_steps(tiny_run):
     assert max(value for _, value in bleu) == pytest.approx(result.best_bleu)
 
 
-@pytest.mark.parametrize("args", [[], ["--run", "r", "--benchmark", "b.json"]])
-def test_plot_needs_exactly_one_source(args, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [([], "one of the arguments --run --benchmark --pruning --attention is required"),
+     (["--run", "r", "--benchmark", "b.json"], "argument --benchmark: not allowed with argument --run")],
+)  # fmt: skip
+def test_plot_needs_exactly_one_source(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         plot_main([*args, "--out", str(tmp_path / "x.png")])
     assert exc.value.code == 2
-    assert "exactly one of --run and --benchmark" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_plot_of_directory_without_logs_names_it(tmp_path):

@@ -27,6 +27,7 @@ from nmt.config import (
     EvaluateConfig,
     ExportConfig,
     PrepareConfig,
+    PruneConfig,
     TrainConfig,
     TranslateConfig,
     check,
@@ -71,6 +72,7 @@ def register_schemas() -> None:
     store.store(name="export_schema", node=ExportConfig)
     store.store(name="prepare_schema", node=PrepareConfig)
     store.store(name="align_schema", node=AlignConfig)
+    store.store(name="prune_schema", node=PruneConfig)
     store.store(name="average_schema", node=AverageConfig)
     store.store(name="backtranslate_schema", node=BacktranslateConfig)
 

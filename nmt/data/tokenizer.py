@@ -107,6 +107,11 @@ class Tokenizer:
         """Target token ids per line, without BOS/EOS (the caller adds them)."""
         return self._tgt.encode(lines)
 
+    def pieces(self, line: str, side: str) -> list[str]:
+        """The pieces of `line` on `side` ("src" or "tgt") as text, for labels: an unknown character shows
+        as itself, not as `<unk>`; piece `k` is id `k` of the encoding."""
+        return (self._src if side == "src" else self._tgt).encode(line, out_type=str)
+
     def decode_tgt(self, ids: list[int]) -> str:
         """Detokenized target text; ids from the first EOS on are ignored, PAD and BOS dropped."""
         if EOS_ID in ids:

@@ -154,6 +154,8 @@ class Aligner:
         for layer in layers:
             if not -n_layers <= layer < n_layers:
                 raise ValueError(f"`layer` must be in [{-n_layers}, {n_layers - 1}] for this model, but is {layer}.")
+            if self.model.decoder[layer].cross_attn.n_heads == 0:
+                raise ValueError(f"decoder layer {layer} has no cross-attention heads left (pruned): choose another.")
         src_ids = self.tokenizer.encode_src([src for src, _ in pairs])
         tgt_ids = self.tokenizer.encode_tgt([tgt for _, tgt in pairs])
         limit = self.model.cfg.max_positions - 1

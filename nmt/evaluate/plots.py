@@ -25,6 +25,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, out: str | Path, title: str | None) -> Path:
+    """Title, lay out, write and close a figure."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
 def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[float, float]]]:
     """Each metric of `run_dir/logs/metrics.csv` as (step, value) pairs, in step order."""
     path = Path(run_dir) / "logs" / "metrics.csv"
@@ -58,12 +68,7 @@ def plot_learning_curves(run_dir: str | Path, out: str | Path, title: str | None
     if timed:
         time_ax.plot(*zip(*timed, strict=True), marker="o")
     time_ax.set(xlabel="training wall time (min)", ylabel="BLEU", title="validation BLEU vs time")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    return _save(plt, fig, out, title)
 
 
 def plot_bleu_vs_speed(benchmark_json: str | Path, out: str | Path, title: str | None = None) -> Path:
@@ -96,3 +101,23 @@ def plot_bleu_vs_speed(benchmark_json: str | Path, out: str | Path, title: str |
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return Path(out)
+
+
+def plot_pruning_curve(curve_json: str | Path, out: str | Path, title: str | None = None) -> Path:
+    """BLEU and decoding speed against the share of attention heads removed, from an `nmt-prune` curve file."""
+    plt = _pyplot()
+    data = json.loads(Path(curve_json).read_text(encoding="utf-8"))
+    rounds = data["rounds"]
+    removed = [100 * r["removed_fraction"] for r in rounds]
+    fig, (bleu_ax, speed_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("valid", "validation (decides)"), ("report", "report split")):
+        if rounds[0].get(f"{key}_bleu") is not None:
+            bleu_ax.plot(removed, [r[f"{key}_bleu"] for r in rounds], marker="o", label=label)
+            speed_ax.plot(removed, [r[f"{key}_sent_per_s"] for r in rounds], marker="o", label=label)
+    kept = rounds[data["kept"]]
+    bleu_ax.axvline(100 * kept["removed_fraction"], color="grey", linestyle=":", label="model kept")
+    bleu_ax.set(xlabel=f"attention heads removed (% of {data['total_heads']})", ylabel="BLEU", title="quality")
+    speed_ax.set(xlabel=f"attention heads removed (% of {data['total_heads']})", ylabel="sentences / s", title="speed")
+    bleu_ax.legend()
+    speed_ax.legend()
+    return _save(plt, fig, out, title)

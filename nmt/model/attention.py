@@ -12,6 +12,8 @@ silences a head and the gradient of the loss with respect to a gate of 1 measure
 A pruned layer simply has fewer heads of the same width (see `nmt.model.prune`).
 """
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -55,10 +57,12 @@ class MultiHeadAttention(nn.Module):
         # Dividing by sqrt(d) keeps the logits' variance near 1 as d grows (Vaswani et al. 2017, 3.2.1).
         self.scale = self.head_dim**-0.5 if kind == "scaled_dot" else 1.0
         inner = n_heads * self.head_dim
-        self.q_proj = nn.Linear(d_model, inner)  # (empty when every head is pruned; torch warns, harmlessly)
-        self.k_proj = nn.Linear(d_model, inner)
-        self.v_proj = nn.Linear(d_model, inner)
-        self.out_proj = nn.Linear(inner, d_model)
+        with warnings.catch_warnings():  # every head pruned: empty projections, which torch warns it cannot init
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.q_proj = nn.Linear(d_model, inner)
+            self.k_proj = nn.Linear(d_model, inner)
+            self.v_proj = nn.Linear(d_model, inner)
+            self.out_proj = nn.Linear(inner, d_model)
         if kind == "additive":
             # Bahdanau's W_q q + W_k k is the sum of the query and key projections; `score_v` is v, per head.
             self.score_v = nn.Parameter(torch.randn(n_heads, self.head_dim) * self.head_dim**-0.5)

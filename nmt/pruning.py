@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nmt.config import PRUNE_RANKS, DecodeConfig
+from nmt.data.batching import teacher_forcing_batches
 from nmt.data.corpus import ParallelText
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import TorchEngine
 from nmt.decode.translator import Translator
-from nmt.evaluate.heads import HeadStats, head_statistics, teacher_forcing_batches
+from nmt.evaluate.heads import HeadStats, head_statistics
 from nmt.evaluate.metrics import score
 from nmt.model import Transformer
 from nmt.model.prune import AttentionKey, prune_heads

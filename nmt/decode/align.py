@@ -16,13 +16,14 @@ the word, and the attention looks at its source). Links of two directions combin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from nmt.checkpoint import load_checkpoint
+from nmt.data.batching import Batch, teacher_forcing_batches
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import load_model
 from nmt.device import resolve_device
@@ -156,15 +157,15 @@ class Aligner:
                 raise ValueError(f"`layer` must be in [{-n_layers}, {n_layers - 1}] for this model, but is {layer}.")
             if self.model.decoder[layer].cross_attn.n_heads == 0:
                 raise ValueError(f"decoder layer {layer} has no cross-attention heads left (pruned): choose another.")
-        src_ids = self.tokenizer.encode_src([src for src, _ in pairs])
-        tgt_ids = self.tokenizer.encode_tgt([tgt for _, tgt in pairs])
-        limit = self.model.cfg.max_positions - 1
-        links = {(m, layer): [set() for _ in pairs] for m in methods for layer in layers}
-        todo = [i for i in range(len(pairs)) if src_ids[i] and tgt_ids[i]]  # an empty side has no links
-        for batch in self._batches(todo, src_ids, tgt_ids):
-            attn = self._attention([src_ids[i][:limit] for i in batch], [tgt_ids[i][:limit] for i in batch], layers)
-            for row, i in enumerate(batch):
-                src, tgt = src_ids[i][:limit], tgt_ids[i][:limit]
+        limit = self.model.cfg.max_positions - 1  # room for EOS or BOS
+        src_ids = [ids[:limit] for ids in self.tokenizer.encode_src([src for src, _ in pairs])]
+        tgt_ids = [ids[:limit] for ids in self.tokenizer.encode_tgt([tgt for _, tgt in pairs])]
+        links = {(m, layer): [set() for _ in pairs] for m in methods for layer in layers}  # an empty side: none
+        special = (self.pad_id, self.bos_id, self.eos_id)
+        for batch in teacher_forcing_batches(src_ids, tgt_ids, special, self.max_tokens):
+            attn = self._attention(batch, layers)
+            for row, i in enumerate(batch.index.tolist()):
+                src, tgt = src_ids[i], tgt_ids[i]
                 src_words = word_index([self._src_vocab[t] for t in src])
                 tgt_words = word_index([self._tgt_vocab[t] for t in tgt])
                 for layer, weights in zip(layers, attn, strict=True):
@@ -174,25 +175,9 @@ class Aligner:
                         links[method, layer][i] = argmax_links(word_attention(rows, tgt_words, src_words))
         return links
 
-    def _batches(self, indices: list[int], src_ids: list[list[int]], tgt_ids: list[list[int]]) -> Iterator[list[int]]:
-        indices = sorted(indices, key=lambda i: (len(tgt_ids[i]), len(src_ids[i])))
-        batch: list[int] = []
-        for i in indices:
-            if batch and (len(batch) + 1) * (len(tgt_ids[i]) + 1) > self.max_tokens:
-                yield batch
-                batch = []
-            batch.append(i)
-        if batch:
-            yield batch
-
     @torch.inference_mode()
-    def _attention(self, srcs: list[list[int]], tgts: list[list[int]], layers: Sequence[int]) -> list[Tensor]:
+    def _attention(self, batch: Batch, layers: Sequence[int]) -> list[Tensor]:
         """Head-averaged cross-attention of each asked layer, [B, T+1, S+1], for `[BOS] + tgt` given `src + [EOS]`."""
         device = next(self.model.parameters()).device
-        src = torch.full((len(srcs), max(map(len, srcs)) + 1), self.pad_id, dtype=torch.long)
-        tgt = torch.full((len(tgts), max(map(len, tgts)) + 1), self.pad_id, dtype=torch.long)
-        for row, (s, t) in enumerate(zip(srcs, tgts, strict=True)):
-            src[row, : len(s) + 1] = torch.tensor(s + [self.eos_id])
-            tgt[row, : len(t) + 1] = torch.tensor([self.bos_id] + t)
-        _, maps = self.model.attention_maps(src.to(device), tgt.to(device))
+        _, maps = self.model.attention_maps(batch.src.to(device), batch.tgt_in.to(device))
         return [maps.cross[layer].float().mean(1).cpu() for layer in layers]

@@ -14,14 +14,14 @@ Queries at padding are left out of confidence and entropy; the loss is the token
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nmt.data.batching import Batch, collate
+from nmt.data.batching import Batch
 from nmt.model import Transformer
 
 
@@ -41,27 +41,6 @@ class HeadStats:
     def key(self) -> tuple[str, int]:
         """(kind, layer): the attention it belongs to."""
         return self.kind, self.layer
-
-
-def teacher_forcing_batches(
-    src_ids: Sequence[list[int]],
-    tgt_ids: Sequence[list[int]],
-    special_ids: tuple[int, int, int],
-    max_tokens: int = 4096,
-) -> Iterator[Batch]:
-    """Length-sorted padded batches of the pairs, at most `max_tokens` padded target tokens each.
-
-    Pairs with an empty side are left out; `special_ids` is (pad, bos, eos).
-    """
-    pad, bos, eos = special_ids
-    order = sorted((i for i in range(len(src_ids)) if src_ids[i] and tgt_ids[i]), key=lambda i: len(tgt_ids[i]))
-    batch: list[int] = []
-    for i in order + [None]:
-        if batch and (i is None or (len(batch) + 1) * (len(tgt_ids[i]) + 1) > max_tokens):
-            yield collate([src_ids[j] for j in batch], [tgt_ids[j] for j in batch], pad, bos, eos)
-            batch = []
-        if i is not None:
-            batch.append(i)
 
 
 def head_statistics(model: Transformer, batches: Iterable[Batch]) -> list[HeadStats]:

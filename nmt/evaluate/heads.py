@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nmt.data.batching import Batch
+from nmt.evaluate.report import to_markdown_table
 from nmt.model import Transformer
 
 
@@ -94,13 +95,16 @@ def _rows(key: tuple[str, int], total: Tensor, tokens: int, queries: dict[str, i
 
 def to_markdown(stats: Sequence[HeadStats]) -> str:
     """The table `nmt-prune` prints: one row per head, its attention's heads together."""
-    lines = [
-        "| attention | layer | head | importance | normalized | confidence | entropy |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [
-        f"| {s.kind} | {s.layer} | {s.head} | {s.importance:.2e} | {s.normalized:.3f} | "
-        f"{s.confidence:.3f} | {s.entropy:.3f} |"
+    rows = [
+        {
+            "attention": s.kind,
+            "layer": s.layer,
+            "head": s.head,
+            "importance": f"{s.importance:.2e}",  # spans decades: scientific notation
+            "normalized": s.normalized,
+            "confidence": s.confidence,
+            "entropy": s.entropy,
+        }
         for s in stats
     ]
-    return "\n".join(lines)
+    return to_markdown_table(rows, list(rows[0]) if rows else ["attention"], digits=3)

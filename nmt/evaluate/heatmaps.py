@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from nmt.config import DecodeConfig
+from nmt.data.batching import collate
 from nmt.decode.align import WORD_START, argmax_links, word_attention, word_index
 from nmt.decode.translator import Translator
 from nmt.evaluate.plots import _pyplot
@@ -82,11 +83,9 @@ def plot_attention(
     src_ids, tgt_ids = tokenizer.encode_src([src])[0][:limit], tokenizer.encode_tgt([tgt])[0][:limit]
     src_pieces, tgt_pieces = tokenizer.pieces(src, "src")[:limit], tokenizer.pieces(tgt, "tgt")[:limit]
     engine = translator.engine
+    batch = collate([src_ids], [tgt_ids], engine.pad_id, engine.bos_id, engine.eos_id)
     with torch.inference_mode():
-        _, maps = model.attention_maps(
-            torch.tensor([src_ids + [engine.eos_id]], device=translator.device),
-            torch.tensor([[engine.bos_id] + tgt_ids], device=translator.device),
-        )
+        _, maps = model.attention_maps(batch.src.to(translator.device), batch.tgt_in.to(translator.device))
     matrix = _word_attention(maps.cross, layer, method, src_pieces, tgt_pieces)  # refuses a bad layer first
     plt = _pyplot()
     family = cjk_font(font) if font is not None or needs_cjk([src, tgt]) else None

@@ -143,7 +143,7 @@ class DecodeConfig:
     n_best: int = 1  # hypotheses printed per input (as "i ||| text ||| score" when > 1); <= beam_size
     no_repeat_ngram: int = 0  # block repeated n-grams of this size (0 = off)
     max_tokens: int = 8000  # source tokens per translation batch
-    precision: str = "32"  # arithmetic of the PyTorch search: 32 | bf16 (autocast) | int8 (CPU: int8 linear layers)
+    precision: str = "32"  # arithmetic of the PyTorch search: 32 | bf16 (bfloat16 weights) | int8 (CPU: int8 linears)
     sampling: bool = False  # draw every token at random instead of searching (decode=sample): n_best samples per input
     temperature: float = 1.0  # sampling: logits are divided by it; towards 0 sampling approaches greedy search
     top_k: int = 0  # sampling: draw among the k most probable tokens (0 = all)

@@ -16,7 +16,7 @@ from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.ensemble import Ensemble
-from nmt.decode.precision import autocast, model_for
+from nmt.decode.precision import model_for
 from nmt.decode.search import SearchResult, beam_search, greedy_search, sample_search
 from nmt.model import Transformer
 
@@ -82,11 +82,10 @@ class TorchEngine:
         if cfg.precision not in self._models:
             self._models[cfg.precision] = model_for(self.model, cfg.precision, self.device)
         model, pad_mask, ids = self._models[cfg.precision], src.eq(self.pad_id), (self.bos_id, self.eos_id)
-        with autocast(cfg.precision, self.device):
-            if cfg.sampling:
-                return sample_search(model, src, pad_mask, cfg, *ids, generator=self._generator(cfg.seed))
-            search = greedy_search if cfg.beam_size == 1 else beam_search
-            return search(model, src, pad_mask, cfg, *ids)
+        if cfg.sampling:
+            return sample_search(model, src, pad_mask, cfg, *ids, generator=self._generator(cfg.seed))
+        search = greedy_search if cfg.beam_size == 1 else beam_search
+        return search(model, src, pad_mask, cfg, *ids)
 
     def _generator(self, seed: int) -> torch.Generator:
         """The random stream of `seed`, created on first use and advancing over the batches of this engine."""

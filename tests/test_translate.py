@@ -255,6 +255,21 @@ def test_every_precision_keeps_lines_and_quality(model_path, test_set, precision
     assert sum(a == b for a, b in zip(ours, theirs, strict=True)) >= 150  # mostly the very same output
 
 
+def test_bf16_decodes_with_a_bfloat16_copy_and_float32_log_probs(model_path):
+    """precision=bf16 searches with bfloat16 weights, leaves the float32 model as it was, and scores in float32."""
+    from nmt.decode.precision import model_for
+
+    model = Translator.from_checkpoint(model_path, DecodeConfig(), device="cpu").model
+    bf16 = model_for(model, "bf16", torch.device("cpu"))
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    src = torch.tensor([[5, 6, 7, EOS_ID]])
+    cache = bf16.start_decoding(bf16.encode(src, src.eq(model.pad_id)), src.eq(model.pad_id), 4)
+    log_probs = bf16.decode_step(torch.tensor([BOS_ID]), cache)
+    assert log_probs.dtype == torch.float32
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1))
+
+
 def test_a_quantized_model_refuses_to_train(model_path):
     from nmt.decode.precision import QuantizedTrainingError, quantize_int8
 

@@ -1,12 +1,12 @@
-"""The arithmetic a search runs in: float32, bf16 autocast, or int8 linear layers on CPU.
+"""The arithmetic a search runs in: float32, bfloat16 weights, or int8 linear layers on CPU.
 
 `32` is the reference. `bf16` decodes with a bfloat16 copy of the weights (fast where the
 hardware has bf16 units: AMX or AVX512-BF16 CPUs, and GPUs; emulated, and slower, elsewhere);
 attention softmax and the final log-softmax still run in float32. A copy, not `torch.autocast`:
-autocast recasts every weight at every call, which for one-token decoder steps costs more than
-the bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x float32, the copy 1.15x). `int8` replaces
-every linear layer, the output projection included, by PyTorch's dynamically quantized one
-(int8 weights, activations quantized per batch), which runs on CPU only.
+autocast recasts every weight at every call, which for one-token decoder steps costs more than the
+bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x float32, the copy 1.15x).
+`int8` replaces every linear layer, the output projection included, by PyTorch's dynamically
+quantized one (int8 weights, activations quantized per batch), which runs on CPU only.
 """
 
 from __future__ import annotations

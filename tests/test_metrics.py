@@ -106,6 +106,47 @@ def test_explicit_tokenize_overrides_language():
     assert "tok:intl" in got.signature
 
 
+# Moses' tokenizer.perl -l de -no-escape output of each line, written out by hand.
+MOSES_HYPS = ["Ein Mann (in Blau) sagt: „Geht's?“", "Zwei Hunde spielen im Park.", "Die Frau, die 3,5 km läuft."]
+MOSES_REFS = ["Ein Mann (in Blau) fragt: „Geht's?“", "Zwei Hunde spielen auf der Wiese.", "Die Frau läuft 3,5 km."]
+MOSES_TOKENIZED_HYPS = [
+    "Ein Mann ( in Blau ) sagt : „ Geht ' s ? “",
+    "Zwei Hunde spielen im Park .",
+    "Die Frau , die 3,5 km läuft .",
+]
+MOSES_TOKENIZED_REFS = [
+    "Ein Mann ( in Blau ) fragt : „ Geht ' s ? “",
+    "Zwei Hunde spielen auf der Wiese .",
+    "Die Frau läuft 3,5 km .",
+]
+
+
+def test_moses_bleu_is_multi_bleu_on_moses_tokenized_text():
+    """`tokenize=moses`: BLEU of the Moses-tokenized text split on whitespace, as papers' multi-bleu.perl."""
+    expected = sacrebleu.corpus_bleu(MOSES_TOKENIZED_HYPS, [MOSES_TOKENIZED_REFS], tokenize="none", lowercase=True)
+    moses = _by_metric(score(MOSES_HYPS, [MOSES_REFS], tokenize="moses", tgt_lang="de", lowercase=True))
+    plain = _by_metric(score(MOSES_HYPS, [MOSES_REFS], tokenize="13a", tgt_lang="de", lowercase=True))
+    assert moses["BLEU"].value == pytest.approx(expected.score)
+    assert moses["BLEU"].value != pytest.approx(plain["BLEU"].value)  # 13a keeps "„Geht's" as one token
+    assert "tok:moses" in moses["BLEU"].signature and "case:lc" in moses["BLEU"].signature
+    for name in ("chrF2", "TER"):  # they tokenize on their own, so they see the text as given
+        assert moses[name] == plain[name]
+
+
+def test_moses_paired_significance_matches_scores():
+    worse = ["Ein Hund sagt etwas.", "Zwei Hunde.", "Eine Frau läuft."]
+    (base, other) = (score(lines, [MOSES_REFS], metrics=["bleu"], tokenize="moses") for lines in (worse, MOSES_HYPS))
+    (comparison,) = paired_significance(worse, MOSES_HYPS, [MOSES_REFS], metrics=["bleu"], tokenize="moses", samples=50)
+    assert (comparison.baseline, comparison.system) == (base[0].value, other[0].value)
+    assert "tok:moses" in comparison.signature
+
+
+def test_moses_without_sacremoses_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(metrics_module, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match="needs sacremoses: `pip install sacremoses`"):
+        score(MOSES_HYPS, [MOSES_REFS], tokenize="moses")
+
+
 def test_lowercase_changes_scores_on_mixed_case():
     shouting = [line.upper() for line in REFS]
     cased = _by_metric(score(shouting, [REFS]))
@@ -194,7 +235,7 @@ def test_length_mismatch_names_counts():
         ({"refs": []}, "at least one reference stream"),
         ({"hyps": []}, "`hyps` must hold at least one"),
         ({"metrics": ["meteor"]}, "but has 'meteor'"),
-        ({"tokenize": "moses"}, "`tokenize` must be one of"),
+        ({"tokenize": "penn"}, "`tokenize` must be one of"),
         ({"bootstrap": 1}, "`bootstrap` must be 0"),
     ],
 )

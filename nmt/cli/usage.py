@@ -1,7 +1,7 @@
 """How a command is called: `--help` built from the config dataclasses, and one-line refusals of mistyped keys
 and fairseq-style arguments before Hydra parses them.
 
-The meaning of every option is the comment beside its field in `nmt/config.py`,
+The meaning of every option is the comment beside its field in `nmt/config/`,
 so the dataclasses stay the one source of keys, defaults and meanings.
 """
 

@@ -12,18 +12,19 @@ records `case:mixed` or `case:lc` either way).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 
 from sacrebleu.metrics import BLEU, CHRF, TER
-from sacrebleu.metrics.base import Metric
+from sacrebleu.metrics.base import Metric, Signature
 from sacrebleu.significance import PairedTest, Result
 
 from nmt.errors import UserError
 
 METRICS = ("bleu", "chrf", "chrf++", "ter")
 METHODS = ("bs", "ar")
+MOSES = "moses"  # Moses-tokenized text split on whitespace, as multi-bleu.perl scores it
 
 # Languages written without spaces between words need a segmenter for word n-grams.
 # MeCab-based ones are optional extras: (tokenizer, modules it imports, fallback).
@@ -117,8 +118,8 @@ def score(
         hyps: one hypothesis per segment.
         refs: reference streams, each with one reference per segment (several for multi-reference).
         metrics: names from `METRICS`, scored in this order.
-        tokenize: sacreBLEU tokenizer for BLEU; None chooses `default_tokenize(tgt_lang)`, or `13a`.
-        tgt_lang: target language code, used only to choose the tokenizer.
+        tokenize: sacreBLEU tokenizer for BLEU, or "moses"; None chooses `default_tokenize(tgt_lang)`, or `13a`.
+        tgt_lang: target language code: chooses the tokenizer, and the language of "moses".
         lowercase: score case-insensitively.
         bootstrap: resamples for a 95% confidence interval (Koehn 2004); 0 turns it off.
     """
@@ -127,7 +128,11 @@ def score(
     _check_streams(hyps, refs)
     if bootstrap < 0 or bootstrap == 1:
         raise ScoringError(f"`bootstrap` must be 0 (off) or >= 2, but is {bootstrap} instead.")
-    return [_corpus_score(_metric(name, tokenize, lowercase), hyps, refs, bootstrap) for name in names]
+    scores = {}
+    for group, (texts,), streams in _metric_groups(names, tokenize, tgt_lang, [hyps], refs):
+        for name in group:
+            scores[name] = _corpus_score(_metric(name, tokenize, lowercase), texts, streams, bootstrap, tokenize)
+    return [scores[name] for name in names]
 
 
 def paired_significance(
@@ -166,15 +171,20 @@ def paired_significance(
         raise ScoringError(f"`method` must be one of {', '.join(METHODS)}, but is {method!r} instead.")
     if samples < 0:
         raise ScoringError(f"`samples` must be >= 0, but is {samples} instead.")
-    test = PairedTest(
-        [("baseline", baseline), ("system", system)],
-        {name: _metric(name, tokenize, lowercase) for name in names},
-        refs,
-        test_type=method,
-        n_samples=samples,
-    )
-    signatures, results = test()
-    return [_comparison(name, results[name], signatures[name].format()) for name in signatures]
+    comparisons = {}
+    for group, (base, other), streams in _metric_groups(names, tokenize, tgt_lang, [baseline, system], refs):
+        test = PairedTest(
+            [("baseline", base), ("system", other)],
+            {name: _metric(name, tokenize, lowercase) for name in group},
+            streams,
+            test_type=method,
+            n_samples=samples,
+        )
+        signatures, results = test()
+        for name, metric in zip(group, signatures, strict=True):  # sacreBLEU keys its results by its own metric names
+            signature = _signature(signatures[metric], tokenize).format()
+            comparisons[name] = _comparison(metric, results[metric], signature)
+    return [comparisons[name] for name in names]
 
 
 def _comparison(metric: str, results: list[Result], signature: str) -> Comparison:
@@ -186,22 +196,52 @@ def _comparison(metric: str, results: list[Result], signature: str) -> Compariso
     return Comparison(metric, float(base.score), float(other.score), p_value, signature)
 
 
-def _corpus_score(metric: Metric, hyps: list[str], refs: list[list[str]], bootstrap: int) -> Score:
+def _corpus_score(metric: Metric, hyps: list[str], refs: list[list[str]], bootstrap: int, tokenize: str) -> Score:
     """Score one metric; sacreBLEU stores the bootstrap half-width in `_ci` (no public accessor)."""
     result = metric.corpus_score(hyps, refs, n_bootstrap=bootstrap)
     ci = float(result._ci) if bootstrap else None
-    return Score(result.name, float(result.score), metric.get_signature().format(), ci, result.format())
+    signature = _signature(metric.get_signature(), tokenize).format()
+    return Score(result.name, float(result.score), signature, ci, result.format())
 
 
 def _metric(name: str, tokenize: str, lowercase: bool) -> Metric:
     """A fresh sacreBLEU metric object (they cache references, so never share one)."""
-    if name == "bleu":
-        return BLEU(tokenize=tokenize, lowercase=lowercase)
+    if name == "bleu":  # Moses-tokenized text is only split on whitespace, as multi-bleu.perl does
+        return BLEU(tokenize="none" if tokenize == MOSES else tokenize, lowercase=lowercase)
     if name == "chrf":
         return CHRF(lowercase=lowercase)
     if name == "chrf++":
         return CHRF(word_order=2, lowercase=lowercase)  # chrF++ adds word bigrams (Popović 2017)
     return TER(case_sensitive=not lowercase)
+
+
+def _signature(signature: Signature, tokenize: str) -> Signature:
+    """sacreBLEU's signature, saying `tok:moses` where BLEU split Moses-tokenized text."""
+    if tokenize == MOSES and signature.info.get("tok") == "none":
+        signature.update("tok", MOSES)
+    return signature
+
+
+def _metric_groups(
+    names: list[str], tokenize: str, tgt_lang: str | None, systems: list[list[str]], refs: list[list[str]]
+) -> list[tuple[list[str], list[list[str]], list[list[str]]]]:
+    """(metrics, systems, references) to score together: the text as given, but Moses-tokenized for BLEU."""
+    if tokenize != MOSES or "bleu" not in names:
+        return [(names, systems, refs)]
+    moses = _moses_tokenizer(tgt_lang)
+    bleu = (["bleu"], [list(map(moses, lines)) for lines in systems], [list(map(moses, lines)) for lines in refs])
+    rest = [name for name in names if name != "bleu"]
+    return [bleu, (rest, systems, refs)] if rest else [bleu]
+
+
+def _moses_tokenizer(tgt_lang: str | None) -> Callable[[str], str]:
+    """A function tokenizing one line as Moses' tokenizer.perl -no-escape does for the target language."""
+    if find_spec("sacremoses") is None:
+        raise ScoringError("`tokenize=moses` needs sacremoses: `pip install sacremoses` (nmt's extra `moses`).")
+    from sacremoses import MosesTokenizer
+
+    tokenizer = MosesTokenizer(lang=(tgt_lang or "en").replace("_", "-").split("-")[0].lower())
+    return lambda line: tokenizer.tokenize(line, escape=False, return_str=True)
 
 
 def _check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -218,8 +258,8 @@ def _resolve_tokenize(tokenize: str | None, tgt_lang: str | None) -> str:
     """The explicit tokenizer if valid, else the target language's default, else 13a."""
     if tokenize is None:
         return default_tokenize(tgt_lang) if tgt_lang else BLEU.TOKENIZER_DEFAULT
-    if tokenize not in BLEU.TOKENIZERS:
-        choices = ", ".join(BLEU.TOKENIZERS)
+    if tokenize not in (*BLEU.TOKENIZERS, MOSES):
+        choices = ", ".join((*BLEU.TOKENIZERS, MOSES))
         raise ScoringError(f"`tokenize` must be one of {choices}, but is {tokenize!r} instead.")
     return tokenize
 

@@ -1,0 +1,58 @@
+"""Typed configuration: one dataclass per concern, each default stated once.
+
+`groups` holds the option groups commands share, `commands` one config per command,
+`check` the rules.
+
+Hydra composes the YAML under `conf/` against these dataclasses (registered as
+structured-config schemas in `nmt.cli.schema`), so unknown keys and wrong types
+fail at start. Entry points convert the composed config once with
+`OmegaConf.to_object` and call `check(cfg)`, which collects every rule a value
+breaks and raises once. Library code receives these dataclasses, never a
+`DictConfig`.
+"""
+
+from nmt.config.check import ConfigError, check
+from nmt.config.commands import (
+    BACKENDS,
+    PRECISIONS,
+    PRUNE_RANKS,
+    QUANTIZATIONS,
+    AlignConfig,
+    AverageConfig,
+    BacktranslateConfig,
+    BenchmarkConfig,
+    EvaluateConfig,
+    ExportConfig,
+    PrepareConfig,
+    PruneConfig,
+    TrainConfig,
+    TranslateConfig,
+    reference_paths,
+)
+from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "PRUNE_RANKS",
+    "QUANTIZATIONS",
+    "AlignConfig",
+    "AverageConfig",
+    "BacktranslateConfig",
+    "BenchmarkConfig",
+    "ConfigError",
+    "DataConfig",
+    "DecodeConfig",
+    "EvaluateConfig",
+    "ExportConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PrepareConfig",
+    "PruneConfig",
+    "TokenizerConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "TranslateConfig",
+    "check",
+    "reference_paths",
+]

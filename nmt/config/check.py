@@ -1,0 +1,208 @@
+"""Validation: every rule a config breaks, collected and raised once, naming key, rule and value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from nmt.config.commands import (
+    BACKENDS,
+    PRECISIONS,
+    PRUNE_RANKS,
+    QUANTIZATIONS,
+    AlignConfig,
+    AverageConfig,
+    BenchmarkConfig,
+    EvaluateConfig,
+    ExportConfig,
+    PrepareConfig,
+    PruneConfig,
+    TrainConfig,
+    TranslateConfig,
+    reference_paths,
+)
+from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+from nmt.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """One or more configuration values break a rule; the message lists them all."""
+
+
+_CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
+    (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "wmt14", "files"),
+    (TokenizerConfig, "model_type"): ("unigram", "bpe"),
+    (TokenizerConfig, "normalization"): ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"),
+    (ModelConfig, "activation"): ("relu", "gelu"),
+    (ModelConfig, "attention"): ("scaled_dot", "dot", "additive"),
+    (ModelConfig, "positions"): ("sinusoidal", "learned"),
+    (ModelConfig, "norm"): ("pre", "post"),
+    (OptimConfig, "optimizer"): ("adam", "adamw"),
+    (OptimConfig, "schedule"): ("inverse_sqrt", "linear"),
+    (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed", "auto"),
+    (TrainerConfig, "accelerator"): ("cpu", "gpu", "auto"),
+    (DecodeConfig, "length_norm"): ("gnmt", "average", "none"),
+    (DecodeConfig, "precision"): PRECISIONS,
+    (TrainConfig, "logger"): ("csv", "tensorboard"),
+    (EvaluateConfig, "significance"): ("bs", "ar"),
+    (TranslateConfig, "backend"): BACKENDS,
+    (ExportConfig, "quantization"): QUANTIZATIONS,
+    (PruneConfig, "rank"): PRUNE_RANKS,
+}
+
+
+def _problems(cfg: Any, prefix: str) -> list[str]:
+    """Rule violations in one dataclass, as messages naming key, rule and value."""
+    out: list[str] = []
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            out.append(f"`{prefix}{key}` must be {rule}, but is {getattr(cfg, key)!r} instead.")
+
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            out += _problems(value, f"{prefix}{f.name}.")
+        elif (type(cfg), f.name) in _CHOICES:
+            choices = _CHOICES[type(cfg), f.name]
+            need(value in choices, f.name, "one of " + ", ".join(map(str, choices)))
+    if isinstance(cfg, ModelConfig):
+        need(cfg.d_model % cfg.n_heads == 0, "d_model", f"divisible by n_heads ({cfg.n_heads})")
+        need(cfg.enc_layers >= 1, "enc_layers", ">= 1")
+        need(cfg.dec_layers >= 1, "dec_layers", ">= 1")
+        for attention, layers in (("enc", cfg.enc_layers), ("dec_self", cfg.dec_layers), ("dec_cross", cfg.dec_layers)):
+            counts = getattr(cfg, f"{attention}_heads")
+            rule = f"empty or {layers} counts in [0, n_heads]"
+            need(
+                not counts or (len(counts) == layers and all(0 <= c <= cfg.n_heads for c in counts)),
+                f"{attention}_heads",
+                rule,
+            )
+        for key in ("dropout", "attn_dropout", "act_dropout"):
+            need(0.0 <= getattr(cfg, key) < 1.0, key, "in [0, 1)")
+    if isinstance(cfg, TranslateConfig):
+        need(cfg.align_method in ("attention", "shift"), "align_method", "one of attention, shift")
+    if isinstance(cfg, AlignConfig):
+        need(cfg.method in ("attention", "shift"), "method", "one of attention, shift")
+        need(
+            cfg.symmetrize in ("intersection", "union", "grow-diag"),
+            "symmetrize",
+            "one of intersection, union, grow-diag",
+        )
+        need((cfg.input is None) != (cfg.src is None and cfg.tgt is None), "input", "given, or else src and tgt")
+        need((cfg.src is None) == (cfg.tgt is None), "src", "given together with tgt")
+        need(not cfg.all_layers or cfg.gold is not None, "all_layers", "used with gold")
+    if isinstance(cfg, PruneConfig):
+        need(cfg.fraction is not None or cfg.tolerance is not None, "fraction", "given, or else tolerance")
+        need(cfg.fraction is None or 0 < cfg.fraction < 1, "fraction", "in (0, 1)")
+        need(cfg.tolerance is None or cfg.tolerance >= 0, "tolerance", ">= 0")
+        need(0 < cfg.step < 1, "step", "in (0, 1)")
+    if isinstance(cfg, DecodeConfig):
+        need(cfg.beam_size >= 1, "beam_size", ">= 1")
+        if not cfg.sampling:  # sampling draws n_best independent samples
+            need(cfg.n_best <= cfg.beam_size, "n_best", f"<= `{prefix}beam_size` ({cfg.beam_size})")
+        need(cfg.temperature > 0, "temperature", "> 0")
+        need(cfg.top_k >= 0, "top_k", ">= 0 (0 = all tokens)")
+        need(0 < cfg.top_p <= 1, "top_p", "in (0, 1]")
+        need(0 <= cfg.epsilon < 1, "epsilon", "in [0, 1)")
+        need(cfg.n_best >= 1, "n_best", ">= 1")
+        need(cfg.max_tokens >= 1, "max_tokens", ">= 1")
+        need(cfg.min_len >= 0, "min_len", ">= 0")
+        need(cfg.max_len_a >= 0, "max_len_a", ">= 0")
+        need(
+            cfg.max_len_a + cfg.max_len_b >= 1,
+            "max_len_b",
+            f">= {math.ceil(1 - cfg.max_len_a)} with `{prefix}max_len_a` = {cfg.max_len_a:g}, "
+            "so that a one-token source allows one output token",
+        )
+    if isinstance(cfg, DataConfig):
+        need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
+        need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")
+        need(cfg.src_lang != cfg.tgt_lang, "tgt_lang", f"different from `{prefix}src_lang`")
+    if isinstance(cfg, TokenizerConfig):
+        need(cfg.vocab_size >= 16, "vocab_size", ">= 16")
+    if isinstance(cfg, OptimConfig):
+        need(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", "in [0, 1)")
+        need(cfg.lr > 0, "lr", "> 0")
+        need(cfg.warmup_steps >= 0, "warmup_steps", ">= 0")
+    return out
+
+
+def check(cfg: Any) -> Any:
+    """Validate a config dataclass tree; raise one `ConfigError` listing every problem."""
+    problems = _problems(cfg, "")
+    if isinstance(cfg, TrainConfig):
+        problems += _train_problems(cfg)
+    if isinstance(cfg, EvaluateConfig):
+        problems += _evaluate_problems(cfg)
+    if isinstance(cfg, BenchmarkConfig):
+        if cfg.repeats < 1:
+            problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
+        for key, allowed in (("precisions", PRECISIONS), ("backends", BACKENDS)):
+            values = getattr(cfg, key)
+            if not values or not set(values) <= set(allowed):
+                problems.append(f"`{key}` must be a non-empty list of {', '.join(allowed)}, but is {values} instead.")
+        if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
+            problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
+    if isinstance(cfg, AverageConfig):
+        if bool(cfg.ckpts) == (cfg.run is not None):
+            problems.append(
+                "give either `ckpts` (a list of checkpoints) or `run` (a run directory), not both or neither."
+            )
+        if cfg.last < 1:
+            problems.append(f"`last` must be >= 1, but is {cfg.last} instead.")
+    if isinstance(cfg, PrepareConfig) and cfg.workers < 0:
+        problems.append(f"`workers` must be >= 0 (0: one per core), but is {cfg.workers} instead.")
+    if isinstance(cfg, TranslateConfig):
+        if cfg.input is not None and cfg.input == cfg.output:
+            problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
+        if isinstance(cfg.ckpt, list) and (cfg.backend != "torch" or not all(isinstance(c, str) for c in cfg.ckpt)):
+            problems.append(f"`ckpt` as a list (an ensemble) needs checkpoint paths and `backend=torch`: {cfg.ckpt}.")
+        if cfg.decode.sampling and cfg.backend != "torch":
+            problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
+        if cfg.buffer_size < 1:
+            problems.append(f"`buffer_size` must be >= 1, but is {cfg.buffer_size} instead.")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def _train_problems(cfg: TrainConfig) -> list[str]:
+    """Rules that span several groups of `nmt-train`'s config."""
+    out = []
+    if cfg.decode.sampling:
+        out.append("`decode.sampling` must be false for training: validation BLEU uses greedy or beam search.")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        out.append(f"`ema_decay` must be in [0, 1) (0: off), but is {cfg.ema_decay} instead.")
+    if cfg.keep_last < 0:
+        out.append(f"`keep_last` must be >= 0 (0: none), but is {cfg.keep_last} instead.")
+    if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
+        out.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
+    if cfg.optim.schedule == "linear" and cfg.trainer.max_steps <= 0:
+        out.append(
+            "`trainer.max_steps` must be > 0 with `optim.schedule=linear` (it decays to 0 there), "
+            f"but is {cfg.trainer.max_steps} instead."
+        )
+    if cfg.trainer.precision == "16-mixed" and cfg.trainer.accelerator == "cpu":
+        out.append("`trainer.precision` must be 32, bf16-mixed or auto on CPU, but is '16-mixed' instead.")
+    if cfg.data.max_len + 2 > cfg.model.max_positions:
+        out.append(
+            f"`data.max_len` + 2 must be <= `model.max_positions` ({cfg.model.max_positions}), "
+            f"but is {cfg.data.max_len + 2} instead."
+        )
+    return out
+
+
+def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:
+    """`nmt-evaluate` scores either files (hyp + ref) or a checkpoint's translation of a test set."""
+    out = []
+    if (cfg.hyp is None) == (cfg.ckpt is None):
+        out.append("give either `hyp` (with `ref`) to score a file, or `ckpt` to translate a test set and score it.")
+    if cfg.hyp is not None and not reference_paths(cfg):
+        out.append("`ref` must name at least one reference file when `hyp` is given.")
+    if cfg.bootstrap == 1 or cfg.bootstrap < 0:
+        out.append(f"`bootstrap` must be 0 (off) or >= 2, but is {cfg.bootstrap} instead.")
+    if cfg.baseline is not None and cfg.hyp is None:
+        out.append("`baseline` needs `hyp`: significance compares two hypothesis files.")
+    return out

@@ -48,9 +48,10 @@ def test_pruned_model_computes_what_the_gated_model_computes(attention) -> None:
         pruned.cfg.enc_heads == [1, 2] and pruned.cfg.dec_self_heads == [0, 2] and pruned.cfg.dec_cross_heads == [2, 1]
     )
     assert pruned.param_count() < model.param_count()
-    torch.testing.assert_close(pruned(src, tgt), _gated(model, DROP)(src, tgt), rtol=0, atol=1e-6)
+    # Equal up to float32 rounding: matmuls of other shapes run other kernels (1.07e-6 apart on an AMX Xeon).
+    torch.testing.assert_close(pruned(src, tgt), _gated(model, DROP)(src, tgt), rtol=1e-5, atol=1e-5)
     # Restoring the heads as zeros changes nothing either (what CTranslate2 export relies on).
-    torch.testing.assert_close(restore_heads(pruned)(src, tgt), pruned(src, tgt), rtol=0, atol=1e-6)
+    torch.testing.assert_close(restore_heads(pruned)(src, tgt), pruned(src, tgt), rtol=1e-5, atol=1e-5)
     assert restore_heads(pruned).cfg.enc_heads == []
 
 

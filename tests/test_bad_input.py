@@ -148,7 +148,7 @@ CASES = [
     ("nmt-evaluate", [*EVALUATE, "hyp={w}/empty.de", "ref={w}/good.de"], 1, "{w}/empty.de is empty"),
     ("nmt-evaluate", [*EVALUATE, "hyp={w}/blank.de", "ref={w}/blank.en"], 1, "{w}/blank.en has only empty lines"),
     ("nmt-evaluate", [*EVALUATE, "hyp={w}/huge.de", "ref={w}/huge.en"], 0, "| BLEU |"),
-    ("nmt-evaluate", [*SCORE_GOOD, "tokenize=moses"], 1, "`tokenize` must be one of"),
+    ("nmt-evaluate", [*SCORE_GOOD, "tokenize=penn"], 1, "`tokenize` must be one of"),
     ("nmt-evaluate", [*SCORE_GOOD, "bleu=true"], 1, "`bleu` is not an option of nmt-evaluate."),
     ("nmt-evaluate", [*SCORE_GOOD, "+bleu=true"], 1, "`bleu` is not an option of nmt-evaluate."),
     ("nmt-evaluate", [*SCORE_GOOD], 0, "scored: {w}/good.de against {w}/good.de (40 sentences)"),

@@ -87,7 +87,7 @@ def default_tokenize(tgt_lang: str) -> str:
     Args:
         tgt_lang: a language code such as "de", "zh", "zh-CN" or "ja_JP".
     """
-    lang = tgt_lang.replace("_", "-").split("-")[0].lower()
+    lang = _base_language(tgt_lang)
     if lang == "zh":
         return "zh"
     if lang not in _MECAB:
@@ -101,6 +101,11 @@ def default_tokenize(tgt_lang: str) -> str:
         stacklevel=2,
     )
     return fallback
+
+
+def _base_language(code: str) -> str:
+    """The language of a code without region or script: "zh-CN", "ja_JP", "DE" -> "zh", "ja", "de"."""
+    return code.replace("_", "-").split("-")[0].lower()
 
 
 def score(
@@ -240,7 +245,7 @@ def _moses_tokenizer(tgt_lang: str | None) -> Callable[[str], str]:
         raise ScoringError("`tokenize=moses` needs sacremoses: `pip install sacremoses` (nmt's extra `moses`).")
     from sacremoses import MosesTokenizer
 
-    tokenizer = MosesTokenizer(lang=(tgt_lang or "en").replace("_", "-").split("-")[0].lower())
+    tokenizer = MosesTokenizer(lang=_base_language(tgt_lang or "en"))
     return lambda line: tokenizer.tokenize(line, escape=False, return_str=True)
 
 

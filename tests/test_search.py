@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from nmt.config import DecodeConfig, ModelConfig
-from nmt.decode import SearchResult, beam_search, beam_step, greedy_search
-from nmt.decode.beam import Rules, block_repeated_ngrams_, constrain_, first_active, length_penalty
+from nmt.decode import SearchResult, beam_search, beam_step, greedy_search, search
+from nmt.decode.beam import Rules, block_repeated_ngrams_, constrain_, first_active, length_penalty, row_max
 from nmt.model import Transformer
 
 PAD, BOS, EOS = 0, 2, 3
@@ -134,6 +134,19 @@ def test_constrain_min_and_max_length() -> None:
     assert later.isinf().nonzero()[:, 1].tolist() == [PAD, BOS, PAD, BOS]
 
 
+@pytest.mark.parametrize("width", [1, 37, 64, 8000, 8003])
+def test_row_max_is_torch_max_with_the_first_index_of_ties(width: int) -> None:
+    values = torch.randn(50, width, generator=torch.Generator().manual_seed(width)).round(decimals=1)  # many ties
+    values[0] = 0.0  # every column ties
+    values[1, -1] = 99.0  # the maximum in the last (possibly partial) block
+    values[2, :3] = float("-inf")
+    best, index = row_max(values)
+    expected = values.max(dim=1)
+    assert torch.equal(best, expected.values)
+    assert torch.equal(index, expected.indices)
+    assert index[0] == 0 and index[1] == width - 1
+
+
 def test_length_penalty() -> None:
     assert length_penalty(7, DecodeConfig(length_norm="gnmt", length_penalty=1.0)) == 2.0  # (5+7)/6
     assert length_penalty(7, DecodeConfig(length_norm="gnmt", length_penalty=0.0)) == 1.0
@@ -188,6 +201,24 @@ def test_n_best_lists_are_sorted_and_distinct(model: Transformer, test_set: tupl
         assert len(nbest) == len(scores) == 5
         assert scores == sorted(scores, reverse=True)
         assert len({tuple(hyp) for hyp in nbest}) == 5
+
+
+@pytest.mark.parametrize("search_fn", [greedy_search, beam_search], ids=["greedy", "beam"])
+def test_output_does_not_depend_on_when_ended_sentences_leave_the_batch(
+    model: Transformer, test_set: tuple[Tensor, Tensor], search_fn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ended sentences stay as -inf rows until they are `COMPACT_AT` of the batch: leaving at once (0), never
+    before the end (1.01) and the default must give the same outputs (beam 1 takes the greedy path)."""
+    cfg = DecodeConfig(beam_size=1, length_norm="average", max_len_a=1.0, max_len_b=2)  # longer can score higher
+    results = []
+    for share in (0.0, 1.01, search.COMPACT_AT):
+        monkeypatch.setattr(search, "COMPACT_AT", share)
+        results.append(search_fn(model, *test_set, cfg, BOS, EOS))
+    lengths = {len(nbest[0]) for nbest in results[0].tokens}
+    assert len(lengths) > 3  # sentences end at many different steps
+    for other in results[1:]:
+        assert other.tokens == results[0].tokens
+        assert [s[0] for s in other.scores] == pytest.approx([s[0] for s in results[0].scores], abs=1e-5)
 
 
 def test_batched_search_equals_searching_each_sentence_alone(

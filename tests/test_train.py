@@ -137,6 +137,14 @@ def test_checkpoint_is_plain_data_with_everything_translation_needs(tiny_run) ->
 # --- resuming ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("steps", "validated"), [(5, [2, 4, 5]), (4, [2, 4])])
+def test_the_last_step_is_validated_once_also_between_intervals(tmp_path, spm_cache, steps, validated) -> None:
+    cfg = train_config(tmp_path, spm_cache, SHORT + [f"trainer.max_steps={steps}", "trainer.val_check_interval=2"])
+    assert train(cfg).steps == steps
+    assert sorted(metrics(cfg.run_dir, "val/bleu")) == [s - 1 for s in validated]  # rows: the step before the update
+    assert read_raw(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")["global_step"] == steps
+
+
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory, spm_cache) -> tuple[TrainConfig, TrainResult, TrainConfig, TrainResult]:
     """An uninterrupted 20-step run, and a run resumed from its step-10 checkpoint up to step 20.

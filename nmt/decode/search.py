@@ -33,8 +33,21 @@ import torch
 from torch import Tensor
 
 from nmt.config import DecodeConfig
-from nmt.decode.beam import Rules, beam_candidates, beam_step, constrain_, first_active, length_penalty, max_lengths
+from nmt.decode.beam import (
+    Rules,
+    beam_candidates,
+    constrain_,
+    first_active,
+    length_penalty,
+    max_lengths,
+    row_max,
+)
 from nmt.decode.sampling import sample_tokens
+
+# Where the cache stays in place (greedy search, sampling), ended sentences leave the running batch once they are
+# this share of it: dropping rows copies the whole cache, at every step where one ends (in greedy search most late
+# steps), while an ended row left in only runs through the model once more per step.
+COMPACT_AT = 0.25
 
 if TYPE_CHECKING:
     from nmt.model.transformer import DecoderCache, Transformer
@@ -68,6 +81,7 @@ class _Running:
     max_len: Tensor  # [b] longest output of each sentence
     shortest: int  # the least of `max_len`: before this step no hypothesis is at its maximum
     cache: DecoderCache
+    kept: Tensor | None = None  # the rows of the previous step these continue, when some were dropped
 
     def extend(
         self, parents: Tensor, step: int, tokens: Tensor, step_attn: Tensor | None
@@ -102,26 +116,41 @@ class _Running:
         step_attn: Tensor | None,
         moved: bool = True,
     ) -> _Running:
-        """Keep the sentences `keep` [n], each with its K extensions (origins, tokens, scores [b, K]).
+        """Go on with the sentences `keep` [n] (ascending), each with its K extensions (origins, tokens, scores [b, K]).
 
-        `moved=False` says every hypothesis extends the one in its own row (sampling after the first
-        step), so the cache is reordered only when sentences are dropped."""
+        `moved=False` says every hypothesis extends the one in its own row (greedy search, and sampling after
+        the first step), so the cache needs no reordering: then ended sentences leave the batch only once they
+        are `COMPACT_AT` of it, and until then their rows run on with -inf scores, which no rule finishes or
+        keeps. Where beams move, the cache is copied anyway and ended sentences leave at once.
+        """
         origins, tokens, scores = candidates
         b, w = self.scores.shape
-        parents = (keep.unsqueeze(1) * w + origins[keep]).view(-1)  # [n, 1] + [n, K] -> [n*K]
-        history, attn = self.extend(parents, step, tokens[keep], step_attn)
-        dropped = keep.numel() != b
-        if dropped or (moved and origins.size(1) > 1):  # greedy or sampling with every sentence going on: as they are
-            self.cache.reorder_(parents, keep if dropped else None)
-        max_len = self.max_len[keep] if dropped else self.max_len
+        ended = b - keep.numel()
+        fanned = moved and origins.size(1) > 1  # beams move, or one hypothesis fans out to K
+        kept = keep if ended and (fanned or ended >= COMPACT_AT * b) else None
+        if ended and kept is None:  # every row stays, the ended ones scoring -inf
+            ends = torch.ones(b, dtype=torch.bool, device=keep.device).index_fill_(0, keep, False)
+            scores = scores.masked_fill(ends.unsqueeze(1), float("-inf"))
+        if kept is None and not fanned:  # each row extends itself: write the new column in place
+            history, attn = self.tokens, self.attn
+            history[:, :, step] = tokens
+            if attn is not None and step_attn is not None:
+                attn[:, :, step] = step_attn
+        else:
+            rows = torch.arange(b, device=keep.device) if kept is None else kept
+            parents = (rows.unsqueeze(1) * w + origins[rows]).view(-1)  # [n, 1] + [n, K] -> [n*K]
+            history, attn = self.extend(parents, step, tokens[rows], step_attn)
+            self.cache.reorder_(parents, kept)
+        max_len = self.max_len if kept is None else self.max_len[kept]
         return _Running(
-            rows=self.rows[keep],
-            scores=scores[keep],
+            rows=self.rows if kept is None else self.rows[kept],
+            scores=scores if kept is None else scores[kept],
             tokens=history,
             attn=attn,
             max_len=max_len,
-            shortest=int(max_len.min()) if dropped else self.shortest,
+            shortest=self.shortest if kept is None else int(max_len.min()),
             cache=self.cache,
+            kept=kept,
         )
 
 
@@ -226,7 +255,7 @@ def _finish(
 ) -> None:
     """Move the candidates (origins, tokens, scores [b, K]) that end in EOS to the finished set."""
     origins, tokens, scores = candidates
-    is_eos = tokens == eos_id  # [b, K]
+    is_eos = (tokens == eos_id) & (scores > float("-inf"))  # [b, K]; the rows of ended sentences score -inf
     if not bool(is_eos.any()):
         return
     b, w = running.scores.shape
@@ -264,10 +293,12 @@ def greedy_search(
         running, finished = _start(model, src, src_pad_mask, cfg, 1, need_attn)
         for step in range(finished.tokens.size(2)):
             log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
-            # The same ranking as `beam_step` (running score + log-prob), so beam size 1 matches bit for bit.
-            candidates = beam_step(log_probs, running.scores, 1)  # origins, tokens, scores [b, 1]
+            # `beam_step`'s ranking (running score + log-prob) in one pass: the same token and, as adding the
+            # running score rounds monotonically, the same score bit for bit, so beam size 1 matches.
+            best, token = row_max(log_probs.squeeze(1))  # [b, 1, V] -> [b]
+            candidates = (torch.zeros_like(token).unsqueeze(1), token.unsqueeze(1), running.scores + best.unsqueeze(1))
             _finish(finished, running, step, candidates, step_attn, cfg, eos_id)
-            keep = (candidates[1][:, 0] != eos_id).nonzero().squeeze(1)  # [n]
+            keep = ((token != eos_id) & (candidates[2][:, 0] > float("-inf"))).nonzero().squeeze(1)  # [n]
             if keep.numel() == 0:
                 break
             running = running.advance(keep, step, candidates, step_attn)
@@ -352,5 +383,5 @@ def sample_search(
             if keep.numel() == 0:
                 break
             running = running.advance(keep, step, (origins, tokens, scores), step_attn, moved=w != n)
-            alive = alive[keep]
+            alive = alive if running.kept is None else alive[running.kept]
         return finished.result(n, src_pad_mask)

@@ -21,6 +21,8 @@ from nmt.decode.translator import Translator, check_langs
 from nmt.device import release_freed_memory
 from nmt.evaluate.metrics import score
 
+WARMUP_LINES = 100  # translated once, untimed, before the timed runs of a setting
+
 
 def decode_grid(
     base: DecodeConfig, beam_sizes: list[int], length_penalties: list[float], precisions: tuple[str, ...] = ("32",)
@@ -94,9 +96,14 @@ def benchmark_setting(
     tokenize: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict:
-    """Translate `src` `repeats` times with the translator's settings; report quality and median cost."""
+    """Translate `src` `repeats` times with the translator's settings; report quality and median cost.
+
+    An untimed warm-up on the first `WARMUP_LINES` lines comes first, so that no timed run pays for what a
+    first call does once (converting the weights to the search's precision, growing the heap).
+    """
     seconds, hyps, tokens = [], [], 0
     resettable = reset_peak_memory(translator.device)
+    translator.translate(src[:WARMUP_LINES])
     for _ in range(repeats):
         _synchronize(translator.device)
         start = clock()

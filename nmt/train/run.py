@@ -76,19 +76,38 @@ class CheckpointEveryValidation(ModelCheckpoint):
     stops between validations (max_steps, max_time) would resume from before its last steps.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._unscheduled = False  # whether the latest validation came between scheduled ones
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         if not trainer.sanity_checking:
             self._refresh_last(trainer)
+            # Lightning's own rule (with check_val_every_n_epoch=None): was this a scheduled validation?
+            self._unscheduled = (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % trainer.val_check_batch != 0
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        self._refresh_last(trainer)
+        self._refresh_last(trainer, again=self._unscheduled)
 
-    def _refresh_last(self, trainer: L.Trainer) -> None:
+    def _refresh_last(self, trainer: L.Trainer, again: bool = False) -> None:
+        """Write `last.ckpt` unless this step's is written; `again`: in any case. A run whose last validation
+        came between scheduled ones (`max_time`, `ValidateTheLastStep`) writes it again at the end: resumed
+        from the copy written during that validation, Lightning would log every later step one step behind."""
         fitting = trainer.state.fn == TrainerFn.FITTING
-        if fitting and self.save_last and self._last_global_step_saved != trainer.global_step:
+        if fitting and self.save_last and (again or self._last_global_step_saved != trainer.global_step):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class ValidateTheLastStep(Callback):
+    """Validate (and so checkpoint) the weights of the last step when `max_steps` is no multiple of
+    `val_check_interval`: asking Lightning to stop there makes it validate first, as it does when `max_time`
+    runs out, so `model.pt` can be the final weights, not only those of the last interval."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
 
 
 def build_module(cfg: TrainConfig, data: PreparedCorpus) -> TranslationModule:
@@ -281,7 +300,7 @@ def _fit(
         auto_insert_metric_name=False,
     )
     throughput = Throughput()
-    callbacks: list[Callback] = [checkpoints, throughput, *extra]
+    callbacks: list[Callback] = [checkpoints, throughput, ValidateTheLastStep(), *extra]
     if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights
         callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)

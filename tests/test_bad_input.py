@@ -336,7 +336,8 @@ def test_help_lists_only_the_groups_a_command_accepts(monkeypatch, capsys):
     assert "decode: beam (default), greedy" in groups
     assert not {"model:", "data:", "trainer:", "experiment:"} & set(groups.split())
     _, train_help = _run(train.main, ["--help"], monkeypatch, capsys)
-    assert "  experiment: multi30k_de_en" in train_help and "  model: base, big, small, tiny (default)" in train_help
+    assert "  experiment: multi30k_bt, multi30k_de_en, " in train_help  # every recipe, sorted
+    assert "  model: base, big, small, tiny (default)" in train_help
     assert "model.attention=scaled_dot" in train_help and "scaled_dot | dot | additive" in train_help
 
 

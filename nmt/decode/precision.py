@@ -6,7 +6,9 @@ attention softmax and the final log-softmax still run in float32. A copy, not `t
 autocast recasts every weight at every call, which for one-token decoder steps costs more than the
 bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x float32, the copy 1.15x).
 `int8` replaces every linear layer, the output projection included, by PyTorch's dynamically
-quantized one (int8 weights, activations quantized per batch), which runs on CPU only.
+quantized one (int8 weights with a scale per output channel, activations quantized per batch), which runs
+on CPU only. One scale per channel rather than per matrix costs no speed and most of the BLEU that
+quantization lost (test2016, the 2-hour en-de model, greedy: 35.43 against 35.14 per matrix, 35.49 float32).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def quantize_int8(model: Transformer) -> Transformer:
     """A copy of `model` with int8 linear layers, for decoding on CPU; it refuses to run in training mode."""
     with warnings.catch_warnings():  # PyTorch announces a successor API; this one is what 2.x ships
         warnings.simplefilter("ignore")
-        quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu(), {nn.Linear}, torch.qint8)
+        qconfig = {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+        quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu(), qconfig, torch.qint8)
     quantized.register_forward_pre_hook(_refuse_training)
     return quantized.eval()
 

@@ -46,7 +46,8 @@ from nmt.decode.sampling import sample_tokens
 
 # Where the cache stays in place (greedy search, sampling), ended sentences leave the running batch once they are
 # this share of it: dropping rows copies the whole cache, at every step where one ends (in greedy search most late
-# steps), while an ended row left in only runs through the model once more per step.
+# steps), while an ended row left in only runs through the model once more per step. Greedy int8 on test2016,
+# 2 threads, one process, median of 4 interleaved runs: 451, 454, 473 and 459 sentences/s at 0, 0.1, 0.25, 0.5.
 COMPACT_AT = 0.25
 
 if TYPE_CHECKING:

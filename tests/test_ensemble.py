@@ -8,8 +8,8 @@ import torch
 from conftest import perturbed_checkpoint, retokenized_checkpoint
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
-from nmt.cli import translate
-from nmt.config import ConfigError, DataConfig, DecodeConfig, TranslateConfig, check
+from nmt.cli import benchmark, evaluate, translate
+from nmt.config import BenchmarkConfig, ConfigError, DataConfig, DecodeConfig, EvaluateConfig, TranslateConfig, check
 from nmt.data.sources import get_corpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.decode.engine import load_model
@@ -85,5 +85,25 @@ def test_nmt_translate_takes_a_list_of_checkpoints(model_path, neighbour, tmp_pa
     ckpts = [str(model_path), str(neighbour)]
     translate.run(check(TranslateConfig(ckpt=ckpts, input=str(source), output=str(output), num_threads=1)))
     assert len(output.read_text().split("\n")) == 4  # three lines, the empty one kept
-    with pytest.raises(ConfigError, match=r"`ckpt` as a list \(an ensemble\) needs checkpoint paths and `backend"):
+    with pytest.raises(ConfigError, match=r"`ckpt` as a list \(an ensemble\) needs `backend` torch only"):
         check(TranslateConfig(ckpt=ckpts, backend="ctranslate2"))
+
+
+def test_nmt_evaluate_and_nmt_benchmark_score_an_ensemble(model_path, neighbour, tmp_path) -> None:
+    """A list as `ckpt` is decoded as one ensemble (not its first member) by both scoring commands."""
+    greedy, pair = DecodeConfig(beam_size=1), [str(model_path), str(neighbour)]
+    outputs = {}
+    for name, ckpt in {"single": str(model_path), "self": [str(model_path)] * 2, "pair": pair}.items():
+        outputs[name] = tmp_path / f"{name}.de"
+        cfg = EvaluateConfig(ckpt=ckpt, decode=greedy, output=str(outputs[name]), device="cpu", num_threads=1)
+        scored = evaluate.run(check(cfg))
+    hyps = {name: path.read_text().splitlines() for name, path in outputs.items()}
+    source = get_corpus(DataConfig(), "test").src
+    expected = Translator.from_ensemble(pair, greedy, device="cpu").translate(source)
+    assert hyps["pair"] == [t.best for t in expected] != hyps["single"] == hyps["self"]
+    bench = benchmark.run(check(BenchmarkConfig(ckpt=pair, beam_sizes=[1], repeats=1, device="cpu", num_threads=1)))
+    assert bench["results"][0]["bleu"] == pytest.approx(scored["scores"][0]["value"])
+    with pytest.raises(ConfigError, match=r"needs `backends` torch only, but it is torch, ctranslate2 instead"):
+        check(BenchmarkConfig(ckpt=pair, backends=["torch", "ctranslate2"]))
+    with pytest.raises(ConfigError, match=r"`ckpt` as a list \(an ensemble\) must name checkpoint files, but is \["):
+        check(EvaluateConfig(ckpt=[str(model_path), 1]))

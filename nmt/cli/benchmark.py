@@ -4,7 +4,8 @@ For every test split, backend (torch, or ctranslate2 through an export made on t
 and (beam size, length penalty) pair, translates the split with the checkpoint and reports BLEU
 and chrF (with the sacreBLEU signature), sentences and target tokens per second and wall time,
 as a Markdown table (and JSON with output=FILE). The data is the one
-the checkpoint was trained on unless data=NAME chooses another.
+the checkpoint was trained on unless data=NAME chooses another. ckpt=[A,B] benchmarks the
+ensemble of several checkpoints (backend torch).
 
 Examples:
     nmt-benchmark ckpt=runs/quickstart/model.pt beam_sizes=[1,5] repeats=1

@@ -4,11 +4,13 @@ Scores with sacreBLEU (BLEU, chrF, TER; detokenized text against raw references)
 each score beside its signature. With `hyp` and `ref` it scores files (several references with
 ref=[A,B]; a bootstrap confidence interval with bootstrap=1000; significance against
 baseline=FILE). With `ckpt` it translates a test split and scores that: by default the test split
-of the data the checkpoint was trained on, or the corpus chosen with data=NAME.
+of the data the checkpoint was trained on, or the corpus chosen with data=NAME; ckpt=[A,B] scores
+the ensemble of several checkpoints.
 
 Examples:
     nmt-evaluate hyp=test.de ref=ref.de bootstrap=1000
     nmt-evaluate ckpt=runs/quickstart/model.pt split=valid
+    nmt-evaluate ckpt=[a/model.pt,b/model.pt] decode.beam_size=5
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def hypotheses_and_references(cfg: EvaluateConfig) -> tuple[list[str], list[list
         return hyps, refs, cfg.tgt_lang or (cfg.data.tgt_lang if cfg.data else None), scored
     data = cfg.data or trained_on(cfg.ckpt)
     langs = (data.src_lang, data.tgt_lang)
-    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device, expect_langs=langs)
+    translator = Translator.load(cfg.ckpt, cfg.decode, cfg.device, expect_langs=langs)
     split = cfg.split or data.test
     corpus = get_corpus(data, split)
     hyps = [t.best for t in translator.translate_stream(corpus.src)]

@@ -135,8 +135,9 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, TrainConfig):
         problems += _train_problems(cfg)
     if isinstance(cfg, EvaluateConfig):
-        problems += _evaluate_problems(cfg)
+        problems += _evaluate_problems(cfg) + _ensemble_problems(cfg.ckpt, "backend", ["torch"])
     if isinstance(cfg, BenchmarkConfig):
+        problems += _ensemble_problems(cfg.ckpt, "backends", cfg.backends)
         if cfg.repeats < 1:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
         for key, allowed in (("precisions", PRECISIONS), ("backends", BACKENDS)):
@@ -157,8 +158,7 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, TranslateConfig):
         if cfg.input is not None and cfg.input == cfg.output:
             problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
-        if isinstance(cfg.ckpt, list) and (cfg.backend != "torch" or not all(isinstance(c, str) for c in cfg.ckpt)):
-            problems.append(f"`ckpt` as a list (an ensemble) needs checkpoint paths and `backend=torch`: {cfg.ckpt}.")
+        problems += _ensemble_problems(cfg.ckpt, "backend", [cfg.backend])
         if cfg.decode.sampling and cfg.backend != "torch":
             problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
         if cfg.buffer_size < 1:
@@ -192,6 +192,18 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
             f"but is {cfg.data.max_len + 2} instead."
         )
     return out
+
+
+def _ensemble_problems(ckpt: Any, backend_key: str, backends: list[str]) -> list[str]:
+    """A list as `ckpt` is an ensemble: of checkpoint paths, decoded by PyTorch (CTranslate2 runs one model)."""
+    if not isinstance(ckpt, list):
+        return []
+    if not ckpt or not all(isinstance(c, str) for c in ckpt):
+        return [f"`ckpt` as a list (an ensemble) must name checkpoint files, but is {ckpt} instead."]
+    if set(backends) != {"torch"}:
+        found = ", ".join(backends)
+        return [f"`ckpt` as a list (an ensemble) needs `{backend_key}` torch only, but it is {found} instead."]
+    return []
 
 
 def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:

@@ -150,7 +150,7 @@ class EvaluateConfig:
 
     hyp: str | None = None  # hypothesis file to score (one line per segment)
     ref: Any = None  # one reference file, or a list of them (ref=[A,B]); OmegaConf has no str|list type
-    ckpt: str | None = None  # a checkpoint: translate a test set with it and score the translation
+    ckpt: Any = None  # a checkpoint: translate a test set with it and score the translation; a list: their ensemble
     data: DataConfig | None = None  # the corpus `ckpt` translates; None: the one the checkpoint was trained on
     split: str | None = None  # defaults to data.test
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -171,7 +171,7 @@ class EvaluateConfig:
 class BenchmarkConfig:
     """Everything `nmt-benchmark` needs: one checkpoint, test splits, and a grid of decode settings."""
 
-    ckpt: str = "???"  # the checkpoint to benchmark
+    ckpt: Any = "???"  # the checkpoint to benchmark; a list: their ensemble (backends=[torch])
     data: DataConfig | None = None  # the corpus to translate; None: the one the checkpoint was trained on
     splits: list[str] = field(default_factory=list)  # test splits; empty means [data.test]
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the base settings the grid varies

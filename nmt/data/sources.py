@@ -101,13 +101,16 @@ WMT14_SPLITS = ("train", *WMT14_TEST_SETS)
 _USER_AGENT = "Mozilla/5.0 (compatible; nmt corpus download)"  # manythings.org refuses urllib's default
 
 
-def trained_on(ckpt: str | Path) -> DataConfig:
-    """The data config a checkpoint was trained with, so that it is scored on its own test set by default.
+def trained_on(ckpt: str | Path | list[str]) -> DataConfig:
+    """The data config a checkpoint (or an ensemble's first) was trained with, so that it is scored on its own
+    test set by default.
 
     Raises:
         CheckpointError: `ckpt` is not a usable checkpoint.
         CorpusError: its training config holds no usable data section.
     """
+    if isinstance(ckpt, list):
+        ckpt = ckpt[0]
     train_config = load_checkpoint(ckpt).train_config
     try:
         return DataConfig(**train_config["data"])

@@ -40,6 +40,10 @@ class Ensemble(nn.Module):
         self.cfg = dataclasses.replace(models[0].cfg, max_positions=min(m.cfg.max_positions for m in models))
         self.pad_id = models[0].pad_id
 
+    def param_count(self) -> int:
+        """Number of distinct parameters of all members (what decoding with the ensemble computes with)."""
+        return sum(p.numel() for p in self.parameters())
+
     def encode(self, src: Tensor, src_pad_mask: Tensor) -> list[Tensor]:
         """Each member's memory of `src` [B,S]."""
         return [member.encode(src, src_pad_mask) for member in self.members]

@@ -108,7 +108,13 @@ class Translator:
         return cls.from_loaded(ckpt, decode, resolve_device(device), path)
 
     @classmethod
-    def from_ensemble(cls, paths: Sequence[str | Path], decode: DecodeConfig, device: str = "auto") -> Translator:
+    def from_ensemble(
+        cls,
+        paths: Sequence[str | Path],
+        decode: DecodeConfig,
+        device: str = "auto",
+        expect_langs: tuple[str, str] | None = None,
+    ) -> Translator:
         """The ensemble of checkpoints trained with one tokenizer (`nmt.decode.ensemble`).
 
         Raises:
@@ -117,6 +123,9 @@ class Translator:
         if not paths:
             raise CheckpointError("an ensemble needs at least one checkpoint.")
         loaded = [(path, load_checkpoint(path)) for path in paths]
+        if expect_langs is not None:
+            for path, ckpt in loaded:
+                check_langs(path, (ckpt.src_lang, ckpt.tgt_lang), expect_langs)
         first_path, first = loaded[0]
         for path, ckpt in loaded[1:]:
             if ckpt.tokenizer != first.tokenizer:
@@ -129,6 +138,19 @@ class Translator:
         model = members[0][0] if len(members) == 1 else Ensemble([m for m, _ in members])
         engine = TorchEngine(model.to(target), (first.pad_id, first.bos_id, first.eos_id), target)
         return cls(engine, members[0][1], decode)
+
+    @classmethod
+    def load(
+        cls,
+        ckpt: str | Sequence[str],
+        decode: DecodeConfig,
+        device: str = "auto",
+        expect_langs: tuple[str, str] | None = None,
+    ) -> Translator:
+        """One checkpoint's translator, or (for a list of paths) their ensemble's."""
+        if isinstance(ckpt, str | Path):
+            return cls.from_checkpoint(ckpt, decode, device, expect_langs)
+        return cls.from_ensemble(ckpt, decode, device, expect_langs)
 
     @classmethod
     def from_loaded(cls, ckpt: Checkpoint, decode: DecodeConfig, device: torch.device, path: str | Path) -> Translator:

@@ -40,15 +40,16 @@ def decode_grid(
 
 @contextlib.contextmanager
 def open_backends(
-    ckpt: str, backends: list[str], decode: DecodeConfig, device: str, langs: tuple[str, str]
+    ckpt: str | list[str], backends: list[str], decode: DecodeConfig, device: str, langs: tuple[str, str]
 ) -> Iterator[list[tuple[str, Translator]]]:
-    """A translator per backend for one checkpoint; CTranslate2 gets a float32 export in a temporary directory,
-    which `decode.precision` then converts at load, as `nmt-translate backend=ctranslate2` would."""
+    """A translator per backend for one checkpoint (or, torch only, an ensemble); CTranslate2 gets a float32
+    export in a temporary directory, which `decode.precision` then converts at load, as `nmt-translate
+    backend=ctranslate2` would."""
     with tempfile.TemporaryDirectory(prefix="nmt-benchmark-") as tmp:
         opened = []
         for backend in backends:
             if backend == "torch":
-                opened.append((backend, Translator.from_checkpoint(ckpt, decode, device, expect_langs=langs)))
+                opened.append((backend, Translator.load(ckpt, decode, device, expect_langs=langs)))
             else:
                 from nmt.export.ctranslate2 import export_ctranslate2, load_ctranslate2
 

@@ -105,3 +105,30 @@ def test_an_ema_of_the_weights_is_what_the_run_validates_and_exports(spm_cache, 
     exported = load_checkpoint(result.model_path).state_dict
     assert all(torch.allclose(exported[k], expected[k], atol=1e-6) for k in expected)
     assert not all(torch.equal(exported[k], steps.steps[-1][k]) for k in expected)  # not the last weights
+
+
+def test_an_ema_begun_later_starts_from_that_updates_weights_and_validates_raw_weights_before(
+    spm_cache, tmp_path
+) -> None:
+    from nmt.train.run import train
+
+    steps = StepWeights()
+    options = ["trainer.max_steps=4", "trainer.val_check_interval=2", "ema_decay=0.5", "ema_start=3", "keep_last=2"]
+    result = train(train_config(tmp_path / "ema", spm_cache, [*options, "trainer.num_threads=1"]), callbacks=[steps])
+    assert len(steps.steps) == 4
+    checkpoints = tmp_path / "ema" / "checkpoints"
+    before = load_checkpoint(checkpoints / "step000002.ckpt").state_dict  # validated before the average began
+    assert all(torch.equal(before[k], steps.steps[1][k]) for k in before)  # the raw weights, not the initial ones
+    expected = {k: 0.5 * steps.steps[2][k] + 0.5 * steps.steps[3][k] for k in before}  # begun at update 3
+    final = load_checkpoint(checkpoints / "last.ckpt").state_dict
+    assert all(torch.allclose(final[k], expected[k], atol=1e-6) for k in expected)
+    assert not all(torch.equal(final[k], steps.steps[-1][k]) for k in expected)
+    assert result.steps == 4
+
+
+def test_ema_start_needs_an_ema() -> None:
+    from nmt.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="`ema_start` must be >= 0, and set only with `ema_decay`"):
+        check(TrainConfig(ema_start=100))
+    check(TrainConfig(ema_start=100, ema_decay=0.999))

@@ -12,6 +12,7 @@ import sacrebleu
 import torch
 
 import nmt.cli.benchmark as cli_benchmark
+import nmt.evaluate.benchmark
 from nmt.checkpoint import CheckpointError
 from nmt.cli.plot import main as plot_main
 from nmt.config import BenchmarkConfig, DataConfig, DecodeConfig
@@ -159,7 +160,7 @@ def test_run_refuses_checkpoint_for_other_language_pair(tiny_run, shared_data, m
     def no_corpus(*args):
         raise AssertionError("the corpus was read before the language pair was checked")
 
-    monkeypatch.setattr(cli_benchmark, "get_corpus", no_corpus)
+    monkeypatch.setattr(nmt.evaluate.benchmark, "get_corpus", no_corpus)
     monkeypatch.setattr(Translator, "translate", no_corpus)
     data = DataConfig(name="multi30k", src_lang="de", tgt_lang="en", root=str(shared_data))
     cfg = BenchmarkConfig(ckpt=tiny_run[0].model_path, data=data, repeats=1, device="cpu", num_threads=1)

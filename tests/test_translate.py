@@ -270,6 +270,30 @@ def test_bf16_decodes_with_a_bfloat16_copy_and_float32_log_probs(model_path):
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1))
 
 
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this PyTorch build has no oneDNN")
+def test_float32_on_cpu_runs_its_linear_layers_on_onednn_with_the_same_weights(model_path, test_set):
+    """precision=32 on CPU searches with oneDNN linear layers holding the model's own weight tensors (no copy),
+    computing what the model computes (float32 rounding apart) and translating the same."""
+    from nmt.decode.precision import OneDNNLinear, model_for
+
+    translator = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=2), device="cpu")
+    model = translator.model
+    fast = model_for(model, "32", torch.device("cpu"))
+    linears = [m for m in fast.modules() if isinstance(m, OneDNNLinear)]
+    assert linears and not any(type(m) is torch.nn.Linear for m in fast.modules())
+    weights = {p.data_ptr() for p in model.parameters()}
+    assert all(p.data_ptr() in weights for p in fast.parameters())  # shared, not copied
+    assert fast.output.weight is model.tgt_embed.tokens.weight  # ties survive
+    src, tgt = torch.tensor([[5, 6, 7, EOS_ID]]), torch.tensor([[BOS_ID, 8, 9]])
+    with torch.inference_mode():
+        assert torch.allclose(fast(src, tgt), model(src, tgt), atol=1e-4)
+    lines = test_set.src[:100]
+    ours = [t.best for t in translator.translate(lines)]
+    assert isinstance(translator.engine._models["32"].output, OneDNNLinear)  # the engine searched on oneDNN
+    translator.engine._models["32"] = model  # the model's own (MKL) linear layers
+    assert ours == [t.best for t in translator.translate(lines)]
+
+
 def test_a_quantized_model_refuses_to_train(model_path):
     from nmt.decode.precision import QuantizedTrainingError, quantize_int8
 

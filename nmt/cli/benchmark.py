@@ -21,11 +21,9 @@ import sys
 from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import BenchmarkConfig
-from nmt.data.sources import describe, get_corpus, trained_on
-from nmt.device import retain_freed_memory, set_threads
+from nmt.data.sources import trained_on
 from nmt.evaluate import to_markdown_table
-from nmt.evaluate.benchmark import benchmark_setting, decode_grid, environment, open_backends
-from nmt.export.ctranslate2 import ExportError
+from nmt.evaluate.benchmark import run_benchmark
 
 COLUMNS = ["split", "backend", "precision", "beam_size", "length_penalty", "bleu", "chrf", "sent_per_s"]
 COLUMNS += ["tgt_tok_per_s", "wall_s"]
@@ -33,34 +31,15 @@ COLUMNS += ["tgt_tok_per_s", "wall_s"]
 
 def run(cfg: BenchmarkConfig) -> dict:
     """Benchmark every (split, decode setting) pair; print a Markdown table and return the JSON result."""
-    set_threads(cfg.num_threads)
-    retain_freed_memory()
     if cfg.output is not None:
         check_writable(cfg.output)  # before minutes of decoding, not after
     data = cfg.data or trained_on(cfg.ckpt)
-    langs = (data.src_lang, data.tgt_lang)
-    rows, scored, skipped = [], [], []
-    with open_backends(cfg.ckpt, cfg.backends, cfg.decode, cfg.device, langs) as translators:
-        for split in cfg.splits or [data.test]:
-            corpus = get_corpus(data, split)
-            scored.append(describe(data, split, len(corpus)))
-            # Settings outside, backends inside: the runs compared side by side are the closest in time.
-            for decode in decode_grid(cfg.decode, cfg.beam_sizes, cfg.length_penalties, tuple(cfg.precisions)):
-                for backend, translator in translators:
-                    translator.decode = decode
-                    try:
-                        row = benchmark_setting(
-                            translator, corpus.src, corpus.tgt, data.tgt_lang, cfg.repeats, cfg.tokenize
-                        )
-                    except ExportError as err:  # a precision this engine cannot run here: the other rows stand
-                        skipped.append(f"{split} {backend} precision={decode.precision}: {err}")
-                        continue
-                    rows.append({"split": split, "backend": backend, **row})
-        env = environment(dict(translators))
+    measured = run_benchmark(cfg, data)
+    rows, skipped, env = measured.rows, measured.skipped, measured.environment
     result = {"schema": 1, "ckpt": cfg.ckpt, "environment": env, "results": rows, "skipped": skipped}
     for line in skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    print(f"scored: {'; '.join(scored)}")
+    print(f"scored: {'; '.join(measured.scored)}")
     print(to_markdown_table(rows, COLUMNS))
     print(f"\nsignature: {rows[0]['bleu_signature']}; {json.dumps(result['environment'])}")
     if cfg.output is not None:

@@ -106,16 +106,15 @@ def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
     """The translator of `cfg.backend`; a model for the other backend is refused, naming the one it needs."""
     if cfg.alignments and (isinstance(cfg.ckpt, list) or cfg.backend != "torch"):
         raise ConfigError("alignments=true reads one PyTorch model's attention: give one checkpoint, backend=torch.")
-    if isinstance(cfg.ckpt, list):
-        return Translator.from_ensemble(cfg.ckpt, cfg.decode, cfg.device)
-    if cfg.backend == "ctranslate2":
+    if cfg.backend == "ctranslate2":  # one model (`check` refuses an ensemble here)
         return load_ctranslate2(cfg.ckpt, cfg.decode, cfg.device, threads)
-    if is_export(cfg.ckpt):
-        raise ConfigError(
-            f"ckpt {cfg.ckpt} is a CTranslate2 model directory (written by nmt-export); "
-            "translate it with backend=ctranslate2."
-        )
-    translator = Translator.from_checkpoint(cfg.ckpt, cfg.decode, cfg.device)
+    for path in cfg.ckpt if isinstance(cfg.ckpt, list) else [cfg.ckpt]:
+        if is_export(path):
+            raise ConfigError(
+                f"ckpt {path} is a CTranslate2 model directory (written by nmt-export); "
+                "translate it with backend=ctranslate2."
+            )
+    translator = Translator.load(cfg.ckpt, cfg.decode, cfg.device)
     if cfg.alignments:
         engine = translator.engine
         translator.aligner = Aligner(

@@ -135,9 +135,9 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, TrainConfig):
         problems += _train_problems(cfg)
     if isinstance(cfg, EvaluateConfig):
-        problems += _evaluate_problems(cfg) + _ensemble_problems(cfg.ckpt, "backend", ["torch"])
+        problems += _evaluate_problems(cfg) + _ensemble_problems(cfg.ckpt)
     if isinstance(cfg, BenchmarkConfig):
-        problems += _ensemble_problems(cfg.ckpt, "backends", cfg.backends)
+        problems += _ensemble_problems(cfg.ckpt) + _ensemble_backend_problems(cfg.ckpt, "backends", cfg.backends)
         if cfg.repeats < 1:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
         for key, allowed in (("precisions", PRECISIONS), ("backends", BACKENDS)):
@@ -158,7 +158,7 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, TranslateConfig):
         if cfg.input is not None and cfg.input == cfg.output:
             problems.append(f"`output` must differ from `input`, but both are {cfg.input!r}.")
-        problems += _ensemble_problems(cfg.ckpt, "backend", [cfg.backend])
+        problems += _ensemble_problems(cfg.ckpt) + _ensemble_backend_problems(cfg.ckpt, "backend", [cfg.backend])
         if cfg.decode.sampling and cfg.backend != "torch":
             problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
         if cfg.buffer_size < 1:
@@ -175,6 +175,8 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
         out.append("`decode.sampling` must be false for training: validation BLEU uses greedy or beam search.")
     if not 0.0 <= cfg.ema_decay < 1.0:
         out.append(f"`ema_decay` must be in [0, 1) (0: off), but is {cfg.ema_decay} instead.")
+    if cfg.ema_start < 0 or (cfg.ema_start and not cfg.ema_decay):
+        out.append(f"`ema_start` must be >= 0, and set only with `ema_decay` > 0, but is {cfg.ema_start} instead.")
     if cfg.keep_last < 0:
         out.append(f"`keep_last` must be >= 0 (0: none), but is {cfg.keep_last} instead.")
     if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
@@ -194,13 +196,16 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
     return out
 
 
-def _ensemble_problems(ckpt: Any, backend_key: str, backends: list[str]) -> list[str]:
-    """A list as `ckpt` is an ensemble: of checkpoint paths, decoded by PyTorch (CTranslate2 runs one model)."""
-    if not isinstance(ckpt, list):
-        return []
-    if not ckpt or not all(isinstance(c, str) for c in ckpt):
+def _ensemble_problems(ckpt: Any) -> list[str]:
+    """A list as `ckpt` is an ensemble: it must name checkpoint files."""
+    if isinstance(ckpt, list) and (not ckpt or not all(isinstance(c, str) for c in ckpt)):
         return [f"`ckpt` as a list (an ensemble) must name checkpoint files, but is {ckpt} instead."]
-    if set(backends) != {"torch"}:
+    return []
+
+
+def _ensemble_backend_problems(ckpt: Any, backend_key: str, backends: list[str]) -> list[str]:
+    """An ensemble is decoded by PyTorch: CTranslate2 runs one model."""
+    if isinstance(ckpt, list) and set(backends) != {"torch"}:
         found = ", ".join(backends)
         return [f"`ckpt` as a list (an ensemble) needs `{backend_key}` torch only, but it is {found} instead."]
     return []

@@ -35,6 +35,7 @@ class TrainConfig:
     # decay of an exponential moving average of the weights (Lightning's EMAWeightAveraging), updated every
     # step; validation, checkpoints and the exported model use the average (0 = off; 0.999 is usual)
     ema_decay: float = 0.0
+    ema_start: int = 0  # the update whose weights begin the average (0: the first); raw weights until then
     early_stopping_patience: int = 0  # validations without BLEU gain before stopping; 0 = off
     logger: str = "csv"  # training log format: csv | tensorboard
     val_samples: int = 3  # sample translations logged at each validation

@@ -64,7 +64,7 @@ class TorchEngine:
         self.pad_id, self.bos_id, self.eos_id = special_ids
         self.device = device
         self.max_src_len = model.cfg.max_positions - 1  # room for EOS
-        self._models = {"32": model}  # the others join on first use
+        self._models: dict[str, Transformer | Ensemble] = {}  # the network of each precision, made on first use
         self._generators: dict[int, torch.Generator] = {}  # sampling's random streams, by seed
 
     @torch.inference_mode()

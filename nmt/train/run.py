@@ -15,7 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
@@ -36,6 +36,7 @@ from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
 from nmt.model import Transformer
 from nmt.train.datamodule import TranslationDataModule
+from nmt.train.ema import DelayedEMA
 from nmt.train.logs import ContinuingCSVLogger
 from nmt.train.memory import TrimHeap
 from nmt.train.module import TranslationModule
@@ -301,8 +302,8 @@ def _fit(
     )
     throughput = Throughput()
     callbacks: list[Callback] = [checkpoints, throughput, ValidateTheLastStep(), *extra]
-    if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
+    if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights, once begun
+        callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start))
     if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)
         latest = ModelCheckpoint(
             dirpath=checkpoint_dir,

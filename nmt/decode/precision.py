@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,8 @@ from nmt.config import PRECISIONS, ConfigError
 from nmt.device import warn_if_slow_bf16
 from nmt.errors import UserError
 from nmt.model import Transformer
+
+M = TypeVar("M", bound=nn.Module)
 
 
 class QuantizedTrainingError(UserError, RuntimeError):
@@ -77,7 +80,7 @@ class OneDNNLinear(nn.Module):
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
 
-def onednn_linears(model: nn.Module) -> nn.Module:
+def onednn_linears(model: M) -> M:
     """A copy of `model`'s modules sharing its parameters (no weight is copied), its linear layers on oneDNN."""
     shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
     fast = copy.deepcopy(model, memo=shared)

@@ -45,23 +45,19 @@ def decode_grid(
 
 
 @contextlib.contextmanager
-def open_backends(
-    ckpt: str | list[str], backends: list[str], decode: DecodeConfig, device: str, langs: tuple[str, str]
-) -> Iterator[list[tuple[str, Translator]]]:
-    """A translator per backend for one checkpoint (or, torch only, an ensemble); CTranslate2 gets a float32
+def open_backend(
+    ckpt: str | list[str], backend: str, decode: DecodeConfig, device: str, langs: tuple[str, str]
+) -> Iterator[Translator]:
+    """The translator of `backend` for one checkpoint (or, torch only, an ensemble); CTranslate2 gets a float32
     export in a temporary directory, which `decode.precision` then converts at load, as `nmt-translate
     backend=ctranslate2` would."""
+    if backend == "torch":
+        yield Translator.load(ckpt, decode, device, expect_langs=langs)
+        return
     with tempfile.TemporaryDirectory(prefix="nmt-benchmark-") as tmp:
-        opened = []
-        for backend in backends:
-            if backend == "torch":
-                opened.append((backend, Translator.load(ckpt, decode, device, expect_langs=langs)))
-            else:
-                meta = export_ctranslate2(ckpt, Path(tmp) / "ctranslate2")
-                check_langs(ckpt, (meta["src_lang"], meta["tgt_lang"]), langs)
-                translator = load_ctranslate2(Path(tmp) / "ctranslate2", decode, device, torch.get_num_threads())
-                opened.append((backend, translator))
-        yield opened
+        meta = export_ctranslate2(ckpt, Path(tmp) / "ctranslate2")
+        check_langs(ckpt, (meta["src_lang"], meta["tgt_lang"]), langs)
+        yield load_ctranslate2(Path(tmp) / "ctranslate2", decode, device, torch.get_num_threads())
 
 
 @dataclasses.dataclass
@@ -100,8 +96,7 @@ def run_backend(cfg: BenchmarkConfig, data: DataConfig, backend: str) -> Benchma
     set_threads(cfg.num_threads)
     retain_freed_memory()
     rows, skipped, scored = [], [], []
-    with open_backends(cfg.ckpt, [backend], cfg.decode, cfg.device, (data.src_lang, data.tgt_lang)) as opened:
-        [(_, translator)] = opened
+    with open_backend(cfg.ckpt, backend, cfg.decode, cfg.device, (data.src_lang, data.tgt_lang)) as translator:
         for split in cfg.splits or [data.test]:
             corpus = get_corpus(data, split)
             scored.append(describe(data, split, len(corpus)))

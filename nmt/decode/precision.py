@@ -1,17 +1,20 @@
 """The arithmetic a search runs in: float32, bfloat16 weights, or int8 linear layers on CPU.
 
 `32` is the reference. On CPU its linear layers run on oneDNN rather than MKL (the same weights, not a
-copy): MKL takes its AVX2 path on AMD CPUs, where oneDNN's AVX-512 kernels are 1.5-2x faster (2 cores of an
-AMD EPYC with AVX-512, d 256 and 1,700 rows: 360 against 200 GFLOPS; the output projection over 8,000 pieces
-190 against 130); CTranslate2 uses oneDNN there too. `bf16` decodes with a bfloat16 copy of the weights (fast where the
-hardware has bf16 units: AMX or AVX512-BF16 CPUs, and GPUs; emulated, and slower, elsewhere);
-attention softmax and the final log-softmax still run in float32. A copy, not `torch.autocast`:
-autocast recasts every weight at every call, which for one-token decoder steps costs more than the
-bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x float32, the copy 1.15x).
-`int8` replaces every linear layer, the output projection included, by PyTorch's dynamically
-quantized one (int8 weights with a scale per output channel, activations quantized per batch), which runs
-on CPU only. One scale per channel rather than per matrix costs no speed and most of the BLEU that
-quantization lost (test2016, the 2-hour en-de model, greedy: 35.43 against 35.14 per matrix, 35.49 float32).
+copy): on 2 cores of an AMD EPYC with AVX-512, MKL's float32 products ran at 130-210 GFLOPS and oneDNN's at
+190-400 (d 256, 1,700 rows; the output projection over 8,000 pieces is the slow end of both), and
+CTranslate2 too uses MKL only on Intel CPUs, oneDNN elsewhere.
+
+`bf16` decodes with a bfloat16 copy of the weights (fast where the hardware has bf16 units: AMX or AVX512-BF16
+CPUs, and GPUs; emulated, and slower, elsewhere); attention softmax and the final log-softmax still run in
+float32. A copy, not `torch.autocast`: autocast recasts every weight at every call, which for one-token
+decoder steps costs more than the bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x
+float32, the copy 1.15x).
+
+`int8` replaces every linear layer, the output projection included, by PyTorch's dynamically quantized one
+(int8 weights with a scale per output channel, activations quantized per batch), which runs on CPU only. One
+scale per channel rather than per matrix costs no speed and most of the BLEU that quantization lost (test2016,
+the 2-hour en-de model, greedy: 35.43 against 35.14 per matrix, 35.49 float32).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ any file besides the checkpoint.
 
 from __future__ import annotations
 
-import io
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, fields
@@ -19,7 +18,7 @@ from typing import Any
 
 import torch
 
-from nmt.atomic import atomic_write_bytes
+from nmt.atomic import atomic_open
 from nmt.config import ModelConfig
 from nmt.errors import UserError
 
@@ -60,10 +59,12 @@ class Checkpoint:
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Serialise a checkpoint dict with `torch.save` and write it atomically."""
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    """Write a checkpoint dict with `torch.save` atomically (see `nmt.atomic.atomic_open`).
+
+    The tensors stream into the temporary file: no in-memory copy of a checkpoint that can be GBs.
+    """
+    with atomic_open(path, "wb") as f:
+        torch.save(checkpoint, f)
 
 
 def metadata(

@@ -21,6 +21,19 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_STEPS = 600
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the GPU tier where it cannot run: `gpu` tests without a CUDA GPU, `multigpu` ones with fewer than 2."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    needs = {
+        "gpu": (1, "needs a CUDA GPU; none is visible to this PyTorch"),
+        "multigpu": (2, f"needs 2 CUDA GPUs; {gpus} visible to this PyTorch"),
+    }
+    for item in items:
+        for marker, (least, reason) in needs.items():
+            if gpus < least and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """`shared/data` (Multi30k, Tatoeba en-zh), which CI and the README expect beside the repository."""

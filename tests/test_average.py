@@ -132,3 +132,22 @@ def test_ema_start_needs_an_ema() -> None:
     with pytest.raises(ConfigError, match="`ema_start` must be >= 0, and set only with `ema_decay`"):
         check(TrainConfig(ema_start=100))
     check(TrainConfig(ema_start=100, ema_decay=0.999))
+
+
+def test_a_finished_ema_run_keeps_its_raw_weights_to_continue_from(spm_cache, tmp_path) -> None:
+    """The `last.ckpt` a run writes when it ends (after a validation between scheduled ones, as here at step 3)
+    holds the average as its weights and the raw weights, which the optimizer's moments belong to, as the state a
+    resumed run continues from."""
+    from nmt.checkpoint import read_raw
+    from nmt.train.run import train
+
+    steps = StepWeights()
+    options = ["trainer.max_steps=3", "trainer.val_check_interval=2", "ema_decay=0.5", "trainer.num_threads=1"]
+    train(train_config(tmp_path / "ema", spm_cache, options), callbacks=[steps])
+    last = read_raw(tmp_path / "ema" / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 3
+    raw = {k.removeprefix("model."): v for k, v in last["current_model_state"].items()}
+    average = {k.removeprefix("model."): v for k, v in last["state_dict"].items()}
+    assert all(torch.equal(raw[k], steps.steps[-1][k]) for k in steps.steps[-1])
+    expected = {k: 0.5 * (0.5 * steps.steps[0][k] + 0.5 * steps.steps[1][k]) + 0.5 * steps.steps[2][k] for k in raw}
+    assert all(torch.allclose(average[k], expected[k], atol=1e-6) for k in expected)

@@ -107,3 +107,18 @@ def test_missing_mandatory_value_fails_naming_it():
 def test_translate_refuses_output_equal_to_input():
     with pytest.raises(ConfigError, match="`output` must differ from `input`"):
         to_dataclass(_compose("translate", ["ckpt=m.pt", "input=a.txt", "output=a.txt"]), TranslateConfig)
+
+
+def test_sentence_caps_and_fp16_compose_and_negative_caps_are_refused():
+    overrides = ["ckpt=m.pt", "decode.precision=fp16", "decode.max_sentences=32"]
+    tcfg = to_dataclass(_compose("translate", overrides), TranslateConfig)
+    assert (tcfg.decode.precision, tcfg.decode.max_sentences) == ("fp16", 32)
+    cfg = to_dataclass(_compose("train", ["run_dir=/tmp/x", "data.max_sentences=null"]), TrainConfig)
+    assert cfg.data.max_sentences is None and cfg.decode.max_sentences is None  # the default: no cap
+    with pytest.raises(ConfigError) as err:
+        to_dataclass(
+            _compose("train", ["run_dir=/tmp/x", "data.max_sentences=-1", "decode.max_sentences=-2"]), TrainConfig
+        )
+    message = str(err.value)
+    assert "`data.max_sentences` must be >= 0 (0 or null: no cap), but is -1 instead." in message
+    assert "`decode.max_sentences` must be >= 0 (0 or null: no cap), but is -2 instead." in message

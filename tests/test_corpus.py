@@ -1,4 +1,5 @@
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,34 @@ def test_last_line_without_newline_is_kept(tmp_path):
     assert read_lines(write(tmp_path / "a", b"one\ntwo")) == ["one", "two"]
 
 
-def test_bom_crlf_and_cr_are_accepted(tmp_path):
-    path = write(tmp_path / "a", b"\xef\xbb\xbfone\r\ntwo\rthree\r\n")
-    assert read_lines(path) == ["one", "two", "three"]
+def test_bom_and_crlf_are_accepted(tmp_path):
+    path = write(tmp_path / "a", b"\xef\xbb\xbfone\r\ntwo \r\n\r\nthree\r\n")
+    assert read_lines(path) == list(iter_lines(path)) == ["one", "two", "", "three"]
+
+
+@pytest.mark.parametrize(
+    "data, lines",
+    [
+        (b"a\rb\nc\n", ["a b", "c"]),
+        (b"a\r\rb\r\nc", ["a  b", "c"]),
+        (b"\ra\r\n\rb\r", ["a", "b"]),  # at either end a CR goes with the other surrounding whitespace
+        (b"a\nb\n", ["a", "b"]),
+    ],
+    ids=["inner-cr", "inner-crs-and-crlf", "outer-crs", "no-cr"],
+)
+def test_only_lf_ends_a_line_and_an_inner_cr_is_a_space(tmp_path, data, lines):
+    path = write(tmp_path / "a", data)
+    assert read_lines(path) == list(iter_lines(path)) == lines
+    assert list(check_lines(io.BytesIO(data), "<stdin>")) == lines  # a binary stream yields LF-ended lines
+
+
+@pytest.mark.parametrize("cr", [b"", b"\r", b"\r\r"], ids=["no-cr", "one-cr", "two-crs"])
+@pytest.mark.parametrize("bad, message", [(b"\xff", "invalid UTF-8"), (b"\x00", "NUL byte")], ids=["utf8", "nul"])
+def test_error_lines_count_lf_only(tmp_path, cr, bad, message):
+    path = write(tmp_path / "bad.en", b"ok" + cr + b"still line 1\r\nfine\nbad " + bad + b" here\n")
+    for read in (read_lines, lambda p: list(iter_lines(p))):
+        with pytest.raises(CorpusError, match=f"line 3: {message}"):
+            read(path)
 
 
 def test_unicode_line_separators_do_not_split_lines(tmp_path):

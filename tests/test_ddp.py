@@ -20,14 +20,14 @@ import pytest
 import torch
 from conftest import train_config
 
-from nmt.checkpoint import read_raw
+from nmt.checkpoint import CheckpointError, read_raw
 from nmt.data.batching import collate
 from nmt.data.prepare import load_training_data, prepare_corpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.loss import label_smoothed_nll
 from nmt.train.optim import build_optimizer
-from nmt.train.run import build_module
+from nmt.train.run import build_module, train
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 POISON_STEP = 3  # rank 1's loss is NaN in the 4th update
@@ -47,6 +47,7 @@ COMMON = [
     "decode.no_repeat_ngram=1",
 ]
 TWO_RANKS = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2"]
+DROPOUT = ["model.dropout=0.3", "model.attn_dropout=0.1", "model.act_dropout=0.1"]
 
 
 def launch(run_dir: Path, cache: Path, out: Path, overrides: list[str]) -> dict[int, dict]:
@@ -66,7 +67,8 @@ def launch(run_dir: Path, cache: Path, out: Path, overrides: list[str]) -> dict[
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, spm_cache):
-    """A 12-step 2-rank run; the same stopped at step 6 and resumed to 12 in another pair of processes.
+    """A 12-step 2-rank run without dropout (for comparing with one process), and with dropout a 12-step run and
+    the same stopped at step 6 and resumed to 12 in another pair of processes.
 
     All read one directory written by `prepare_corpus` (as `nmt-prepare` writes it), memory-mapped by both ranks.
     """
@@ -76,9 +78,18 @@ def runs(tmp_path_factory, spm_cache):
     common = [*COMMON, f"data.prepared={work / 'prepared'}", *TWO_RANKS]
     poison = f"poison_step={POISON_STEP}"
     full = launch(work / "full", spm_cache, work / "full_out", [*common, "trainer.max_steps=12", poison])
-    launch(work / "cut", spm_cache, work / "cut_out", [*common, "trainer.max_steps=6", poison])
-    resumed = launch(work / "cut", spm_cache, work / "resumed_out", [*common, "trainer.max_steps=12", "resume=last"])
-    return {"full": full, "resumed": resumed, "work": work, "cache": spm_cache, "prepared": work / "prepared"}
+    dropout = [*common, *DROPOUT]  # each rank draws its own masks: its random state must survive the resume
+    dropout_full = launch(work / "dropout", spm_cache, work / "dropout_out", [*dropout, "trainer.max_steps=12"])
+    launch(work / "cut", spm_cache, work / "cut_out", [*dropout, "trainer.max_steps=6"])
+    resumed = launch(work / "cut", spm_cache, work / "resumed_out", [*dropout, "trainer.max_steps=12", "resume=last"])
+    return {
+        "full": full,
+        "dropout_full": dropout_full,
+        "resumed": resumed,
+        "work": work,
+        "cache": spm_cache,
+        "prepared": work / "prepared",
+    }
 
 
 def epoch_batches(record: dict, epoch: int) -> list[list[int]]:
@@ -137,11 +148,20 @@ def test_a_nan_loss_on_one_rank_skips_the_update_on_both(runs) -> None:
 
 
 def test_a_resumed_two_rank_run_continues_with_the_same_batches_and_weights(runs) -> None:
-    full, resumed = runs["full"], runs["resumed"]
+    """With dropout on, so each rank's own random state must be restored, not rank 0's on both."""
+    full, resumed = runs["dropout_full"], runs["resumed"]
     for rank in (0, 1):
         assert resumed[rank]["train"] == full[rank]["train"][6:]
         final_full, final_resumed = full[rank]["weights"][12], resumed[rank]["weights"][12]
         assert all(torch.equal(final_full[k], final_resumed[k]) for k in final_full), f"rank {rank}"
+
+
+def test_a_two_rank_checkpoint_is_refused_by_one_process_in_one_line(runs, tmp_path) -> None:
+    last = runs["work"] / "cut" / "checkpoints" / "last.ckpt"
+    overrides = [*COMMON, *DROPOUT, f"data.prepared={runs['prepared']}", f"resume={last}"]
+    cfg = train_config(tmp_path, runs["cache"], overrides)
+    with pytest.raises(CheckpointError, match=r"trained by 2 process\(es\), but this run has 1"):
+        train(cfg)
 
 
 def test_validation_is_split_across_ranks_and_scores_as_one_process(runs) -> None:

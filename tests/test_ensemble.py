@@ -1,11 +1,13 @@
-"""Ensembles: a model with itself is that model, a step is the renormalised mean of the members' log-probs,
-every search runs on it, and models of another tokenizer are refused. Uses the session's tiny model."""
+"""Ensembles: a model with itself is that model, a step is the normalised geometric mean of the members'
+probabilities (each member run alone), every search runs on it, and models of another tokenizer are refused.
+Uses the session's tiny model."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from conftest import perturbed_checkpoint, retokenized_checkpoint
+from torch import Tensor
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.cli import benchmark, evaluate, translate
@@ -15,6 +17,7 @@ from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.decode.engine import load_model
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.translator import Translator
+from nmt.model import Transformer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,22 +43,35 @@ def test_an_ensemble_of_a_model_with_itself_is_that_model(model_path, lines) -> 
         assert d.scores == pytest.approx(s.scores, abs=1e-4)
 
 
-def test_a_step_is_the_renormalised_mean_of_the_members_log_probs(model_path, neighbour) -> None:
+def _teacher_forced(member: Transformer, src: Tensor, prefix: Tensor) -> tuple[Tensor, Tensor]:
+    """A member run alone through its teacher-forced `forward`, in float64 where it is compared: the
+    next-token probabilities [B,V] after `prefix` [B,T] and its last layer's cross-attention [B,S] there."""
+    logits, attn = member(src, prefix, need_attn=True)  # [B,T,V], [B,T,S]
+    return logits[:, -1].double().softmax(-1), attn[:, -1]
+
+
+def test_a_step_is_the_normalised_geometric_mean_of_the_members_probabilities(model_path, neighbour) -> None:
+    """The log-linear ensemble (OpenNMT-py's and Marian's): p(v) proportional to the product of the members'
+    p_i(v)^(1/N). Checked against each member run alone through its teacher-forced `forward` (not the cached
+    `decode_step` the ensemble drives), renormalised in float64 probability space."""
     members = [load_model(load_checkpoint(p), p)[0] for p in (model_path, neighbour)]
     ensemble = Ensemble(members)
     src = torch.tensor([[5, 9, 12, EOS_ID], [7, 8, EOS_ID, PAD_ID]])
     mask = src.eq(PAD_ID)
+    prefix = torch.full((2, 1), BOS_ID)  # [B,T]
     with torch.inference_mode():
         cache = ensemble.start_decoding(ensemble.encode(src, mask), mask, 6)
-        caches = [m.start_decoding(m.encode(src, mask), mask, 6) for m in members]
-        tokens = torch.full((2,), BOS_ID)
-        for step in range(3):
-            got = ensemble.decode_step(tokens, cache, need_attn=True)
-            each = [m.decode_step(tokens, c, need_attn=True) for m, c in zip(members, caches, strict=True)]
-            assert torch.allclose(got, torch.stack(each).mean(0).log_softmax(-1), atol=1e-6), step
-            assert torch.allclose(cache.cross_attn, (caches[0].cross_attn + caches[1].cross_attn) / 2)
-            tokens = got.argmax(-1)
-    assert not torch.allclose(each[0], each[1])  # the members do differ
+        for step in range(4):
+            got = ensemble.decode_step(prefix[:, -1], cache, need_attn=True).double()  # [B,V]
+            alone = [_teacher_forced(m, src, prefix) for m in members]
+            probs = torch.stack([p for p, _ in alone])  # [N,B,V]
+            geometric = probs.prod(0) ** (1 / len(members))
+            expected = (geometric / geometric.sum(-1, keepdim=True)).log()
+            assert torch.allclose(got, expected, atol=1e-4), (step, (got - expected).abs().max())
+            assert not torch.allclose(got, probs.mean(0).log(), atol=1e-3)  # not the mean of the probabilities
+            assert torch.allclose(cache.cross_attn, torch.stack([a for _, a in alone]).mean(0), atol=1e-5)
+            prefix = torch.cat([prefix, got.argmax(-1, keepdim=True)], dim=1)  # [B,T] -> [B,T+1]
+    assert not torch.allclose(probs[0], probs[1], atol=1e-3)  # the members do differ
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Across epoch boundaries: every epoch has its own batch order, a seed fixes them all, and a run resumed in
-the middle of its third epoch ends with the uninterrupted run's weights, bit for bit (CPU, dropout on)."""
+the middle of its third epoch, with or without loader workers, ends with the uninterrupted run's weights, bit for
+bit (CPU, dropout on)."""
 
 from __future__ import annotations
 
@@ -75,9 +76,14 @@ def runs(tmp_path_factory, spm_cache) -> dict[str, tuple[Path, RecordBatches]]:
     per_epoch = len(full.epochs()[0])
     step = next(s for s in range(5, 50, 5) if s // per_epoch == 2 and s % per_epoch)  # inside epoch 2
     (midway,) = (full_dir / "checkpoints").glob(f"step{step:06d}-*.ckpt")
-    resumed_dir = tmp_path_factory.mktemp("resumed")
-    out["resumed"] = resumed_dir, run(resumed_dir, spm_cache, resume=str(midway))
-    out["resumed_from"] = step, None
+    # A checkpoint written after the last batch of an epoch: the resumed run never iterates that epoch again.
+    boundary = next(k * per_epoch for k in (1, 2, 3) if k * per_epoch % 5 == 0)
+    (at_boundary,) = (full_dir / "checkpoints").glob(f"step{boundary:06d}-*.ckpt")
+    resumes = {"resumed": (midway, 0), "resumed_workers": (midway, 2), "resumed_at_boundary": (at_boundary, 0)}
+    for name, (checkpoint, workers) in resumes.items():  # workers prefetch as soon as Lightning iterates
+        resumed_dir = tmp_path_factory.mktemp(name)
+        out[name] = resumed_dir, run(resumed_dir, spm_cache, [f"data.num_workers={workers}"], resume=str(checkpoint))
+    out["resumed_from"] = {"resumed": step, "resumed_workers": step, "resumed_at_boundary": boundary}
     return out
 
 
@@ -94,15 +100,21 @@ def test_the_same_seed_gives_the_same_batches_in_every_epoch(runs) -> None:
     assert runs["full"][1].batches == runs["again"][1].batches
 
 
-def test_a_run_resumed_in_its_third_epoch_trains_on_the_same_batches(runs) -> None:
-    step, _ = runs["resumed_from"]
-    assert runs["resumed"][1].batches == runs["full"][1].batches[step:]
+RESUMED = ["resumed", "resumed_workers", "resumed_at_boundary"]
+RESUMED_IDS = ["0-workers", "2-workers", "from-an-epoch-end"]
 
 
-def test_a_run_resumed_in_its_third_epoch_ends_with_the_same_weights(runs) -> None:
+@pytest.mark.parametrize("resumed", RESUMED, ids=RESUMED_IDS)
+def test_a_run_resumed_in_its_third_epoch_trains_on_the_same_batches(runs, resumed) -> None:
+    step = runs["resumed_from"][resumed]
+    assert runs[resumed][1].batches == runs["full"][1].batches[step:]
+
+
+@pytest.mark.parametrize("resumed", RESUMED, ids=RESUMED_IDS)
+def test_a_run_resumed_in_its_third_epoch_ends_with_the_same_weights(runs, resumed) -> None:
     last = Path("checkpoints") / "last.ckpt"
     full = read_raw(runs["full"][0] / last)
-    resumed = read_raw(runs["resumed"][0] / last)
+    resumed = read_raw(runs[resumed][0] / last)
     assert full["global_step"] == resumed["global_step"] == 50
     different = [k for k in full["state_dict"] if not full["state_dict"][k].equal(resumed["state_dict"][k])]
     assert not different, f"tensors differ: {different}"

@@ -1,5 +1,6 @@
-"""Faults: `nmt-train` killed with SIGKILL at random moments resumes to the same final step, and `last.ckpt`
-is never a half-written file; `nmt-translate` killed mid-file leaves the old output whole."""
+"""Faults: `nmt-train` killed with SIGKILL at random moments resumes to the uninterrupted run's final weights,
+bit for bit, and `last.ckpt` is never a half-written file; `nmt-translate` killed mid-file leaves the old output
+whole; the temporary of a killed write is cleared afterwards."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from nmt.atomic import remove_stale_temporaries
 from nmt.config import DataConfig
 from nmt.data.sources import get_corpus
 
@@ -34,6 +36,10 @@ def _command(run_dir: Path, cache: Path, resume: bool) -> list[str]:
     return ["nmt-train", *OVERRIDES, f"hydra.run.dir={run_dir}", f"data.cache_dir={cache}", *extra]
 
 
+def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
 def _global_step(path: Path) -> int:
     """Loads with weights_only=True: raises if the file is torn."""
     return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
@@ -48,8 +54,9 @@ def _wait_for_progress(last: Path, step: int, process: subprocess.Popen, timeout
         time.sleep(0.2)
 
 
-def test_sigkill_at_random_moments_then_resume_reaches_the_same_final_step(tmp_path, spm_cache):
-    """Three runs, each killed at a random moment after it checkpointed progress, then one that finishes."""
+def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weights(tmp_path, spm_cache):
+    """Three runs, each killed at a random moment after it checkpointed progress, then one that finishes:
+    its weights are an uninterrupted run's, tensor by tensor (resume is exact at any step, on CPU)."""
     run_dir, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
     rng = random.Random(0)
     steps_at_kill = []
@@ -70,10 +77,17 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_same_final_step(tmp_p
     assert steps_at_kill == sorted(set(steps_at_kill)) and steps_at_kill[-1] < MAX_STEPS, steps_at_kill
     assert _global_step(last) == MAX_STEPS
     assert f"{MAX_STEPS} steps)" in finished.stdout  # nmt-train's closing line counts optimizer steps
+    uninterrupted = subprocess.run(_command(tmp_path / "whole", spm_cache, False), capture_output=True, text=True)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    expected, resumed = _final_weights(tmp_path / "whole"), _final_weights(run_dir)
+    assert resumed.keys() == expected.keys()
+    different = [name for name in expected if not torch.equal(resumed[name], expected[name])]
+    assert not different, f"after kills at steps {steps_at_kill}, these tensors differ: {different}"
 
 
 def test_sigkill_mid_translation_keeps_the_old_output(model_path, tmp_path):
-    """Killed while its temporary file already holds translations, the destination still has its old content."""
+    """Killed while its temporary file already holds translations, the destination still has its old content;
+    the temporary it left is then cleared, and nothing else."""
     sentences = get_corpus(DataConfig(), "test").src
     (tmp_path / "in.txt").write_text("\n".join(sentences[i % len(sentences)] for i in range(20_000)) + "\n")
     out = tmp_path / "out.txt"
@@ -88,6 +102,8 @@ def test_sigkill_mid_translation_keeps_the_old_output(model_path, tmp_path):
     process.wait()
     assert out.read_text() == "old output\n"
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")) == ["in.txt", "out.txt"]
+    assert remove_stale_temporaries(tmp_path, "out.txt") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt"]
 
 
 def _written_temporary(directory: Path) -> bool:

@@ -13,6 +13,7 @@ LAYERS = [
     "config",
     "atomic",
     "device",
+    "compat",
     "checkpoint",
     "average",
     "data",
@@ -31,14 +32,31 @@ def _layer(module: str) -> str:
     return module.split(".")[1]
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _imports(path: Path, module: str) -> set[str]:
+    """Absolute names of what the file of `module` imports, as `_imported_names` resolves them."""
+    return _imported_names(path.read_text(encoding="utf-8"), module)
+
+
+def _imported_names(source: str, module: str) -> set[str]:
+    """Absolute names imported by `source`, the code of `module` (`nmt.data.corpus`, `nmt.data.__init__`).
+
+    Relative imports resolve against the module's package (`from ..config import X` in `nmt.data.corpus` is
+    `nmt.config`), and `from PACKAGE import NAME` also counts `PACKAGE.NAME`, which may be a submodule
+    (`from nmt import train` imports `nmt.train`).
+    """
+    package = module.split(".")[:-1]  # the module's package: nmt.data.corpus and nmt.data.__init__ -> nmt.data
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                if node.level > len(package):
+                    raise ValueError(f"{module}: relative import beyond the top-level package (level {node.level})")
+                base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
     return names
 
 
@@ -57,15 +75,43 @@ def test_every_module_belongs_to_a_layer():
 
 
 def test_imports_point_only_to_earlier_layers():
-    violations = []
-    for module, path in _modules():
-        if module == "nmt.__init__":
-            continue
-        own = LAYERS.index(_layer(module))
-        for name in _imports(path):
-            if name.startswith("nmt.") and LAYERS.index(_layer(name)) > own:
-                violations.append(f"{module} imports {name}")
+    violations = [
+        problem
+        for module, path in _modules()
+        if module != "nmt.__init__"
+        for problem in _layer_violations(module, _imports(path, module))
+    ]
     assert not violations, "\n".join(violations)
+
+
+def _layer_violations(module: str, names: set[str]) -> list[str]:
+    """The imports of `module` from a later layer than its own."""
+    own = LAYERS.index(_layer(module))
+    return sorted(
+        f"{module} imports {name}" for name in names if name.startswith("nmt.") and LAYERS.index(_layer(name)) > own
+    )
+
+
+def test_relative_imports_are_resolved_and_checked_like_absolute_ones():
+    """`from .x import y` and `from ..data import z` name modules too: an upward import written relatively, or as
+    `from nmt import train`, is a violation like its absolute form."""
+    source = (
+        "from . import batching\n"
+        "from .corpus import FilterStats\n"
+        "from ..config import DataConfig\n"
+        "from .. import errors\n"
+        "from ..decode.search import greedy\n"
+        "from nmt import train\n"
+    )
+    names = _imported_names(source, "nmt.data.prepared")
+    expected = {"nmt.data.batching", "nmt.data.corpus", "nmt.config", "nmt.errors", "nmt.decode.search", "nmt.train"}
+    assert expected <= names
+    assert _imported_names("from . import x\n", "nmt.data.__init__") >= {"nmt.data", "nmt.data.x"}
+    assert _layer_violations("nmt.data.prepared", names) == [
+        "nmt.data.prepared imports nmt.decode.search",
+        "nmt.data.prepared imports nmt.decode.search.greedy",
+        "nmt.data.prepared imports nmt.train",
+    ]
 
 
 def test_lightning_only_in_training_and_cli():
@@ -73,7 +119,7 @@ def test_lightning_only_in_training_and_cli():
         f"{module} imports {name}"
         for module, path in _modules()
         if module != "nmt.__init__" and _layer(module) not in LIGHTNING_LAYERS
-        for name in _imports(path)
+        for name in _imports(path, module)
         if name.split(".")[0] in {"lightning", "pytorch_lightning"}
     ]
     assert not offenders, "\n".join(offenders)
@@ -85,7 +131,7 @@ def test_ctranslate2_only_in_export():
         f"{module} imports {name}"
         for module, path in _modules()
         if module != "nmt.__init__" and _layer(module) != "export"
-        for name in _imports(path)
+        for name in _imports(path, module)
         if name.split(".")[0] == "ctranslate2"
     ]
     assert not offenders, "\n".join(offenders)
@@ -97,7 +143,7 @@ def test_model_imports_only_torch_and_config():
         f"{module} imports {name}"
         for module, path in _modules()
         if _layer(module) == "model"
-        for name in _imports(path)
+        for name in _imports(path, module)
         if name.split(".")[0] not in allowed or (name.startswith("nmt.") and _layer(name) not in {"config", "model"})
     ]
     assert not offenders, "\n".join(offenders)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import gzip
 import json
 import mmap
+import os
+import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +194,21 @@ def test_misaligned_files_are_refused_naming_both(tmp_path, spm_cache) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("side", ["en", "de"])
+def test_a_carriage_return_inside_a_line_does_not_split_it(tmp_path, spm_cache, side) -> None:
+    text = {
+        "en": ["a dog runs.", "the cat sleeps.", "two dogs."],
+        "de": ["ein Hund rennt.", "die Katze schläft.", "zwei Hunde."],
+    }
+    for lang, lines in text.items():
+        cut = "\r".join(lines[0].split(" ", 1)) if lang == side else lines[0]  # "a\rdog runs."
+        (tmp_path / f"t.{lang}").write_bytes(f"{cut}\r\n{lines[1]}\n{lines[2]}\n".encode())
+    data = DataConfig(name="files", root=str(tmp_path), train="t", valid="t", cache_dir=str(spm_cache))
+    manifest = prepare_corpus(data, TokenizerConfig(vocab_size=40), tmp_path / "out")
+    assert manifest["splits"]["valid"]["pairs"] == 3
+    assert open_prepared(tmp_path / "out").valid_refs == text["de"]  # the CR is a space in the references
+
+
 def test_training_from_a_prepared_directory_equals_training_from_the_corpus(prepared, tmp_path, spm_cache) -> None:
     from nmt.decode.translator import Translator
     from nmt.train.run import train
@@ -216,6 +235,60 @@ def test_the_training_cache_is_prepared_once_and_reused(spm_cache) -> None:
     assert again.path == first.path and (again.path / MANIFEST).stat().st_mtime_ns == stamp
     other = load_training_data(DataConfig(**{**data.__dict__, "max_len": 11}), TOKENIZER)
     assert other.path != first.path
+
+
+# A rank of a DDP run in its own interpreter, as torchrun starts it: it says when it has imported, waits
+# for its configs on stdin (the parent sends them to every rank at once), loads the training data and
+# prints where it found it.
+RANK = """
+import json, pickle, sys
+from nmt.data.prepare import load_training_data
+print("ready", flush=True)
+data, tokenizer_cfg = pickle.load(sys.stdin.buffer)
+corpus = load_training_data(data, tokenizer_cfg)
+print(json.dumps([str(corpus.path), corpus.tokenizer.fingerprint]))
+"""
+
+
+def _ranks_loading_at_once(data: DataConfig, tokenizer: TokenizerConfig, ranks: int) -> list[tuple[list[str], str]]:
+    """`load_training_data` in `ranks` new processes released together; each one's (path, fingerprint) and stderr."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    children = [subprocess.Popen([sys.executable, "-c", RANK], env=env, **pipes) for _ in range(ranks)]
+    for child in children:
+        assert child.stdout.readline() == b"ready\n", child.communicate()[1].decode()
+    for child in children:  # every rank has imported: release them together
+        child.stdin.write(pickle.dumps((data, tokenizer)))
+        child.stdin.flush()
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err.decode()
+        results.append((json.loads(out.decode().splitlines()[-1]), err.decode()))
+    return results
+
+
+def test_ranks_that_load_one_corpus_at_once_prepare_it_once(tmp_path) -> None:
+    cfg = train_config(tmp_path / "run", tmp_path / "cache", ["data.builtin_train_size=2000"])
+    results = _ranks_loading_at_once(cfg.data, cfg.tokenizer, ranks=2)
+    assert sorted(err.count("preparing builtin") for _, err in results) == [0, 1], results
+    (found, _), (other, _) = results
+    assert found == other  # the same directory, the same tokenizer
+    assert (Path(found[0]).parent / f"{Path(found[0]).name}.lock").is_file()
+
+
+def test_a_split_is_encoded_by_no_more_processes_than_it_has_chunks(spm_cache, tmp_path, monkeypatch) -> None:
+    import nmt.data.prepare as prepare_module
+
+    started = []
+    real = prepare_module.encode_chunks
+    monkeypatch.setattr(
+        prepare_module, "encode_chunks", lambda chunks, tok, workers: started.append(workers) or real(chunks, tok, 1)
+    )
+    data = DataConfig(**{**DATA.__dict__, "cache_dir": str(spm_cache)})  # 1,500 training and 500 valid pairs
+    prepare_corpus(data, TOKENIZER, tmp_path / "a", workers=4, chunk_lines=400)  # train: 4 chunks, valid: 2
+    prepare_corpus(data, TOKENIZER, tmp_path / "b", workers=4, chunk_lines=1000)  # train: 2 chunks, valid: 1
+    assert started == [4, 2, 2, 1]
 
 
 def _flip_byte(path: Path) -> None:

@@ -1,5 +1,11 @@
+import hashlib
 import io
+import json
+import multiprocessing
+import os
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 
 import pytest
 import sentencepiece as spm
@@ -108,3 +114,39 @@ def test_a_smaller_vocabulary_than_asked_is_reported(corpus, tmp_path, capsys):
     assert f"tokenizer: asked for 5,000 pieces, the corpus gave {tok.src_vocab_size:,}." in capsys.readouterr().err
     train_tokenizer(*corpus, TokenizerConfig(vocab_size=200), tmp_path)
     assert "asked for" not in capsys.readouterr().err  # the size asked for: nothing to say
+
+
+def _fingerprint(src: list[str], tgt: list[str], cfg: TokenizerConfig, cache_dir: str) -> str:
+    return train_tokenizer(src, tgt, cfg, cache_dir).fingerprint
+
+
+def _fingerprint_in_a_new_process(src: list[str], tgt: list[str], cfg: TokenizerConfig, cache_dir: str) -> str:
+    """Train in a fresh process: SentencePiece seeds its generator once per process, as a second run would."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_fingerprint, src, tgt, cfg, cache_dir).result()
+
+
+def test_a_joint_model_is_the_same_in_every_run(corpus, tmp_path):
+    # 2 x 415 lines, more than `input_sentence_size`: SentencePiece must not draw a sample of its own.
+    cfg = TokenizerConfig(vocab_size=300, input_sentence_size=300)
+    first, second = (_fingerprint_in_a_new_process(*corpus, cfg, str(tmp_path / run)) for run in ("a", "b"))
+    assert first == second
+
+
+def test_the_model_does_not_depend_on_the_machine_s_core_count(corpus, tmp_path, monkeypatch):
+    fingerprints = set()
+    for cores in (1, 3):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, cores=cores: set(range(cores)), raising=False)
+        fingerprints.add(train_tokenizer(*corpus, TokenizerConfig(vocab_size=300), tmp_path / str(cores)).fingerprint)
+    assert len(fingerprints) == 1
+
+
+def test_models_cached_by_the_earlier_training_are_not_reused(corpus, joint, tmp_path):
+    cfg = TokenizerConfig(vocab_size=200)
+    # The cache name training version 1 gave this text and these options (no training version in it).
+    digest = hashlib.sha256(json.dumps({**asdict(cfg), "sentencepiece": spm.__version__}, sort_keys=True).encode())
+    for line in corpus[0] + corpus[1]:
+        digest.update(line.encode() + b"\n")
+    (tmp_path / f"spm-{digest.hexdigest()[:32]}.model").write_bytes(joint.to_bytes()["joint"])
+    assert train_tokenizer(*corpus, cfg, tmp_path).fingerprint != joint.fingerprint

@@ -4,28 +4,31 @@ a training step reads nothing back from the device; a compiled forward trains as
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins import MixedPrecision
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader
 
-from nmt.config import DecodeConfig, ModelConfig, OptimConfig
+from nmt.config import DecodeConfig, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
 from nmt.data.batching import collate
 from nmt.model import Transformer
-from nmt.train.module import NonFiniteLossError, TranslationModule
+from nmt.train.module import NonFiniteLossError, TokenizerMismatchError, TranslationModule
 from nmt.train.optim import parameter_groups
+from nmt.train.run import build_trainer
 
 PAD, BOS, EOS, V = 0, 1, 2, 20
 
 
-def make_module(max_bad_steps: int, dropout: float = 0.1, compile: bool = False) -> TranslationModule:
+def make_module(max_bad_steps: int, dropout: float = 0.1, compile: bool = False, **optim) -> TranslationModule:
     torch.manual_seed(0)
     shape = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=dropout)
     model = Transformer(shape, V, V, PAD)
-    optim = OptimConfig(max_bad_steps=max_bad_steps, warmup_steps=2)
+    optim = OptimConfig(max_bad_steps=max_bad_steps, warmup_steps=2, **optim)
     # No tokenizer, references or metadata: they serve validation, which these runs do not reach.
     return TranslationModule(model, None, optim, DecodeConfig(beam_size=1), [], {}, max_steps=100, compile=compile)
 
@@ -242,3 +245,62 @@ def test_weight_decay_applies_to_weight_matrices_only() -> None:
     assert len(decay["params"]) + len(spared["params"]) == len(names)  # each parameter once (tied ones too)
     assert decayed and all(p.ndim == 2 for p in decay["params"])
     assert not any("embed" in name or "norm" in name or name.endswith("bias") for name in decayed), decayed
+
+
+def fp16(init_scale: float) -> MixedPrecision:
+    """16-mixed on the CPU (Lightning itself would substitute bf16 there), with a GradScaler from `init_scale`."""
+    return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=init_scale))
+
+
+def random_batches(n: int, rows: int = 32, length: int = 30) -> list:
+    generator = torch.Generator().manual_seed(0)
+
+    def side() -> list[list[int]]:
+        return torch.randint(4, V, (rows, length), generator=generator).tolist()
+
+    return [collate(side(), side(), PAD, BOS, EOS) for _ in range(n)]
+
+
+def test_fp16_updates_the_scaler_skips_while_its_scale_settles_are_no_bad_steps() -> None:
+    """Lightning's GradScaler starts at 2^16, where the gradients of a summed loss overflow fp16: the scaler skips
+    those updates and halves its scale, which is how it finds its scale. More of them than `max_bad_steps` must
+    not stop the run, and from a sane scale (nmt's default, 128) no update overflows at all."""
+    module, precision = make_module(max_bad_steps=3), fp16(2.0**16)
+    fit_batches(
+        module, random_batches(12), max_epochs=1, gradient_clip_val=1.0, log_every_n_steps=1, plugins=[precision]
+    )
+    assert precision.scaler.get_scale() <= 2.0**16 / 2**4  # at least 4 updates overflowed and were skipped
+    module, precision = make_module(max_bad_steps=3), fp16(OptimConfig().fp16_init_scale)
+    before = weights(module)
+    fit_batches(module, random_batches(1), max_epochs=1, gradient_clip_val=1.0, plugins=[precision])
+    assert precision.scaler.get_scale() == OptimConfig().fp16_init_scale
+    assert all(not torch.equal(before[k], v) for k, v in weights(module).items() if "norm" not in k)
+
+
+def test_fp16_stops_once_the_loss_scale_falls_below_its_minimum(monkeypatch) -> None:
+    """A loss that is NaN whatever the scale makes the scaler halve it at every update; below
+    `optim.fp16_min_scale` the run ends with a message naming the option (fairseq's --min-loss-scale)."""
+    module = make_module(max_bad_steps=3, fp16_min_scale=16.0)
+    poison(module, monkeypatch, lambda call: True)
+    with pytest.raises(NonFiniteLossError, match=r"loss scale fell to 8, below optim.fp16_min_scale \(16\)"):
+        fit(module, n_batches=8, log_every_n_steps=1, plugins=[fp16(128.0)])
+
+
+def test_the_trainer_runs_16_mixed_with_the_configured_initial_scale(tmp_path) -> None:
+    """`trainer.precision=16-mixed` is fp16 with nmt's scaler, also on the CPU (Lightning would switch to bf16)."""
+    cfg = TrainConfig(run_dir=str(tmp_path), trainer=TrainerConfig(precision="16-mixed", progress_bar=False))
+    trainer = build_trainer(cfg, [])
+    assert trainer.precision == "16-mixed"
+    assert trainer.precision_plugin.scaler.get_scale() == cfg.optim.fp16_init_scale == 128.0
+
+
+def test_ranks_with_different_tokenizers_are_refused_before_training(monkeypatch) -> None:
+    module = make_module(max_bad_steps=3)
+    module.tokenizer = SimpleNamespace(fingerprint="a" * 64)
+    monkeypatch.setattr("nmt.train.module.gather_objects", lambda local: [local, "b" * 64])  # rank 1's differs
+    trainer = SimpleNamespace(world_size=2)
+    monkeypatch.setattr(TranslationModule, "trainer", property(lambda self: trainer))
+    with pytest.raises(TokenizerMismatchError, match="rank 0: aaaaaaaaaaaa, rank 1: bbbbbbbbbbbb"):
+        module.on_fit_start()
+    monkeypatch.setattr("nmt.train.module.gather_objects", lambda local: [local, local])
+    module.on_fit_start()  # the same tokenizer everywhere: no complaint

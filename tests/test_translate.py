@@ -79,6 +79,29 @@ def test_batched_equals_one_by_one(translator, test_set):
             assert t.scores == pytest.approx(a.scores, abs=1e-4)
 
 
+def test_sentence_cap_cuts_translation_batches_and_changes_no_output(translator, test_set, monkeypatch):
+    """`decode.max_sentences=2` batches at most 2 sentences (before the beam: 2 x 5 hypotheses) and, batching
+    being invisible in the output, translates exactly as without the cap."""
+    lines = test_set.src[:24]
+    uncapped = translator.translate(lines)
+    capped = Translator(translator.engine, translator.tokenizer, DecodeConfig(beam_size=5, max_sentences=2))
+    engine_translate, sizes = translator.engine.translate_ids, []
+
+    def spy(srcs, cfg):
+        sizes.append(len(srcs))
+        return engine_translate(srcs, cfg)
+
+    monkeypatch.setattr(translator.engine, "translate_ids", spy)
+    together = capped.translate(lines)
+    assert sizes and max(sizes) == 2 and sum(sizes) == len(lines)
+    assert [t.texts for t in together] == [t.texts for t in uncapped]
+    for t, u in zip(together, uncapped, strict=True):
+        assert t.scores == pytest.approx(u.scores, abs=1e-4)
+    sizes.clear()
+    translator.translate(lines)  # no cap: max_tokens alone, which holds them all
+    assert sizes == [len(lines)]
+
+
 def test_long_inputs_are_truncated_with_one_warning(model_path, test_set, capsys):
     translator = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=5), device="cpu")
     words = " ".join(test_set.src).split()
@@ -312,3 +335,13 @@ def test_int8_on_a_gpu_is_refused_with_a_hint():
 
     with pytest.raises(ConfigError, match="CPU only"):
         model_for(Transformer(UNTRAINED, 20, 20, PAD_ID), "int8", torch.device("cuda"))
+
+
+def test_fp16_off_cuda_is_refused_with_a_hint(model_path):
+    from nmt.decode.precision import model_for
+
+    with pytest.raises(ConfigError, match=r"`decode.precision=fp16` runs on CUDA only, but the device is cpu"):
+        model_for(Transformer(UNTRAINED, 20, 20, PAD_ID), "fp16", torch.device("cpu"))
+    translator = Translator.from_checkpoint(model_path, DecodeConfig(precision="fp16"), device="cpu")
+    with pytest.raises(ConfigError, match="runs on CUDA only"):
+        translator.translate(["a line"])

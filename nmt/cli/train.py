@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from nmt.cli.hydra_config import Job, entry_point
@@ -21,6 +22,7 @@ from nmt.cli.usage import pasteable
 from nmt.config import TrainConfig
 from nmt.errors import UserError
 from nmt.evaluate import to_markdown_table
+from nmt.train.preemption import PREEMPTED_EXIT_CODE, Preempted
 from nmt.train.run import train
 
 
@@ -31,6 +33,9 @@ def run(cfg: TrainConfig) -> float | None:
     except UserError:
         remove_if_untouched(Path(cfg.run_dir))
         raise
+    except Preempted as stop:  # a scheduler's SIGTERM or SIGUSR1: the checkpoint is written, the run unfinished
+        print(stop, file=sys.stderr)
+        raise SystemExit(PREEMPTED_EXIT_CODE) from None
     bleu = "n/a" if result.best_bleu is None else f"{result.best_bleu:.2f}"
     print(f"\nbest checkpoint: {result.best_checkpoint} (validation BLEU {bleu}, {result.steps} steps)")
     print(f"exported model:  {result.model_path}")

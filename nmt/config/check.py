@@ -108,6 +108,7 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(0 <= cfg.epsilon < 1, "epsilon", "in [0, 1)")
         need(cfg.n_best >= 1, "n_best", ">= 1")
         need(cfg.max_tokens >= 1, "max_tokens", ">= 1")
+        need(cfg.max_sentences is None or cfg.max_sentences >= 0, "max_sentences", ">= 0 (0 or null: no cap)")
         need(cfg.min_len >= 0, "min_len", ">= 0")
         need(cfg.max_len_a >= 0, "max_len_a", ">= 0")
         need(
@@ -119,6 +120,7 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
     if isinstance(cfg, DataConfig):
         need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
         need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")
+        need(cfg.max_sentences is None or cfg.max_sentences >= 0, "max_sentences", ">= 0 (0 or null: no cap)")
         need(cfg.src_lang != cfg.tgt_lang, "tgt_lang", f"different from `{prefix}src_lang`")
     if isinstance(cfg, TokenizerConfig):
         need(cfg.vocab_size >= 16, "vocab_size", ">= 16")
@@ -126,6 +128,8 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", "in [0, 1)")
         need(cfg.lr > 0, "lr", "> 0")
         need(cfg.warmup_steps >= 0, "warmup_steps", ">= 0")
+        need(cfg.fp16_init_scale > 0, "fp16_init_scale", "> 0")
+        need(0 < cfg.fp16_min_scale <= cfg.fp16_init_scale, "fp16_min_scale", f"in (0, `{prefix}fp16_init_scale`]")
     return out
 
 

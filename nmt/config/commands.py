@@ -7,7 +7,7 @@ from typing import Any
 
 from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
 
-PRECISIONS = ("32", "bf16", "int8")  # decode.precision
+PRECISIONS = ("32", "bf16", "fp16", "int8")  # decode.precision
 BACKENDS = ("torch", "ctranslate2")  # nmt-translate backend
 PRUNE_RANKS = ("importance", "normalized", "confidence")  # `HeadStats` scores heads can be ranked by
 # nmt-export's weight types: CTranslate2's (`ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES`)
@@ -178,7 +178,7 @@ class BenchmarkConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the base settings the grid varies
     beam_sizes: list[int] = field(default_factory=lambda: [1, 5])  # beam sizes to try (1 = greedy)
     length_penalties: list[float] = field(default_factory=lambda: [1.0])  # GNMT alphas to try
-    precisions: list[str] = field(default_factory=lambda: ["32"])  # decode.precision values to try: 32, bf16, int8
+    precisions: list[str] = field(default_factory=lambda: ["32"])  # decode.precision values: 32, bf16, fp16, int8
     backends: list[str] = field(default_factory=lambda: ["torch"])  # torch, ctranslate2 (exported on the fly)
     repeats: int = 3  # timed runs per setting; the median is reported
     tokenize: str | None = None  # sacreBLEU tokenizer; None chooses by target language

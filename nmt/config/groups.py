@@ -28,6 +28,8 @@ class DataConfig:
     max_len: int = 128  # subword tokens per side; longer training pairs are dropped
     max_ratio: float = 3.0  # drop training pairs whose length ratio exceeds this
     max_tokens: int = 4096  # token budget per batch (padded source or target positions)
+    # pairs per training and validation batch, as fairseq's --batch-size; 0 or null: no cap (max_tokens alone)
+    max_sentences: int | None = None
     builtin_train_size: int = 20000  # pairs in the built-in corpus's train split
     prepared: str | None = None  # a directory written by nmt-prepare; None: prepare the corpus above into cache_dir
     num_workers: int = 0  # DataLoader worker processes assembling training batches; 0 = in the training process
@@ -91,7 +93,9 @@ class OptimConfig:
     schedule: str = "inverse_sqrt"  # learning rate after warmup: inverse_sqrt | linear (decays to 0 at max_steps)
     warmup_steps: int = 4000  # steps of linear warmup to `lr`
     label_smoothing: float = 0.1  # epsilon_ls of the smoothed cross-entropy, in [0, 1)
-    max_bad_steps: int = 10  # stop after this many consecutive non-finite losses
+    max_bad_steps: int = 10  # stop after this many consecutive non-finite losses (32 and bf16-mixed)
+    fp16_init_scale: float = 128.0  # 16-mixed: the GradScaler's first loss scale (fairseq's --fp16-init-scale)
+    fp16_min_scale: float = 1e-4  # 16-mixed: stop when the loss scale falls below this (fairseq's --min-loss-scale)
 
 
 @dataclass
@@ -111,7 +115,7 @@ class TrainerConfig:
     val_check_interval: int = 500  # training batches between validations (loss + BLEU)
     log_every_n_steps: int = 50  # training loss and learning rate logged every this many steps
     num_threads: int = 0  # torch intra-op threads; 0 = one per available core
-    progress_bar: bool = True  # show a progress bar on stderr
+    progress_bar: bool | None = None  # a progress bar on stderr; null = where stderr is a terminal, else log lines
     compile: bool = False  # torch.compile the model for training
 
 
@@ -128,7 +132,12 @@ class DecodeConfig:
     n_best: int = 1  # hypotheses printed per input (as "i ||| text ||| score" when > 1); <= beam_size
     no_repeat_ngram: int = 0  # block repeated n-grams of this size (0 = off)
     max_tokens: int = 8000  # source tokens per translation batch
-    precision: str = "32"  # arithmetic of the PyTorch search: 32 | bf16 (bfloat16 weights) | int8 (CPU: int8 linears)
+    # sentences per translation batch, counted before the beam (a batch runs max_sentences x beam_size
+    # hypotheses), as fairseq's --batch-size; 0 or null: no cap
+    max_sentences: int | None = None
+    # arithmetic of the search: 32 | bf16 (bfloat16 weights) | fp16 (float16 weights, CUDA only) | int8 (backend
+    # torch: int8 linear layers, CPU only; backend ctranslate2: int8, on CUDA int8_float16 = int8 weights, float16 rest)
+    precision: str = "32"
     sampling: bool = False  # draw every token at random instead of searching (decode=sample): n_best samples per input
     temperature: float = 1.0  # sampling: logits are divided by it; towards 0 sampling approaches greedy search
     top_k: int = 0  # sampling: draw among the k most probable tokens (0 = all)

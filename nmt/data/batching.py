@@ -2,11 +2,13 @@
 
 Sorting by length before cutting batches keeps padding small; capping padded
 positions instead of sentences keeps memory flat across batches (as fairseq's
-`--max-tokens`, Ott et al. 2019).
+`--max-tokens`, Ott et al. 2019). An optional cap on sentences per batch bounds
+batches of short pairs as well (as fairseq's `--batch-size`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +20,9 @@ from torch.nn.utils.rnn import pad_sequence
 class TokenBatchSampler:
     """Lists of dataset indices whose padded size fits `max_tokens`; a torch `batch_sampler`.
 
-    A batch of B pairs costs `B * max(max_src_len, max_tgt_len)` tokens. Lengths
-    must be the lengths the model sees, i.e. the token count + 1 for the EOS on
-    the source and the BOS/EOS on the target (see `collate`).
+    A batch of B pairs costs `B * max(max_src_len, max_tgt_len)` tokens, and holds at most `max_sentences`
+    pairs when that is set. Lengths must be the lengths the model sees, i.e. the token count + 1 for the EOS
+    on the source and the BOS/EOS on the target (see `collate`).
 
     Pairs are sorted by (source, target) length once and cut greedily into batches; an
     epoch shuffles the pairs inside each group of equal lengths (which leaves every batch's
@@ -35,6 +37,7 @@ class TokenBatchSampler:
         src_lens: source length per pair (including EOS).
         tgt_lens: target length per pair (including BOS or EOS).
         max_tokens: padded positions per batch.
+        max_sentences: pairs per batch; 0 or None: no cap (the token budget alone cuts batches).
         shuffle: reorder batches and break length ties randomly each epoch;
             False keeps batches in length order and ties in index order (for validation).
         seed: base seed of the per-epoch shuffles.
@@ -55,28 +58,31 @@ class TokenBatchSampler:
         num_replicas: int = 1,
         rank: int = 0,
         even: bool = True,
+        max_sentences: int | None = None,
     ) -> None:
         src, tgt = np.asarray(src_lens), np.asarray(tgt_lens)
         if len(src) != len(tgt):
             raise ValueError(f"`tgt_lens` must have {len(src)} entries like `src_lens`, but has {len(tgt)}.")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"`rank` must be in 0..{num_replicas - 1}, but is {rank} instead.")
+        if max_sentences is not None and max_sentences < 0:
+            raise ValueError(f"`max_sentences` must be >= 0 (0 or None: no cap), but is {max_sentences} instead.")
         longest = int(max(src.max(initial=0), tgt.max(initial=0)))
         if longest > max_tokens:
             raise ValueError(
                 f"`max_tokens` must be >= the longest pair ({longest} tokens), but is {max_tokens} instead; "
                 "filter long pairs first."
             )
-        self.max_tokens, self.shuffle, self.seed = max_tokens, shuffle, seed
+        self.max_tokens, self.max_sentences, self.shuffle, self.seed = max_tokens, max_sentences or 0, shuffle, seed
         self.num_replicas, self.rank, self.even = num_replicas, rank, even
         self.epoch = 0
-        self._skip = 0
+        self._skip, self._skip_epoch = 0, 0  # batches to skip at the start of epoch `_skip_epoch` (resuming)
         index_type = np.uint32 if len(src) < 1 << 32 else np.int64
         self._order = np.lexsort((tgt, src)).astype(index_type)  # by source, then target length; ties by index
         sorted_src, sorted_tgt = src[self._order], tgt[self._order]
         tie_breaks = (sorted_src[1:] != sorted_src[:-1]) | (sorted_tgt[1:] != sorted_tgt[:-1])
         self._groups = np.concatenate([[0], np.flatnonzero(tie_breaks) + 1, [len(src)]])  # runs of equal lengths
-        self._bounds = _greedy_bounds(np.maximum(sorted_src, sorted_tgt), max_tokens)
+        self._bounds = _greedy_bounds(np.maximum(sorted_src, sorted_tgt), max_tokens, self.max_sentences)
         self.padding_ratio = _padding_ratio(self._bounds, sorted_src, sorted_tgt)  # per pair, it keeps only the order
 
     def set_epoch(self, epoch: int) -> None:
@@ -84,10 +90,14 @@ class TokenBatchSampler:
         self.epoch = epoch
 
     def skip(self, n: int) -> None:
-        """Make the next iteration of the current epoch start after its first `n` batches (for resuming)."""
+        """Make the next iteration of the current epoch start after its first `n` batches (for resuming).
+
+        The skip belongs to the current epoch: a run resumed from the end of an epoch (all its batches done)
+        never iterates that epoch again, and the next epoch must then start from its first batch.
+        """
         if not 0 <= n <= len(self):
             raise ValueError(f"`n` must be in 0..{len(self)}, but is {n} instead.")
-        self._skip = n
+        self._skip, self._skip_epoch = n, self.epoch
 
     @property
     def _num_batches(self) -> int:
@@ -104,7 +114,8 @@ class TokenBatchSampler:
         if self.even:  # drop the remainder so every rank runs the same number of steps (no DDP hang)
             batch_order = batch_order[: len(self) * self.num_replicas]
         mine = batch_order[self.rank :: self.num_replicas]
-        start, self._skip = self._skip, 0
+        start = self._skip if self.epoch == self._skip_epoch else 0
+        self._skip = 0
         for b in mine[start:].tolist():
             yield order[self._bounds[b] : self._bounds[b + 1]].tolist()
 
@@ -130,16 +141,19 @@ def _padding_ratio(bounds: np.ndarray, *sorted_lens: np.ndarray) -> float:
     return 1.0 - real / padded if padded else 0.0
 
 
-def _greedy_bounds(widths: np.ndarray, max_tokens: int) -> np.ndarray:
-    """Batch boundaries over pairs in order: each batch takes pairs while (count * widest) <= `max_tokens`.
+def _greedy_bounds(widths: np.ndarray, max_tokens: int, max_sentences: int = 0) -> np.ndarray:
+    """Batch boundaries over pairs in order: each batch takes pairs while (count * widest) <= `max_tokens`
+    and count <= `max_sentences` (0: no cap).
 
     A Python loop over batches, with numpy inside each: the widest pair so far only grows and so does the
-    count, so the pairs that fit are a prefix of the window of `max_tokens // first width` pairs.
+    count, so the pairs that fit are a prefix of the window of `max_tokens // first width` pairs (at most
+    `max_sentences` of them).
     """
     bounds = [0]
     start, total = 0, len(widths)
     while start < total:
-        window = widths[start : start + max_tokens // int(widths[start])].astype(np.int64)
+        room = min(max_tokens // int(widths[start]), max_sentences or total)
+        window = widths[start : start + room].astype(np.int64)
         fits = np.maximum.accumulate(window) * np.arange(1, len(window) + 1) <= max_tokens
         start += len(window) if fits[-1] else int(np.argmin(fits))
         bounds.append(start)
@@ -159,6 +173,12 @@ class Batch:
 
     def __len__(self) -> int:
         return self.src.size(0)
+
+    def pin_memory(self) -> Batch:
+        """This batch with its tensors in page-locked memory, for asynchronous copies to a GPU. A DataLoader
+        with `pin_memory=True` calls this (torch passes objects without the method through unpinned)."""
+        tensors = {"src": self.src, "tgt_in": self.tgt_in, "tgt_out": self.tgt_out, "index": self.index}
+        return dataclasses.replace(self, **{k: None if t is None else t.pin_memory() for k, t in tensors.items()})
 
 
 def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:

@@ -2,6 +2,11 @@
 
 Every error names the file and, where it has one, the 1-based line, so a bad
 corpus is fixed in one look instead of a debugging session.
+
+Only "\n" ends a line, as in fairseq, Moses and sacreBLEU: a CRLF file reads as
+its LF twin, and a lone carriage return inside a line (an old-Mac line end, or
+a stray byte in scraped text) does not split it, which would misalign the two
+sides of a corpus. Such a CR becomes a space (`_clean`).
 """
 
 from __future__ import annotations
@@ -57,17 +62,26 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _line_of(data: bytes, offset: int) -> int:
-    """The 1-based line holding byte `offset`, counting any of LF, CRLF or CR as a break."""
-    head = data[:offset].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return head.count(b"\n") + 1
+    """The 1-based line holding byte `offset`, counting LF (alone or in CRLF) as the only break."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _clean(line: str) -> str:
+    """One line as the corpus holds it: stripped of surrounding whitespace (a CRLF's CR with it), and each
+    inner CR made a space.
+
+    SentencePiece's normalisation would make an inner CR whitespace anyway; as a space it also cannot
+    become a line break later (Python's text mode reads a lone CR as one, e.g. in `valid.ref`).
+    """
+    return line.strip().replace("\r", " ")
 
 
 def read_lines(path: str | Path) -> list[str]:
     """Read one sentence per line, stripped of surrounding whitespace.
 
-    A UTF-8 byte-order mark and CRLF or CR line ends are accepted. Only "\\n"
-    (after normalising CR) separates lines: `str.splitlines` would also split on
-    U+2028 and friends and so misalign the two sides of a corpus.
+    A UTF-8 byte-order mark and CRLF line ends are accepted. Only "\\n" separates
+    lines: a lone CR stays inside its line as a space (see `_clean`), and
+    `str.splitlines`, which would split at CR, U+2028 and friends, is not used.
 
     Args:
         path: plain or gzip-compressed UTF-8 text.
@@ -91,10 +105,10 @@ def read_lines(path: str | Path) -> list[str]:
         raise CorpusError(f"file {path}, line {line}: invalid UTF-8 at byte offset {e.start} ({e.reason}).") from e
     if not text:
         raise CorpusError(f"file {path} is empty.")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the final line break ends the last line; it does not start a new one
-    return [line.strip() for line in lines]
+    return [_clean(line) for line in lines]
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:
@@ -130,27 +144,28 @@ def raw_lines(path: str | Path) -> Iterator[bytes]:
 def check_lines(raw_lines: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
     """Decode and yield the stripped lines of a byte stream (a file, `sys.stdin.buffer`) one at a time.
 
-    The checks and messages of `iter_lines`, for any source: a leading UTF-8 BOM
-    and CRLF or CR line ends are accepted, a NUL byte or invalid UTF-8 stops
-    with `CorpusError` naming `name` (e.g. "file in.txt" or "<stdin>") and the
-    line. Lines before the bad one have been yielded by then. `first` is the
-    1-based number of the stream's first line (for a stream that starts mid-file).
+    The checks and messages of `iter_lines`, for any source. Each item of
+    `raw_lines` is one LF-terminated line (as iterating a binary file or stream
+    gives them) and yields exactly one line. A leading UTF-8 BOM and CRLF line
+    ends are accepted and an inner CR becomes a space, as in `read_lines`; a NUL
+    byte or invalid UTF-8 stops with `CorpusError` naming `name` (e.g. "file
+    in.txt" or "<stdin>") and the line. Lines before the bad one have been
+    yielded by then. `first` is the 1-based number of the stream's first line
+    (for a stream that starts mid-file).
     """
     for number, raw in enumerate(raw_lines, start=first):
-        yield from _split_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, name, number)
+        yield _decode_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, name, number)
 
 
-def _split_line(raw: bytes, name: str, number: int) -> Iterator[str]:
-    """Decode one LF-terminated chunk; a trailing CR is a CRLF end, inner CRs are old-Mac line breaks."""
+def _decode_line(raw: bytes, name: str, number: int) -> str:
+    """Decode and clean one LF-terminated line (see `_clean`)."""
     if b"\x00" in raw:
         raise CorpusError(f"{name}, line {number}: NUL byte; is this a binary file?")
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CorpusError(f"{name}, line {number}: invalid UTF-8 at byte {e.start} of the line ({e.reason}).") from e
-    line = line.removesuffix("\n").removesuffix("\r")
-    for part in line.split("\r"):
-        yield part.strip()
+    return _clean(line)
 
 
 def check_aligned(path: str | Path, lines: list[str], other_path: str | Path, other: list[str]) -> None:

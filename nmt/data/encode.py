@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nmt.data.corpus import CorpusError, check_lines
+from nmt.data.corpus import check_lines
 from nmt.data.tokenizer import Tokenizer
 
 
@@ -56,19 +56,12 @@ def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None) -> EncodedChu
     """Decode and encode one chunk with `tokenizer` (in a worker: the one it was started with).
 
     Raises:
-        CorpusError: a line is not UTF-8 or holds a NUL byte, or carriage returns inside lines split
-            the two sides into different numbers of lines.
+        CorpusError: a line is not UTF-8 or holds a NUL byte.
     """
     tokenizer = tokenizer or _worker_tokenizer
     assert tokenizer is not None, "encode_chunk runs in a worker started by encode_chunks, or gets a tokenizer"
     src = list(check_lines(chunk.src, chunk.src_name, chunk.first))
     tgt = list(check_lines(chunk.tgt, chunk.tgt_name, chunk.first))
-    if len(src) != len(tgt):
-        last = chunk.first + len(chunk.src) - 1
-        raise CorpusError(
-            f"{chunk.src_name} and {chunk.tgt_name}, lines {chunk.first}-{last}: carriage returns inside lines "
-            f"split them into {len(src)} and {len(tgt)} lines; the files must align line by line."
-        )
     src_ids, src_lens = _flat(tokenizer.encode_src(src))
     tgt_ids, tgt_lens = _flat(tokenizer.encode_tgt(tgt))
     return EncodedChunk(chunk.source, src_ids, src_lens, tgt_ids, tgt_lens, tgt if chunk.keep_text else None)

@@ -5,19 +5,22 @@
 The corpus is read as chunks of raw lines, never held whole: training pairs that are empty, longer
 than `max_len` or too unequal in length are dropped and counted; validation pairs are all kept (cut
 to `max_len` tokens) so that validation BLEU covers the whole split. `nmt-train` without
-`data.prepared` prepares its corpus into the cache once (`load_training_data`).
+`data.prepared` prepares its corpus into the cache once (`load_training_data`): under DDP one rank
+prepares, holding a file lock, while the others wait for it.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import itertools
 import json
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,7 @@ from nmt.data.prepared import (
     remove_stale_leftovers,
 )
 from nmt.data.sources import get_corpus, split_files
-from nmt.data.tokenizer import Tokenizer, train_tokenizer
+from nmt.data.tokenizer import TRAINING_VERSION, Tokenizer, train_tokenizer
 from nmt.device import usable_cores
 
 CHUNK_LINES = 10_000  # lines per unit of work: large enough to amortise the hand-over, small for memory
@@ -217,7 +220,8 @@ def prepare_corpus(
         tokenizer_cfg: SentencePiece options; the model is trained on `input_sentence_size` pairs
             sampled with `sample_seed` (and cached by their content), unless `tokenizer` is given.
         output: the directory to write; it must not exist.
-        workers: encoding processes (1: encode in this process).
+        workers: encoding processes at most (1: encode in this process); a split of fewer chunks
+            gets one per chunk, so a split of one chunk is encoded in this process.
         tokenizer: a tokenizer to use as it is (a checkpoint's, for resuming or fine-tuning).
         chunk_lines: lines per unit of work.
 
@@ -238,7 +242,7 @@ def prepare_corpus(
         splits = {}
         for split, pairs in sources.items():
             chunks = _chunks(pairs, keep_text=split == "valid", size=chunk_lines)
-            splits[split] = _write_split(writer, split, encode_chunks(chunks, tokenizer, workers), pairs, data)
+            splits[split] = _write_split(writer, split, _encoded(chunks, tokenizer, workers), pairs, data)
         manifest = {
             "data": {**dataclasses.asdict(data), "prepared": None},
             "tokenizer": {
@@ -255,13 +259,20 @@ def prepare_corpus(
         return writer.finish(manifest)
 
 
+def _encoded(chunks: Iterator[Chunk], tokenizer: Tokenizer, workers: int) -> Iterator[EncodedChunk]:
+    """`encode_chunks` with no more processes than chunks: the first `workers` chunks are read to count them."""
+    head = list(itertools.islice(chunks, max(workers, 1)))
+    return encode_chunks(itertools.chain(head, chunks), tokenizer, max(min(workers, len(head)), 1))
+
+
 def cache_key(data: DataConfig, tokenizer: TokenizerConfig | Tokenizer) -> str:
     """What a cached prepared corpus depends on: the corpus options that change its content, the files'
-    names, sizes and modification times, and the tokenizer options (or the given tokenizer itself)."""
+    names, sizes and modification times, and the tokenizer options and way of training (or the given
+    tokenizer itself)."""
     content = {
         k: v
         for k, v in dataclasses.asdict(data).items()
-        if k not in ("test", "max_tokens", "cache_dir", "prepared", "num_workers")
+        if k not in ("test", "max_tokens", "max_sentences", "cache_dir", "prepared", "num_workers")
     }
     files = []
     if data.name != "builtin":
@@ -269,7 +280,14 @@ def cache_key(data: DataConfig, tokenizer: TokenizerConfig | Tokenizer) -> str:
             for pair in split_files(data, split):
                 files += [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in pair]
     tok = tokenizer.fingerprint if isinstance(tokenizer, Tokenizer) else dataclasses.asdict(tokenizer)
-    key = {"version": VERSION, "data": content, "files": files, "tokenizer": tok, "sentencepiece": spm.__version__}
+    key = {
+        "version": VERSION,
+        "data": content,
+        "files": files,
+        "tokenizer": tok,
+        "tokenizer_training": TRAINING_VERSION,
+        "sentencepiece": spm.__version__,
+    }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -280,6 +298,11 @@ def load_training_data(
 
     A given `tokenizer` (a resumed run's, from its checkpoint) is used as it is, never retrained; a
     prepared directory made with another one is refused.
+
+    Safe to call from many processes at once (the ranks of a DDP run, on one machine or on a shared
+    file system with working `flock`): one prepares the cache entry `prepared/KEY` with all usable cores
+    while holding an exclusive lock on `prepared/KEY.lock`; the others wait for the lock and open what
+    it wrote. The tokenizer it trains into `spm/` is written under the same lock.
 
     Raises:
         PreparedError: `data.prepared` is unfinished, corrupt, or of another tokenizer.
@@ -292,9 +315,25 @@ def load_training_data(
     if tokenizer is not None and not _holds_tokenizer(path, tokenizer):
         path = cache / cache_key(data, tokenizer)
     if not (path / MANIFEST).is_file():
-        print(f"preparing {data.name} {data.src_lang}-{data.tgt_lang} into {path}", file=sys.stderr)
-        prepare_corpus(data, tokenizer_cfg, path, tokenizer=tokenizer)
+        with _exclusive(path.with_name(f"{path.name}.lock")):
+            if not (path / MANIFEST).is_file():  # else the process this one waited for has prepared it
+                print(f"preparing {data.name} {data.src_lang}-{data.tgt_lang} into {path}", file=sys.stderr)
+                remove_stale_leftovers(path)
+                prepare_corpus(data, tokenizer_cfg, path, workers=usable_cores(), tokenizer=tokenizer)
     return open_prepared(path, tokenizer)
+
+
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on the file `lock` (created if missing), waiting while another process does.
+
+    The kernel frees the lock when its holder exits, even when killed. The file stays: deleting it would let
+    a process still waiting on the old file and one that creates a new file both hold "the" lock.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as f:  # "a": created if missing, never truncated
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
 
 
 def _holds_tokenizer(path: Path, tokenizer: Tokenizer) -> bool:

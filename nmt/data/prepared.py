@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nmt.atomic import atomic_write_bytes
+from nmt.atomic import atomic_write_bytes, remove_if_writer_gone
 from nmt.config import DataConfig, TokenizerConfig
 from nmt.data.batching import Batch
 from nmt.data.corpus import FilterStats
@@ -289,18 +289,8 @@ def remove_stale_leftovers(output: Path) -> None:
     """Remove the temporary directories of prepares into `output` whose process is gone."""
     for leftover in interrupted_leftovers(output):
         pid = leftover.name.removeprefix(f".{output.name}{TMP_MARK}").split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if pid.isdigit():
+            remove_if_writer_gone(leftover, int(pid))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

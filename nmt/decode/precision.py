@@ -1,4 +1,4 @@
-"""The arithmetic a search runs in: float32, bfloat16 weights, or int8 linear layers on CPU.
+"""The arithmetic a search runs in: float32, bfloat16 or float16 weights, or int8 linear layers on CPU.
 
 `32` is the reference. On CPU its linear layers run on oneDNN rather than MKL (the same weights, not a
 copy): on 2 cores of an AMD EPYC with AVX-512, MKL's float32 products ran at 130-210 GFLOPS and oneDNN's at
@@ -10,6 +10,12 @@ CPUs, and GPUs; emulated, and slower, elsewhere); attention softmax and the fina
 float32. A copy, not `torch.autocast`: autocast recasts every weight at every call, which for one-token
 decoder steps costs more than the bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x
 float32, the copy 1.15x).
+
+`fp16` is the same with a float16 copy, on CUDA only (CPUs have no fast float16 products). float16 keeps more
+mantissa than bfloat16 but overflows above 65504; where that could bite it is as safe as bf16: masked
+attention scores are -inf (exact in float16) and their softmax runs in float32 (the fused kernel of
+`scaled_dot_product_attention` takes a boolean mask and accumulates in float32), the final log-softmax too,
+and the search keeps float32 scores throughout (`Transformer.decode_step` returns float32 log-probs).
 
 `int8` replaces every linear layer, the output projection included, by PyTorch's dynamically quantized one
 (int8 weights with a scale per output channel, activations quantized per batch), which runs on CPU only. One
@@ -27,6 +33,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+from nmt.compat import onednn_linear
 from nmt.config import PRECISIONS, ConfigError
 from nmt.device import warn_if_slow_bf16
 from nmt.errors import UserError
@@ -58,8 +65,8 @@ def _refuse_training(module: nn.Module, _: object) -> None:
 
 
 def model_for(model: Transformer, precision: str, device: torch.device) -> Transformer:
-    """The network to search with at `precision`: `model` (on CPU with `onednn_linears`), its bfloat16 copy or
-    its int8 copy."""
+    """The network to search with at `precision`: `model` (on CPU with `onednn_linears`), its bfloat16 or
+    float16 copy, or its int8 copy."""
     if precision not in PRECISIONS:
         raise ConfigError(f"`decode.precision` must be one of {', '.join(PRECISIONS)}, but is {precision!r} instead.")
     if precision == "32":
@@ -67,8 +74,16 @@ def model_for(model: Transformer, precision: str, device: torch.device) -> Trans
     if precision == "bf16":
         warn_if_slow_bf16(precision, device, "decode.precision")
         return copy.deepcopy(model).to(torch.bfloat16).eval()
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ConfigError(
+                f"`decode.precision=fp16` runs on CUDA only, but the device is {device}; use 32, bf16 or int8 there."
+            )
+        return copy.deepcopy(model).to(torch.float16).eval()
     if device.type != "cpu":
-        raise ConfigError(f"`decode.precision=int8` runs on CPU only, but the device is {device}; use bf16 there.")
+        raise ConfigError(
+            f"`decode.precision=int8` runs on CPU only, but the device is {device}; use bf16 or fp16 there."
+        )
     return quantize_int8(model)
 
 
@@ -80,7 +95,7 @@ class OneDNNLinear(nn.Module):
         self.weight, self.bias = linear.weight, linear.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        return onednn_linear(x, self.weight, self.bias)
 
 
 def onednn_linears(model: M) -> M:

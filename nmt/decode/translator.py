@@ -182,12 +182,14 @@ class Translator:
         return [r for r in results if r is not None]
 
     def _batches(self, indices: list[int], ids: list[list[int]]) -> Iterator[list[int]]:
-        """Length-sorted batches whose padded source size stays within `decode.max_tokens`."""
+        """Length-sorted batches whose padded source size stays within `decode.max_tokens`, each of at most
+        `decode.max_sentences` sentences when that is set (sentences, not sentences x beam, as fairseq)."""
         indices = sorted(indices, key=lambda i: len(ids[i]))
+        cap = self.decode.max_sentences or len(indices)
         batch: list[int] = []
         for i in indices:
             width = len(ids[i]) + 1  # + EOS; sorted, so the newest is the longest
-            if batch and (len(batch) + 1) * width > self.decode.max_tokens:
+            if batch and ((len(batch) + 1) * width > self.decode.max_tokens or len(batch) == cap):
                 yield batch
                 batch = []
             batch.append(i)

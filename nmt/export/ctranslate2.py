@@ -36,7 +36,10 @@ from nmt.model.prune import restore_heads
 METADATA = "nmt_export.json"
 FORMAT_VERSION = 1
 _SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
-COMPUTE_TYPES = {"32": "default", "bf16": "bfloat16", "int8": "int8"}  # decode.precision -> CTranslate2
+# decode.precision -> CTranslate2's compute type. On CUDA, int8 is int8_float16: int8 weights with the rest of
+# the network in float16 rather than float32 (CTranslate2's fast int8 mode for GPUs).
+COMPUTE_TYPES = {"32": "default", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
+CUDA_COMPUTE_TYPES = {**COMPUTE_TYPES, "int8": "int8_float16"}
 
 
 class ExportError(UserError, ValueError):
@@ -240,8 +243,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 class CTranslate2Engine:
     """A `ctranslate2.Translator` as an `Engine`: our ids in and out, passed to it as piece strings.
 
-    `decode.precision` picks CTranslate2's compute type: `32` the export's own weight type, `int8`
-    and `bf16` a conversion at load (one loaded model per compute type, kept).
+    `decode.precision` picks CTranslate2's compute type (`compute_type_for`): `32` the export's own weight type,
+    the others a conversion at load (one loaded model per compute type, kept).
 
     Args:
         path: the exported model directory.
@@ -265,7 +268,7 @@ class CTranslate2Engine:
 
     def model_for(self, precision: str) -> Any:
         """The loaded model computing at `precision` (see the class docstring)."""
-        compute_type = COMPUTE_TYPES[precision]
+        compute_type = compute_type_for(precision, self.device)
         if compute_type not in self._models:
             try:
                 self._models[compute_type] = _ctranslate2().Translator(
@@ -296,6 +299,21 @@ class CTranslate2Engine:
         best = sorted(range(len(ours)), key=ours.__getitem__, reverse=True)[: cfg.n_best]
         ids = [[self.tgt_ids[piece] for piece in hypotheses[i] if piece != self.eos] for i in best]
         return ids, [ours[i] for i in best]
+
+
+def compute_type_for(precision: str, device: torch.device) -> str:
+    """CTranslate2's compute type for `decode.precision` on `device` (`COMPUTE_TYPES`, `CUDA_COMPUTE_TYPES`).
+
+    Raises:
+        ExportError: fp16 off CUDA (CTranslate2 has no float16 on CPU), in the PyTorch engine's words.
+    """
+    if device.type == "cuda":
+        return CUDA_COMPUTE_TYPES[precision]
+    if precision == "fp16":
+        raise ExportError(
+            f"`decode.precision=fp16` runs on CUDA only, but the device is {device}; use 32, bf16 or int8 there."
+        )
+    return COMPUTE_TYPES[precision]
 
 
 def search_options(srcs: list[list[int]], cfg: DecodeConfig, max_positions: int) -> dict[str, Any]:

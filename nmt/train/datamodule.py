@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.data.prepared import PairSplit, TokenArrays
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.train.compat import batches_done
 
 
 class PairBatches(Dataset):
@@ -44,12 +45,13 @@ class TranslationDataModule(L.LightningDataModule):
         seed: int,
         num_workers: int = 0,
         pin_memory: bool = False,
+        max_sentences: int | None = None,
     ) -> None:
         super().__init__()
         self.train, self.valid = train, valid
-        self.max_tokens, self.seed = max_tokens, seed
+        self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, seed
         self.num_workers, self.pin_memory = num_workers, pin_memory
-        self._skip_on_resume: int | None = None  # batches of the resumed epoch already trained
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches already trained) of a resumed run
 
     def _loader(self, pairs: PairSplit, sampler: TokenBatchSampler, workers: int = 0) -> DataLoader:
         # The sampler yields whole batches and is the loader's `sampler` (batch_size=None), because that
@@ -74,6 +76,7 @@ class TranslationDataModule(L.LightningDataModule):
             src_lens=_plus_one(pairs.src),  # + EOS
             tgt_lens=_plus_one(pairs.tgt),  # + BOS (tgt_in) / EOS (tgt_out)
             max_tokens=self.max_tokens,
+            max_sentences=self.max_sentences,
             shuffle=shuffle,
             seed=self.seed,
             num_replicas=self.trainer.world_size,
@@ -83,10 +86,13 @@ class TranslationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = self._sampler(self.train, shuffle=True)
-        if self._skip_on_resume is not None:
-            # Lightning sets the epoch (its count of processed epochs) before iterating; the skip stays.
-            sampler.skip(self._skip_on_resume)
-            self._skip_on_resume = None
+        if self._resume_at is not None:
+            # Lightning creates the first iterator before it sets the epoch, and with workers that iterator draws
+            # its first batches at once: the sampler must hold the resumed epoch and skip from the start.
+            epoch, batches_done = self._resume_at
+            sampler.set_epoch(epoch)
+            sampler.skip(batches_done)
+            self._resume_at = None
         return self._loader(self.train, sampler, self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
@@ -94,11 +100,15 @@ class TranslationDataModule(L.LightningDataModule):
         return self._loader(self.valid, self._sampler(self.valid, shuffle=False))
 
     def state_dict(self) -> dict[str, Any]:
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": self.trainer.current_epoch, "batches_done": progress.completed}
+        """Where the epoch stands, and across how many ranks its batches are dealt (see `nmt.train.resume`)."""
+        return {
+            "epoch": self.trainer.current_epoch,
+            "batches_done": batches_done(self.trainer),
+            "world_size": self.trainer.world_size,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._skip_on_resume = int(state_dict["batches_done"])  # the epoch itself is Lightning's to restore
+        self._resume_at = int(state_dict["epoch"]), int(state_dict["batches_done"])
 
 
 def _plus_one(side: TokenArrays) -> np.ndarray:

@@ -13,13 +13,16 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
+from nmt.train.compat import average_begun
+
 
 class DelayedEMA(EMAWeightAveraging):
     """Lightning's EMA of the weights, begun with the weights after update `start` (0 or 1: the first).
 
     Lightning swaps its average in for validation, checkpoints and the end of training even before its
     first update, when the average is still a copy of the initial weights; this one uses the raw weights
-    until the average has begun, and is Lightning's callback from then on.
+    until the average has begun, and is Lightning's callback from then on, except at the end of training,
+    where it leaves the raw weights in place (see `on_train_end`).
     """
 
     def __init__(self, decay: float, start: int = 0) -> None:
@@ -27,7 +30,7 @@ class DelayedEMA(EMAWeightAveraging):
         super().__init__(decay=decay, update_starting_at_step=max(start - 1, 0))
 
     def _begun(self) -> bool:
-        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+        return average_begun(self)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._begun():
@@ -46,5 +49,6 @@ class DelayedEMA(EMAWeightAveraging):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._begun():
-            super().on_train_end(trainer, pl_module)
+        """Leave the raw weights in the module (Lightning's callback copies the average in here): the checkpoints
+        carry the average as their weights already, and the `last.ckpt` written after this hook must keep the
+        raw weights as the state to continue from, which goes with the optimizer's moments."""

@@ -6,14 +6,14 @@ import csv
 import io
 from typing import Any
 
-from lightning.fabric.loggers.csv_logs import _ExperimentWriter
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 
 from nmt.atomic import atomic_write_bytes
+from nmt.train.compat import CSVExperimentWriter
 
 
-class _ContinuingWriter(_ExperimentWriter):
+class _ContinuingWriter(CSVExperimentWriter):
     """Keeps the rows logged before `resume_step` (the steps the checkpoint holds) and appends after them.
 
     Rows from `resume_step` on were logged by the interrupted run after its checkpoint; the resumed run
@@ -55,11 +55,11 @@ class ContinuingCSVLogger(CSVLogger):
 
     @property
     @rank_zero_experiment
-    def experiment(self) -> _ExperimentWriter:
+    def experiment(self) -> CSVExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             if self.resume_step is None:
-                self._experiment = _ExperimentWriter(log_dir=self.log_dir)
+                self._experiment = CSVExperimentWriter(log_dir=self.log_dir)
             else:
                 self._experiment = _ContinuingWriter(self.log_dir, self.resume_step)
         return self._experiment

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from nmt.compat import foreach_mul_, foreach_norm, skip_update_on_device
 from nmt.config import DecodeConfig, OptimConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer
@@ -21,6 +22,10 @@ from nmt.train.optim import build_optimizer
 
 class NonFiniteLossError(UserError, RuntimeError):
     """Training produced too many consecutive updates with non-finite gradients."""
+
+
+class TokenizerMismatchError(UserError, RuntimeError):
+    """The ranks of a distributed run would train with different tokenizers."""
 
 
 class TranslationModule(L.LightningModule):
@@ -101,6 +106,10 @@ class TranslationModule(L.LightningModule):
         gradients hold sum / (A * W); multiplying by A * W / (tokens of all micro-batches on all ranks)
         gives the per-token gradient of the whole update. Gradients are identical on all ranks after the
         all-reduce, so all ranks take the same decision. Clipping is by the total norm (`gradient_clip_val`).
+
+        Under fp16 (`16-mixed`) the GradScaler has unscaled the gradients already; it skips an update that
+        overflowed and halves its scale, which is how it finds its scale, so such updates are no bad steps:
+        a scale that falls below `optim.fp16_min_scale` ends the run instead (fairseq's `--min-loss-scale`).
         """
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         # torch.full fills on the device; torch.tensor would copy from the host, which waits for the GPU.
@@ -109,28 +118,48 @@ class TranslationModule(L.LightningModule):
         )
         self._update_tokens = 0
         scale = self.trainer.accumulate_grad_batches * self.trainer.world_size / tokens.clamp(min=1.0)
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) * scale  # of the scaled gradients
-        if self._skip_if_non_finite(optimizer, norm):
+        norm = torch.linalg.vector_norm(torch.stack(foreach_norm(grads))) * scale  # of the scaled gradients
+        scaler = self._loss_scaler
+        if scaler is not None:
+            if self._is_check_step():
+                self._check_loss_scale(scaler)
+        elif self._skip_if_non_finite(optimizer, norm):
             return
         if gradient_clip_val:  # as torch.nn.utils.clip_grad_norm_
             scale = scale * (gradient_clip_val / (norm + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(grads, scale)  # NaN if the norm is: harmless, the update is skipped
+        foreach_mul_(grads, scale)  # NaN if the norm is: harmless, the update is skipped
+
+    @property
+    def _loss_scaler(self) -> torch.amp.GradScaler | None:
+        """The fp16 GradScaler of the trainer's precision plugin, if there is one."""
+        return getattr(self.trainer.precision_plugin, "scaler", None)
+
+    def _is_check_step(self) -> bool:
+        """Whether this update is one whose counters are read on the host (Lightning syncs to log then anyway)."""
+        return (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0
+
+    def _check_loss_scale(self, scaler: torch.amp.GradScaler) -> None:
+        """Stop when the fp16 loss scale has fallen below `optim.fp16_min_scale` (reads the device)."""
+        loss_scale = scaler.get_scale()
+        if loss_scale < self.optim.fp16_min_scale:
+            raise NonFiniteLossError(
+                f"the fp16 loss scale fell to {loss_scale:g}, below optim.fp16_min_scale "
+                f"({self.optim.fp16_min_scale:g}), by step {self.global_step}: the gradients overflow at any scale; "
+                "lower optim.lr, raise optim.warmup_steps, or train with trainer.precision=bf16-mixed or 32."
+            )
 
     def _skip_if_non_finite(self, optimizer: torch.optim.Optimizer, norm: torch.Tensor) -> bool:
         """Have `optimizer` skip this update if `norm` is non-finite (a NaN or inf in any gradient makes it so).
 
-        A fused optimizer skips on the device when its `found_inf` is 1.0 (the GradScaler protocol; it also
-        takes back its step count), so no host sync decides it; the skips are counted on the device and
-        checked every `log_every_n_steps` updates, when Lightning syncs to log anyway. Other optimizers
-        (under a GradScaler, see `configure_optimizers`) are decided on the host and skip by dropping the
+        A fused optimizer skips on the device (see `nmt.compat.skip_update_on_device`), so no host sync
+        decides it; the skips are counted on the device and checked every `log_every_n_steps` updates, when
+        Lightning syncs to log anyway. Other optimizers are decided on the host and skip by dropping the
         gradients: then this returns True, and there is nothing left to clip.
         """
         found_inf = (~norm.isfinite()).float()  # []: 1.0 skip, 0.0 update
         self._count_skip(found_inf)
-        torch_optimizer = getattr(optimizer, "optimizer", optimizer)  # unwrap a LightningOptimizer
-        if getattr(torch_optimizer, "_step_supports_amp_scaling", False):
-            torch_optimizer.found_inf, torch_optimizer.grad_scale = found_inf, None
-            if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
+        if skip_update_on_device(getattr(optimizer, "optimizer", optimizer), found_inf):  # unwrap LightningOptimizer
+            if self._is_check_step():
                 self._check_skips()
             return False
         if not found_inf.item():  # a host sync
@@ -163,11 +192,11 @@ class TranslationModule(L.LightningModule):
 
     def _log_train(self, loss: torch.Tensor, nll: torch.Tensor, batch: Batch) -> None:
         """Log loss per token, perplexity and learning rate (tokens/s: see `nmt.train.throughput`)."""
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
+        self.log("train/loss", loss, batch_size=batch.src.size(0))
         self.log("train/ppl", torch.exp(nll.clamp(max=50.0)), batch_size=batch.src.size(0))
         lr = self.optimizers().param_groups[0]["lr"]
         # A float would be copied to the device by `log` (a sync); torch.full fills it there.
-        self.log("lr", torch.full((), lr, device=self.device), prog_bar=True, batch_size=1)
+        self.log("lr", torch.full((), lr, device=self.device), batch_size=1)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         logits = self._teacher_forcing(batch.src, batch.tgt_in)  # [B, T, V]
@@ -181,6 +210,19 @@ class TranslationModule(L.LightningModule):
         for index, nbest in zip(batch.index.tolist(), result.tokens, strict=True):
             # Every hypothesis of a sentence can end at -inf (min_len and n-gram blocking together): no text.
             self._hyps[index] = self.tokenizer.decode_tgt(nbest[0]) if nbest else ""
+
+    def on_fit_start(self) -> None:
+        """Refuse to train when the ranks hold different tokenizers (each node prepared its own corpus, say):
+        their token ids would mean different pieces, and DDP would average gradients across them."""
+        if self.trainer.world_size == 1:
+            return
+        fingerprints = gather_objects(self.tokenizer.fingerprint)
+        if len(set(fingerprints)) > 1:
+            ranks = ", ".join(f"rank {rank}: {fp[:12]}" for rank, fp in enumerate(fingerprints))
+            raise TokenizerMismatchError(
+                f"the ranks of this run hold different tokenizers ({ranks}); prepare the corpus once with "
+                "nmt-prepare on a shared file system and train every rank on it with data.prepared=DIR."
+            )
 
     def on_train_start(self) -> None:
         self._train_start = time.perf_counter()
@@ -233,25 +275,37 @@ class TranslationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nmt"] = self.metadata
         checkpoint["elapsed_s"] = self._elapsed()
-        # Lightning does not save the global RNG; dropout draws from it, so a resumed run needs it to
-        # continue exactly as an uninterrupted one would.
-        checkpoint["rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        # Lightning does not save random states; dropout draws from them, so a resumed run needs them to continue
+        # exactly as an uninterrupted one would: every rank's own (rank 0 writes the file; this runs on all).
+        checkpoint["rng"] = gather_objects(self._rng_state())
+
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        """This process's generators: the CPU one and, on a GPU, that GPU's (not every visible one's)."""
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._elapsed_before = float(checkpoint.get("elapsed_s", 0.0))
-        rng = checkpoint.get("rng", {})
+        states = checkpoint.get("rng", {})
+        # One state per rank; older checkpoints hold rank 0's only. `nmt.train.resume` refuses another world size.
+        rng = states[self.global_rank] if isinstance(states, list) else states
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+
+def gather_objects(local: Any) -> list[Any]:
+    """Every rank's `local`, in rank order (`[local]` when not distributed)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [local]
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, local)
+    return parts
 
 
 def gather_dicts(local: dict[int, str]) -> dict[int, str]:
     """The union of every rank's dict (the dict itself when not distributed)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return local
-    parts: list[dict[int, str] | None] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, local)
-    return {k: v for part in parts for k, v in part.items()}
+    return {k: v for part in gather_objects(local) for k, v in part.items()}

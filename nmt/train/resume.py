@@ -48,6 +48,7 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
     if cfg.data.prepared is None:  # a prepared directory is checked against the checkpoint's tokenizer itself
         check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
     check_same_model(ckpt.model_config, cfg.model, path)
+    check_same_world_size(raw, cfg.trainer.devices * cfg.trainer.num_nodes, path)
     state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), _train_seconds(raw))
     check_time_budget(state, cfg.trainer.max_time)
     return state
@@ -79,6 +80,18 @@ def check_same_model(stored: ModelConfig, model: ModelConfig, path: str) -> None
     ]
     if changed:
         raise CheckpointError(f"checkpoint {path} has a different model: {'; '.join(changed)}.")
+
+
+def check_same_world_size(raw: dict[str, Any], world_size: int, path: str) -> None:
+    """Refuse to resume on another number of processes: the batches of an epoch are dealt out across the ranks,
+    so the position inside the epoch, and each rank's random state, mean nothing on another count."""
+    saved = raw.get("TranslationDataModule", {}).get("world_size")  # checkpoints before it was recorded: unchecked
+    if saved is not None and saved != world_size:
+        raise CheckpointError(
+            f"checkpoint {path} was trained by {saved} process(es), but this run has {world_size} "
+            "(trainer.devices x trainer.num_nodes): resume with the same number, or start a new run from its "
+            f"weights with init_from={path}."
+        )
 
 
 def _train_seconds(raw: dict[str, Any]) -> float | None:

@@ -15,12 +15,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.plugins import MixedPrecision
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from nmt.atomic import atomic_write_bytes
+from nmt.atomic import atomic_write_bytes, remove_stale_temporaries
 from nmt.checkpoint import (
     check_training_checkpoint,
     export_checkpoint,
@@ -35,11 +37,14 @@ from nmt.data.prepared import PreparedCorpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
 from nmt.model import Transformer
+from nmt.train.compat import batches_done_in_run, last_saved_step, save_last_checkpoint
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.ema import DelayedEMA
 from nmt.train.logs import ContinuingCSVLogger
 from nmt.train.memory import TrimHeap
 from nmt.train.module import TranslationModule
+from nmt.train.preemption import Preempted, WriteLastOnPreemption
+from nmt.train.progress import progress_callbacks
 from nmt.train.resume import ResumeState, describe, load_resume_state, resolve_resume
 from nmt.train.throughput import Throughput
 
@@ -86,7 +91,7 @@ class CheckpointEveryValidation(ModelCheckpoint):
         if not trainer.sanity_checking:
             self._refresh_last(trainer)
             # Lightning's own rule (with check_val_every_n_epoch=None): was this a scheduled validation?
-            self._unscheduled = (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % trainer.val_check_batch != 0
+            self._unscheduled = batches_done_in_run(trainer) % trainer.val_check_batch != 0
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
@@ -97,8 +102,8 @@ class CheckpointEveryValidation(ModelCheckpoint):
         came between scheduled ones (`max_time`, `ValidateTheLastStep`) writes it again at the end: resumed
         from the copy written during that validation, Lightning would log every later step one step behind."""
         fitting = trainer.state.fn == TrainerFn.FITTING
-        if fitting and self.save_last and (again or self._last_global_step_saved != trainer.global_step):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if fitting and self.save_last and (again or last_saved_step(self) != trainer.global_step):
+            save_last_checkpoint(self, trainer)
 
 
 class ValidateTheLastStep(Callback):
@@ -144,7 +149,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int 
     A resumed run (`resume_step` given) continues its `logs/metrics.csv` from that step.
     """
     t = cfg.trainer
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, *progress_callbacks(t.progress_bar, t.log_every_n_steps)]
     if cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStopping("val/bleu", mode="max", patience=cfg.early_stopping_patience))
     logger: Logger = (
@@ -152,12 +157,19 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int 
         if cfg.logger == "tensorboard"
         else ContinuingCSVLogger(cfg.run_dir, resume_step, name="logs", version="")
     )
+    device = "cuda" if _on_gpu(t) else "cpu"
+    precision = training_precision(t.precision, torch.device(device))
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if precision == "16-mixed":  # Lightning's own would start at a loss scale of 2^16 (and use bf16 on CPU)
+        plugins.append(
+            MixedPrecision("16-mixed", device, torch.amp.GradScaler(device, init_scale=cfg.optim.fp16_init_scale))
+        )
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=training_precision(t.precision, torch.device("cuda" if _on_gpu(t) else "cpu")),
+        precision=None if precision == "16-mixed" else precision,
         max_steps=t.max_steps,
         max_epochs=t.max_epochs,
         max_time=t.max_time,
@@ -169,11 +181,11 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int 
         num_sanity_val_steps=0,
         callbacks=callbacks,
         logger=logger,
-        plugins=[AtomicCheckpointIO()],
+        plugins=plugins,
         use_distributed_sampler=False,  # TokenBatchSampler shards by rank itself
         default_root_dir=cfg.run_dir,
         enable_model_summary=False,
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
     )
 
 
@@ -203,6 +215,12 @@ def check_environment(cfg: TrainConfig) -> None:
         raise ConfigError("cannot train here:\n  " + "\n  ".join(problems))
     if not _on_gpu(t):
         warn_if_slow_bf16(t.precision, torch.device("cpu"), "trainer.precision")
+        if t.precision == "16-mixed":
+            print(
+                "warning: trainer.precision=16-mixed on a CPU computes fp16 in emulation, slower than float32; "
+                "it is for GPUs without bf16 (V100, T4). On a CPU use bf16-mixed (AMX or AVX512-BF16) or 32.",
+                file=sys.stderr,
+            )
 
 
 def _on_gpu(t: TrainerConfig) -> bool:
@@ -222,6 +240,8 @@ def quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning 2.6
+            # fp16: an update the GradScaler skips still steps the schedule, as in fairseq; torch warns each time.
+            warnings.filterwarnings("ignore", message=r".*lr_scheduler.step\(\)` before `optimizer.step\(\)`.*")
             yield
     finally:
         chatty.setLevel(level)
@@ -238,6 +258,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     check_environment(cfg)
     checkpoint_dir = Path(cfg.run_dir) / "checkpoints"
     resume_path = resolve_resume(cfg.resume, checkpoint_dir)  # fails before data preparation
+    if removed := remove_stale_temporaries(checkpoint_dir, None):  # before any rank can write a checkpoint
+        print(f"removed {removed} unfinished checkpoint file(s) of a killed run from {checkpoint_dir}", file=sys.stderr)
     init = None if cfg.init_from is None else load_checkpoint(cfg.init_from)
     if init is not None:  # the model to fine-tune decides the shape, also for a resume of the fine-tuning
         cfg = check(dataclasses.replace(cfg, model=init.model_config))
@@ -265,7 +287,7 @@ def with_prepared_data(cfg: TrainConfig, data: PreparedCorpus) -> TrainConfig:
     """
     if cfg.data.prepared is None:
         return cfg
-    own = {k: getattr(cfg.data, k) for k in ("prepared", "max_tokens", "num_workers", "cache_dir")}
+    own = {k: getattr(cfg.data, k) for k in ("prepared", "max_tokens", "max_sentences", "num_workers", "cache_dir")}
     tokenizer = data.tokenizer_config or cfg.tokenizer
     return check(dataclasses.replace(cfg, data=dataclasses.replace(data.data, **own), tokenizer=tokenizer))
 
@@ -289,7 +311,13 @@ def _fit(
         module.model.load_state_dict(weights)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
     datamodule = TranslationDataModule(
-        data.train, data.valid, cfg.data.max_tokens, cfg.seed, cfg.data.num_workers, pin_memory=_on_gpu(cfg.trainer)
+        data.train,
+        data.valid,
+        cfg.data.max_tokens,
+        cfg.seed,
+        cfg.data.num_workers,
+        pin_memory=_on_gpu(cfg.trainer),
+        max_sentences=cfg.data.max_sentences,
     )
     checkpoints = CheckpointEveryValidation(
         dirpath=checkpoint_dir,
@@ -301,7 +329,8 @@ def _fit(
         auto_insert_metric_name=False,
     )
     throughput = Throughput()
-    callbacks: list[Callback] = [checkpoints, throughput, ValidateTheLastStep(), *extra]
+    preemption = WriteLastOnPreemption(checkpoints)
+    callbacks: list[Callback] = [checkpoints, throughput, ValidateTheLastStep(), preemption, *extra]
     if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights, once begun
         callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start))
     if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)
@@ -317,7 +346,10 @@ def _fit(
     if not _on_gpu(cfg.trainer):
         callbacks.append(TrimHeap())
     trainer = build_trainer(cfg, callbacks, None if resume is None else resume.step)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else resume.path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else resume.path)
+    except SIGTERMException:
+        raise Preempted(preemption.stopped_at, checkpoint_dir / "last.ckpt") from None
     best = checkpoints.best_model_path or str(checkpoint_dir / "last.ckpt")
     model_path = Path(cfg.run_dir) / "model.pt"
     if trainer.is_global_zero and Path(best).is_file():

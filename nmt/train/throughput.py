@@ -45,7 +45,7 @@ class Throughput(Callback):
         if self._last is not None:
             rate = tokens / (now - self._last)
             # torch.full fills on the device; `log` would copy a float from the host, which waits for the GPU.
-            module.log("tok_s", torch.full((), rate, device=module.device), prog_bar=True, batch_size=1)
+            module.log("tok_s", torch.full((), rate, device=module.device), batch_size=1)
             if trainer.global_step > self.warmup:
                 self.rates.append(rate)
                 self.tokens += tokens

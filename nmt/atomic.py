@@ -3,6 +3,7 @@
 A write of `NAME` goes to a hidden `.NAME.PID-XXXXXXXX.tmp` beside it (PID: the writing process), is
 fsynced, renamed over `NAME`, and the directory is fsynced so the rename itself survives a power loss.
 A process killed mid-write leaves its temporary behind; `remove_stale_temporaries` clears those.
+`sha256_of` names a written file by its content (prepared manifests, back-translation provenance).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -276,3 +278,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically."""
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nmt.atomic import atomic_open
-from nmt.config import ModelConfig
+from nmt.config import DataConfig, ModelConfig
 from nmt.errors import UserError
 
 FORMAT_VERSION = 1
@@ -40,6 +40,18 @@ class CheckpointError(UserError, ValueError):
     """A file is not a usable nmt checkpoint; the message says which file and why."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SpecialIds:
+    """The ids that frame every sequence, by name, so that no caller can pass them in the wrong order.
+
+    Training fixes them (`nmt.data.tokenizer`: PAD 0, BOS 2, EOS 3) and every checkpoint records them.
+    """
+
+    pad: int  # fills batches up to their longest row
+    bos: int  # the decoder's first input
+    eos: int  # ends every source and every target
+
+
 @dataclass
 class Checkpoint:
     """What translation needs from a checkpoint."""
@@ -56,6 +68,11 @@ class Checkpoint:
     tgt_lang: str
     train_config: dict[str, Any]  # the resolved training config, as plain data
     step: int
+
+    @property
+    def special_ids(self) -> SpecialIds:
+        """`pad_id`, `bos_id` and `eos_id` as one value."""
+        return SpecialIds(pad=self.pad_id, bos=self.bos_id, eos=self.eos_id)
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -187,3 +204,21 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> None:
     from_raw(raw, Path(src))  # validates before anything is written
     slim = {k: raw[k] for k in ("state_dict", "nmt", "global_step") if k in raw}
     save_checkpoint(slim, dst)
+
+
+def trained_on(ckpt: str | Path | list[str]) -> DataConfig:
+    """The data config a checkpoint (or an ensemble's first) was trained with, so that it is scored on its own
+    test set by default.
+
+    Raises:
+        CheckpointError: `ckpt` is not a usable checkpoint, or its training config holds no usable data section.
+    """
+    if isinstance(ckpt, list):
+        ckpt = ckpt[0]
+    train_config = load_checkpoint(ckpt).train_config
+    try:
+        return DataConfig(**train_config["data"])
+    except (KeyError, TypeError) as err:  # an older or foreign training config
+        raise CheckpointError(
+            f"checkpoint {ckpt} does not record its training data; choose one with data=NAME."
+        ) from err

@@ -66,9 +66,10 @@ def set_threads(num_threads: int) -> int:
     """Use `num_threads` intra-op threads, or with 0 one per free core; returns the count.
 
     PyTorch's OpenMP threads spin while they wait for each other, so a thread that shares its core
-    with another busy process stalls all the others: measured with `scripts/benchmark_threads.py`,
-    2 threads beside one busy process ran slower than 1 thread. So 0 (auto) counts the cores that
-    are not busy when the command starts, and never takes more threads than there are free cores.
+    with another busy process stalls all the others, and more threads than free cores can run slower
+    than fewer (`scripts/benchmark_threads.py`; docs/engines.md, "CPU threads on a shared machine").
+    So 0 (auto) counts the cores that are not busy when the command starts, and never takes more
+    threads than there are free cores.
     """
     count = num_threads or max(1, usable_cores() - busy_cores())
     torch.set_num_threads(max(1, count))
@@ -78,8 +79,8 @@ def set_threads(num_threads: int) -> int:
 def cpu_has_bf16() -> bool | None:
     """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); None where /proc/cpuinfo is absent.
 
-    Elsewhere PyTorch emulates bf16 matrix products, and they run many times slower than float32:
-    the `multi30k_en_de` recipe's bf16-mixed updates took 70 s each on an AVX2-only AMD EPYC, 3.4 s in float32.
+    Elsewhere PyTorch emulates bf16 matrix products, and they run many times slower than float32
+    (docs/scale.md, "Training speed"), so `auto` precision must not choose bf16 there.
     """
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -112,10 +113,10 @@ def retain_freed_memory() -> bool:
     """Keep freed memory in this process for reuse (glibc only); returns whether it could.
 
     glibc serves every allocation above 32 MiB with a fresh mmap and returns it on free, so each
-    decoding step's [rows, vocabulary] log-probs and each reordered cache came back as new pages,
-    faulted in one by one (measured: a 82 MB copy took 370 ms that way against 23 ms from reused
-    memory). Raising the mmap and trim thresholds keeps such blocks in the heap; the peak resident
-    size is unchanged, but memory is not returned to the system before the process ends.
+    decoding step's [rows, vocabulary] log-probs and each reordered cache would come back as new
+    pages, faulted in one by one, many times slower than reused memory (docs/engines.md, "Freed
+    memory kept for reuse"). Raising the mmap and trim thresholds keeps such blocks in the heap; the
+    peak resident size is unchanged, but memory is not returned to the system before the process ends.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -65,7 +65,9 @@ def tiny_run(tmp_path_factory, spm_cache):
     from nmt.train.run import train
 
     run_dir = tmp_path_factory.mktemp("tiny-run")
-    cfg = train_config(run_dir, spm_cache, [f"trainer.max_steps={TINY_STEPS}", "trainer.val_check_interval=300"])
+    # Two threads whatever the load: with 0 (one per free core) a busy machine trains another model (float sums).
+    steps = [f"trainer.max_steps={TINY_STEPS}", "trainer.val_check_interval=300", "trainer.num_threads=2"]
+    cfg = train_config(run_dir, spm_cache, steps)
     return train(cfg), cfg
 
 

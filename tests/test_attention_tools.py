@@ -17,7 +17,7 @@ from nmt.decode.align import Aligner, bidirectional_links, symmetrize
 from nmt.decode.translator import Translator
 from nmt.evaluate.alignment import GoldAlignment, alignment_error_rate, read_pairs
 from nmt.model import Transformer
-from nmt.model.prune import prune_heads, restore_heads
+from nmt.model.head_removal import prune_heads, restore_heads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -104,7 +104,8 @@ def test_pruned_checkpoint_translates_like_the_gated_model(model_path, tmp_path)
 
 def test_pruned_checkpoint_exports_to_ctranslate2_with_identical_greedy_output(model_path, tmp_path) -> None:
     pytest.importorskip("ctranslate2", reason="the ctranslate2 extra is not installed")
-    from nmt.export.ctranslate2 import export_ctranslate2, load_ctranslate2
+    from nmt.ctranslate2.engine import load_ctranslate2
+    from nmt.ctranslate2.export import export_ctranslate2
 
     path, _ = _pruned_checkpoint(model_path, tmp_path / "pruned.pt")
     export_ctranslate2(path, tmp_path / "ct2")

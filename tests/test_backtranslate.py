@@ -17,7 +17,7 @@ from nmt.cli import backtranslate as cli
 from nmt.config import BacktranslateConfig, DataConfig, DecodeConfig, check
 from nmt.data.prepare import load_training_data
 from nmt.data.sources import get_corpus
-from nmt.decode.backtranslate import PROVENANCE, backtranslate
+from nmt.workflows.backtranslate import PROVENANCE, backtranslate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -48,7 +48,7 @@ def agreement(ours: list[Translation], reference: list[Translation]) -> tuple[fl
     return len(same) / len(reference), gap
 
 
-# ---- reduced-precision decoding: nmt/decode/precision.py, nmt/export/ctranslate2.py ----
+# ---- reduced-precision decoding: nmt/decode/precision.py, nmt/ctranslate2/engine.py ----
 
 # Least share of lines translated as float32 does, and largest score gap (normalised log-prob) on those lines.
 # bfloat16 keeps 8 bits of mantissa, float16 11. The tiny model's copies on CPU, beam 5 over the 500 lines:
@@ -89,7 +89,8 @@ def test_ctranslate2_on_cuda_runs_float16_and_int8_float16(model_path, lines, fl
     ctranslate2 = pytest.importorskip("ctranslate2", reason="needs the ctranslate2 extra")
     if ctranslate2.get_cuda_device_count() == 0:
         pytest.skip("this ctranslate2 build sees no CUDA device")
-    from nmt.export.ctranslate2 import export_ctranslate2, load_ctranslate2
+    from nmt.ctranslate2.engine import load_ctranslate2
+    from nmt.ctranslate2.export import export_ctranslate2
 
     export_ctranslate2(model_path, tmp_path / "ct2")
     translator = load_ctranslate2(tmp_path / "ct2", dataclasses.replace(BEAM, precision=precision), device="cuda")

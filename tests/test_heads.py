@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from nmt.checkpoint import load_checkpoint, read_raw, save_checkpoint
+from nmt.checkpoint import SpecialIds, load_checkpoint, read_raw, save_checkpoint
 from nmt.cli import evaluate, prune
 from nmt.cli.plot import main as plot_main
 from nmt.config import ConfigError, DecodeConfig, EvaluateConfig, PruneConfig, check
@@ -22,8 +22,8 @@ from nmt.decode.translator import Translator
 from nmt.evaluate.heads import head_statistics, to_markdown
 from nmt.evaluate.heatmaps import cjk_font, needs_cjk, plot_attention
 from nmt.evaluate.metrics import score
-from nmt.model.prune import prune_heads
-from nmt.pruning import PruningData, prune_in_rounds, pruned_checkpoint, torch_translator_of
+from nmt.model.head_removal import prune_heads
+from nmt.workflows.pruning_rounds import PruningData, prune_in_rounds, pruned_checkpoint, torch_translator_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,7 +33,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _loaded(model_path):
     ckpt = load_checkpoint(model_path)
     model, tokenizer = load_model(ckpt, model_path)
-    return model, tokenizer, (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id)
+    return model, tokenizer, ckpt.special_ids
 
 
 def _batches(tokenizer, special, corpus, max_tokens=512):
@@ -45,7 +45,7 @@ def _batches(tokenizer, special, corpus, max_tokens=512):
 def test_teacher_forcing_batches_cover_each_nonempty_pair_once_within_the_budget() -> None:
     src = [[5] * n for n in (3, 1, 0, 7, 2, 4)]
     tgt = [[6] * n for n in (2, 5, 3, 0, 1, 6)]
-    batches = list(teacher_forcing_batches(src, tgt, (0, 1, 2), max_tokens=12))
+    batches = list(teacher_forcing_batches(src, tgt, SpecialIds(pad=0, bos=1, eos=2), max_tokens=12))
     assert sorted(i for b in batches for i in b.index.tolist()) == [0, 1, 4, 5]  # 2 and 3 have an empty side
     assert all(b.tgt_in.numel() <= 12 or len(b) == 1 for b in batches)
     lengths = sorted(n for b in batches for n in b.tgt_out.ne(0).sum(1).tolist())
@@ -136,7 +136,7 @@ def test_prune_config_rules() -> None:
 
 def test_nmt_prune_writes_a_checkpoint_every_command_accepts(model_path, tmp_path, capsys) -> None:
     pytest.importorskip("ctranslate2", reason="the ctranslate2 extra is not installed")
-    from nmt.export.ctranslate2 import export_ctranslate2
+    from nmt.ctranslate2.export import export_ctranslate2
 
     out, curve = tmp_path / "pruned.pt", tmp_path / "curve.json"
     cfg = PruneConfig(ckpt=str(model_path), output=str(out), curve=str(curve), fraction=0.3, step=0.15)

@@ -19,12 +19,14 @@ LAYERS = [
     "data",
     "model",
     "decode",
-    "export",
+    "ctranslate2",
     "evaluate",
-    "pruning",
+    "workflows",
 ]
-LAYERS += ["train", "cli"]
+LAYERS += ["train", "serve", "cli"]
 LIGHTNING_LAYERS = {"train", "cli"}
+WEB_LAYERS = {"serve", "cli"}  # the `serve` extra: the ASGI app, its server and its metrics
+WEB_STACK = {"starlette", "fastapi", "uvicorn", "prometheus_client", "multipart", "python_multipart", "httpx"}
 
 
 def _layer(module: str) -> str:
@@ -125,14 +127,49 @@ def test_lightning_only_in_training_and_cli():
     assert not offenders, "\n".join(offenders)
 
 
-def test_ctranslate2_only_in_export():
-    """CTranslate2 is an optional extra: only `nmt.export` imports it, so everything else works without it."""
+def test_web_stack_only_in_serving_and_cli():
+    """Starlette, uvicorn and prometheus-client are the `serve` extra: everything else works without them."""
     offenders = [
         f"{module} imports {name}"
         for module, path in _modules()
-        if module != "nmt.__init__" and _layer(module) != "export"
+        if module != "nmt.__init__" and _layer(module) not in WEB_LAYERS
+        for name in _imports(path, module)
+        if name.split(".")[0] in WEB_STACK
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_ctranslate2_only_in_its_backend():
+    """CTranslate2 is an optional extra: only `nmt.ctranslate2` imports it, so everything else works without it."""
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in _modules()
+        if module != "nmt.__init__" and _layer(module) != "ctranslate2"
         for name in _imports(path, module)
         if name.split(".")[0] == "ctranslate2"
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+# Inside the CTranslate2 backend: what each module must not import. Export and engine share only
+# `nmt.ctranslate2.directory`, and the package's `__init__` imports neither, so translating with an exported
+# model never loads the converter.
+CTRANSLATE2_APART = {
+    "nmt.ctranslate2.__init__": {"nmt.ctranslate2.export", "nmt.ctranslate2.engine"},
+    "nmt.ctranslate2.directory": {"nmt.ctranslate2.export", "nmt.ctranslate2.engine"},
+    "nmt.ctranslate2.engine": {"nmt.ctranslate2.export"},
+    "nmt.ctranslate2.export": {"nmt.ctranslate2.engine"},
+}
+
+
+def test_ctranslate2_export_and_engine_apart():
+    modules = dict(_modules())
+    assert {m for m in modules if _layer(m) == "ctranslate2"} == set(CTRANSLATE2_APART), "a new module: place it"
+    offenders = [
+        f"{module} imports {name}"
+        for module, forbidden in CTRANSLATE2_APART.items()
+        for name in _imports(modules[module], module)
+        if any(name == f or name.startswith(f + ".") for f in forbidden)
     ]
     assert not offenders, "\n".join(offenders)
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from nmt.checkpoint import SpecialIds
 from nmt.config import DecodeConfig, ModelConfig
 from nmt.decode import SearchResult, beam_search, beam_step, greedy_search, search
 from nmt.decode.beam import Rules, block_repeated_ngrams_, constrain_, first_active, length_penalty, row_max
@@ -122,7 +123,7 @@ def test_block_repeated_ngrams_forbids_only_completions_of_seen_ngrams() -> None
 
 
 def test_constrain_min_and_max_length() -> None:
-    rules = Rules.of(DecodeConfig(min_len=3), BOS, EOS, PAD, torch.device("cpu"))
+    rules = Rules.of(DecodeConfig(min_len=3), SpecialIds(pad=PAD, bos=BOS, eos=EOS), torch.device("cpu"))
     log_probs = torch.arange(12.0).view(2, 6).neg()
     out = constrain_(log_probs, 2, rules, at_max=torch.tensor([True, False]))
     assert out is log_probs  # in place

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from nmt.cli.hydra_config import entry_point
 from nmt.config import BacktranslateConfig
-from nmt.decode.backtranslate import backtranslate
 from nmt.device import retain_freed_memory, set_threads
+from nmt.workflows.backtranslate import backtranslate
 
 
 def run(cfg: BacktranslateConfig) -> None:

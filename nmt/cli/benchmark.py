@@ -19,9 +19,9 @@ import json
 import sys
 
 from nmt.atomic import atomic_open, check_writable
+from nmt.checkpoint import trained_on
 from nmt.cli.hydra_config import entry_point
 from nmt.config import BenchmarkConfig
-from nmt.data.sources import trained_on
 from nmt.evaluate import to_markdown_table
 from nmt.evaluate.benchmark import run_benchmark
 

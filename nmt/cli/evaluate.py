@@ -19,10 +19,11 @@ import json
 import sys
 
 from nmt.atomic import atomic_open, check_writable
+from nmt.checkpoint import trained_on
 from nmt.cli.hydra_config import entry_point
 from nmt.config import EvaluateConfig, reference_paths
 from nmt.data.corpus import check_aligned, check_has_text, read_lines
-from nmt.data.sources import describe, get_corpus, trained_on
+from nmt.data.sources import describe, get_corpus
 from nmt.decode.translator import Translator
 from nmt.device import retain_freed_memory, set_threads
 from nmt.evaluate import paired_significance, score, to_json, to_markdown_table

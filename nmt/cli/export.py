@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from nmt.cli.hydra_config import entry_point
 from nmt.config import ExportConfig
-from nmt.export.ctranslate2 import export_ctranslate2
+from nmt.ctranslate2.export import export_ctranslate2
 
 
 def run(cfg: ExportConfig) -> None:

@@ -28,6 +28,7 @@ from nmt.config import (
     ExportConfig,
     PrepareConfig,
     PruneConfig,
+    ServeConfig,
     TrainConfig,
     TranslateConfig,
     check,
@@ -75,6 +76,7 @@ def register_schemas() -> None:
     store.store(name="prune_schema", node=PruneConfig)
     store.store(name="average_schema", node=AverageConfig)
     store.store(name="backtranslate_schema", node=BacktranslateConfig)
+    store.store(name="serve_schema", node=ServeConfig)
 
 
 def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:
@@ -91,14 +93,34 @@ def to_dataclass(cfg: DictConfig, schema: type[Config]) -> Config:
     return check(value)
 
 
-def _default_config(config_name: str) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """The composed default config as plain data, and the option each config group chooses by default."""
+def _composed_config(
+    config_name: str, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The config composed with `overrides` as plain data (interpolations unresolved), and the option each
+    config group chooses."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name=config_name, return_hydra_config=True)
+        cfg = compose(config_name=config_name, overrides=overrides or [], return_hydra_config=True)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     del cfg.hydra
     groups = {g: c for g, c in choices.items() if "/" not in g and not g.startswith("hydra")}
     return OmegaConf.to_container(cfg, resolve=False), groups
+
+
+def help_for(command: str, config_name: str, schema: type, doc: str, args: list[str]) -> str:
+    """`--help`: the options with the values the command line's overrides (`experiment=X`) give them.
+
+    When the overrides do not compose (a sweep's `a=1,2`, a misspelt key), the defaults are shown.
+    """
+    values, defaults = _composed_config(config_name)
+    groups = {group: group_options(CONF_DIR, group) for group in defaults}
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    if not overrides:
+        return help_text(command, doc, schema, values, groups, defaults)
+    try:
+        values, chosen = _composed_config(config_name, overrides)
+    except Exception:  # noqa: BLE001 - help is still wanted; running the command names the problem
+        return help_text(command, doc, schema, values, groups, defaults)
+    return help_text(command, doc, schema, values, groups, chosen, overrides)
 
 
 def run_dir_problems(config_name: str, args: list[str]) -> list[str]:
@@ -157,11 +179,11 @@ def entry_point(
     def main() -> None:
         register_schemas()
         args = sys.argv[1:]
-        values, chosen = _default_config(config_name)
-        groups = {group: group_options(CONF_DIR, group) for group in chosen}
         if wants_help(args):
-            print(help_text(command, doc, schema, values, groups, chosen))
+            print(help_for(command, config_name, schema, doc, args))
             return
+        _, chosen = _composed_config(config_name)
+        groups = {group: group_options(CONF_DIR, group) for group in chosen}
         problems = argv_problems(command, args, schema, groups) or run_dir_problems(config_name, args)
         if problems:
             raise SystemExit("error: " + "\nerror: ".join(problems))

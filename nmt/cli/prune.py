@@ -18,14 +18,14 @@ import sys
 from functools import partial
 
 from nmt.atomic import atomic_open, check_writable
-from nmt.checkpoint import load_checkpoint, read_raw, save_checkpoint
+from nmt.checkpoint import load_checkpoint, read_raw, save_checkpoint, trained_on
 from nmt.cli.hydra_config import entry_point
 from nmt.config import PruneConfig
-from nmt.data.sources import get_corpus, trained_on
+from nmt.data.sources import get_corpus
 from nmt.decode.engine import load_model
 from nmt.device import resolve_device, set_threads
 from nmt.evaluate.heads import to_markdown
-from nmt.pruning import Pruning, PruningData, prune_in_rounds, pruned_checkpoint, torch_translator_of
+from nmt.workflows.pruning_rounds import Pruning, PruningData, prune_in_rounds, pruned_checkpoint, torch_translator_of
 
 
 def run(cfg: PruneConfig) -> Pruning:
@@ -37,10 +37,9 @@ def run(cfg: PruneConfig) -> Pruning:
     ckpt = load_checkpoint(cfg.ckpt)
     model, tokenizer = load_model(ckpt, cfg.ckpt)
     data = cfg.data or trained_on(cfg.ckpt)
-    special = (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id)
     measured = PruningData(
         tokenizer,
-        special,
+        ckpt.special_ids,
         get_corpus(data, cfg.valid_split or data.valid),
         data.tgt_lang,
         None if cfg.report_split is None else get_corpus(data, cfg.report_split),
@@ -49,7 +48,7 @@ def run(cfg: PruneConfig) -> Pruning:
     result = prune_in_rounds(
         model.to(resolve_device(cfg.device)),
         measured,
-        torch_translator_of(tokenizer, special, cfg.decode),
+        torch_translator_of(tokenizer, ckpt.special_ids, cfg.decode),
         step=cfg.step,
         fraction=cfg.fraction,
         tolerance=cfg.tolerance,

@@ -12,6 +12,8 @@ Examples:
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en output=test.de
     cat test.en | nmt-translate ckpt=runs/quickstart/model.pt decode=greedy > test.de
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en alignments=true
+    nmt-translate ckpt=runs/quickstart/model.pt input=test.en glossary=terms.tsv
+    nmt-translate ckpt=runs/quickstart/model.pt input=test.jsonl input_format=jsonl
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from typing import IO, BinaryIO
 from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import ConfigError, TranslateConfig
+from nmt.ctranslate2.directory import is_export
+from nmt.ctranslate2.engine import load_ctranslate2
 from nmt.data.corpus import check_file, check_lines, iter_lines
 from nmt.decode.align import Aligner
+from nmt.decode.terms import Term, read_glossary, segments, translate_segments
 from nmt.decode.translator import Translation, Translator, format_translation
 from nmt.device import retain_freed_memory, set_threads
-from nmt.export.ctranslate2 import is_export, load_ctranslate2
 
 
 def check_output(cfg: TranslateConfig) -> None:
@@ -79,26 +83,58 @@ def _write(out: IO[str], index: int, translation: Translation, cfg: TranslateCon
     out.write("\n".join(format_translation(index, translation, cfg.decode.n_best, cfg.alignments)) + "\n")
 
 
-def translate_stdin(translator: Translator, cfg: TranslateConfig) -> None:
+def _constrained(cfg: TranslateConfig) -> bool:
+    return cfg.input_format == "jsonl" or cfg.glossary is not None
+
+
+def translations(
+    translator: Translator, cfg: TranslateConfig, lines: Iterator[str], name: str, terms: list[Term]
+) -> Iterator[Translation]:
+    """Translate `lines` (from `name`) a chunk at a time; jsonl lines and glossary terms give constraints.
+
+    A bad line stops with its file and line, after the lines before it are translated and yielded.
+    """
+    if not _constrained(cfg):
+        yield from translator.translate_stream(lines, cfg.buffer_size)
+        return
+    chunk = []
+    try:
+        for segment in segments(lines, name, cfg.input_format == "jsonl", terms):
+            chunk.append(segment)
+            if len(chunk) >= cfg.buffer_size:
+                yield from translate_segments(translator, chunk)
+                chunk = []
+    except Exception:
+        if chunk:
+            yield from translate_segments(translator, chunk)
+        raise
+    if chunk:
+        yield from translate_segments(translator, chunk)
+
+
+def translate_stdin(translator: Translator, cfg: TranslateConfig, terms: list[Term]) -> None:
     """stdin to stdout, flushing after each chunk so interactive use answers line by line."""
     index = 0
-    for chunk in available_lines(stdin_lines(), lambda: _ready(sys.stdin.buffer), max_lines=cfg.buffer_size):
-        for translation in translator.translate(chunk):
+    lines = segments(stdin_lines(), "<stdin>", cfg.input_format == "jsonl", terms) if _constrained(cfg) else None
+    chunks = available_lines(lines or stdin_lines(), lambda: _ready(sys.stdin.buffer), max_lines=cfg.buffer_size)
+    for chunk in chunks:
+        found = translate_segments(translator, chunk) if lines else translator.translate(chunk)
+        for translation in found:
             _write(sys.stdout, index, translation, cfg)
             index += 1
         sys.stdout.flush()
 
 
-def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str]) -> None:
+def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str], terms: list[Term]) -> None:
     """Translate the input file into `out`, with a progress bar when asked and stderr is a terminal."""
-    translations = translator.translate_stream(iter_lines(cfg.input), cfg.buffer_size)
+    found = translations(translator, cfg, iter_lines(cfg.input), f"file {cfg.input}", terms)
     if cfg.progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         # The file's line count (one fast pass over its bytes) gives the bar a total and an ETA.
         total = sum(1 for _ in iter_lines(cfg.input))
-        translations = tqdm(translations, total=total, unit="sent", file=sys.stderr)
-    for index, translation in enumerate(translations):
+        found = tqdm(found, total=total, unit="sent", file=sys.stderr)
+    for index, translation in enumerate(found):
         _write(out, index, translation, cfg)
 
 
@@ -116,10 +152,7 @@ def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
             )
     translator = Translator.load(cfg.ckpt, cfg.decode, cfg.device)
     if cfg.alignments:
-        engine = translator.engine
-        translator.aligner = Aligner(
-            translator.model, translator.tokenizer, (engine.pad_id, engine.bos_id, engine.eos_id)
-        )
+        translator.aligner = Aligner(translator.model, translator.tokenizer, translator.engine.special_ids)
         translator.align = (cfg.align_method, cfg.align_layer)
     return translator
 
@@ -131,18 +164,19 @@ def run(cfg: TranslateConfig) -> None:
     check_output(cfg)
     if cfg.input is not None:
         check_file(Path(cfg.input))  # before the model loads: fail fast on a missing input
+    terms = read_glossary(cfg.glossary) if cfg.glossary is not None else []  # before the model: fail fast
     translator = load_translator(cfg, threads)
     if cfg.input is None and cfg.output is None:
-        translate_stdin(translator, cfg)
+        translate_stdin(translator, cfg, terms)
     elif cfg.output is None:
-        translate_file(translator, cfg, sys.stdout)
+        translate_file(translator, cfg, sys.stdout, terms)
     else:
         with atomic_open(cfg.output) as out:
             if cfg.input is None:
-                for index, t in enumerate(translator.translate_stream(stdin_lines(), cfg.buffer_size)):
+                for index, t in enumerate(translations(translator, cfg, stdin_lines(), "<stdin>", terms)):
                     _write(out, index, t, cfg)
             else:
-                translate_file(translator, cfg, out)
+                translate_file(translator, cfg, out, terms)
     translator.warn_truncated()
     print(translator.stats.summary(), file=sys.stderr)
 

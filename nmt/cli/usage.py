@@ -1,23 +1,22 @@
 """How a command is called: `--help` built from the config dataclasses, and one-line refusals of mistyped keys
 and fairseq-style arguments before Hydra parses them.
 
-The meaning of every option is the comment beside its field in `nmt/config/`,
-so the dataclasses stay the one source of keys, defaults and meanings.
+The meaning and allowed values of every option are its field's metadata in `nmt/config/`
+(`nmt.config.options`), so the dataclasses stay the one source of keys, defaults and meanings;
+no source file is read, so `--help` works in an installation without `.py` sources.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-import io
 import re
 import shlex
-import textwrap
-import tokenize
-import typing
-from dataclasses import fields, is_dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from nmt.config.options import choices_of, groups_of, help_of, shown
 
 # Hydra's own flags (hydra/_internal/utils.py:get_args_parser), with and without a value.
 _HYDRA_SWITCHES = {"--hydra-help", "--version", "--resolve", "--run", "-r", "--multirun", "-m", "--shell-completion"}
@@ -34,46 +33,6 @@ _FLAG_KEYS |= {"lenpen": "decode.length_penalty", "checkpoint": "ckpt", "model":
 def wants_help(args: list[str]) -> bool:
     """True when the command line asks for the command's own help (`--help`, `-h`), not Hydra's."""
     return "--help" in args or "-h" in args
-
-
-def field_comments(cls: type) -> dict[str, str]:
-    """Each dataclass field's comment: the one ending its line, else the comment lines just above it."""
-    source = textwrap.dedent(inspect.getsource(cls))
-    trailing: dict[int, str] = {}
-    above: dict[int, list[str]] = {}
-    block: list[str] = []
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT and tok.line.strip().startswith("#"):
-            block.append(tok.string.lstrip("#").strip())
-        elif tok.type == tokenize.COMMENT:
-            trailing[tok.start[0]] = tok.string.lstrip("#").strip()
-        elif tok.type == tokenize.NAME and tok.start[1] == 4:  # a statement of the class body
-            above[tok.start[0]], block = block, []
-    lines = {name: number for number, name in _field_lines(source)}
-    return {
-        f.name: trailing.get(lines[f.name]) or " ".join(above.get(lines[f.name], []))
-        for f in fields(cls)
-        if f.name in lines
-    }
-
-
-def _field_lines(source: str) -> list[tuple[int, str]]:
-    """(line number, name) of each `name: type` line in a class body."""
-    pattern = re.compile(r"^    (\w+):")
-    return [(n, m.group(1)) for n, line in enumerate(source.splitlines(), start=1) if (m := pattern.match(line))]
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    """The dataclass a field holds (`DataConfig` or `DataConfig | None`), else None."""
-    if is_dataclass(hint):
-        return hint
-    return next((arg for arg in typing.get_args(hint) if is_dataclass(arg)), None)
-
-
-def _children(cls: type) -> dict[str, type | None]:
-    """Field name -> the dataclass it holds (None for a plain value)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: _dataclass_in(hints[f.name]) for f in fields(cls)}
 
 
 # ---- refusing what Hydra would misread ----
@@ -136,7 +95,7 @@ def _key_problems(command: str, arg: str, schema: type, groups: dict[str, list[s
         return []  # Hydra's own settings, group paths and packages, or a group choice
     cls, path = schema, []
     for segment in key.split("."):
-        children = _children(cls)
+        children = groups_of(cls)
         if segment not in children:
             return [_unknown_key(command, ".".join([*path, segment]), path, children, groups)]
         path.append(segment)
@@ -167,61 +126,71 @@ def _unknown_key(command: str, key: str, path: list[str], children: dict, groups
 
 
 def help_text(
-    command: str, doc: str, schema: type, values: dict[str, Any], groups: dict[str, list[str]], chosen: dict
+    command: str,
+    doc: str,
+    schema: type,
+    values: dict[str, Any],
+    groups: dict[str, list[str]],
+    chosen: dict,
+    overrides: list[str] | None = None,
 ) -> str:
-    """The command's `--help`: what it does, its options with defaults and meanings, its groups, examples.
+    """The command's `--help`: what it does, its options with values and meanings, its groups, examples.
 
     Args:
         command: the console script's name.
         doc: the command module's docstring: a summary line, a paragraph, and an `Examples:` block.
         schema: the command's config dataclass.
-        values: the composed default config as plain data (interpolations unresolved).
+        values: the composed config as plain data (interpolations unresolved).
         groups: config group -> its options.
-        chosen: config group -> the option chosen by default (None for none).
+        chosen: config group -> the option chosen (None for none).
+        overrides: the command line's `key=value` arguments `values` were composed with; none: the defaults.
     """
     about, _, examples = inspect.cleandoc(doc).partition("Examples:")
-    lines = [about.strip(), "", f"Options ({command} key=value ...; defaults as composed from conf/):"]
+    source = "defaults as composed from conf/"
+    if overrides:
+        source = f"values as composed from conf/ with {' '.join(overrides)}"
+    lines = [about.strip(), "", f"Options ({command} key=value ...; {source}):"]
     lines += _option_lines(schema, values, "")
     if groups:
+        mark = "chosen" if overrides else "default"
         lines += ["", "Config groups (group=option; each sets a block of options at once):"]
-        lines += [f"  {group}: {_group_options(options, chosen.get(group))}" for group, options in groups.items()]
+        lines += [f"  {group}: {_group_options(options, chosen.get(group), mark)}" for group, options in groups.items()]
     lines += ["", "Examples:", *(f"  {line.strip()}" for line in examples.strip().splitlines())]
     lines += ["", f"Also: {command} ... --cfg job prints the composed config; --hydra-help shows Hydra's options."]
     return "\n".join(lines)
 
 
-def _group_options(options: list[str], default: str | None) -> str:
-    marked = [f"{o} (default)" if o == default else o for o in options]
-    return ", ".join(marked) + ("" if default else " (none by default)")
+def _group_options(options: list[str], chosen: str | None, mark: str) -> str:
+    """The options of a group, `chosen` marked as `mark` (`default`, or `chosen` by the command line)."""
+    marked = [f"{o} ({mark})" if o == chosen else o for o in options]
+    return ", ".join(marked) + ("" if chosen else " (none by default)" if mark == "default" else " (none chosen)")
 
 
 def _option_lines(cls: type, values: dict[str, Any] | None, prefix: str) -> list[str]:
-    """`  key=default  meaning` for every leaf option of `cls`, nested dataclasses as `group.key`."""
-    comments = field_comments(cls)
+    """`  key=value  meaning` for every leaf option of `cls`, nested dataclasses as `group.key`."""
     lines = []
-    for name, child in _children(cls).items():
+    for name, child in groups_of(cls).items():
         value = getattr(cls(), name) if values is None else values[name]
         if child is not None:
             if value is None:
-                lines.append(_option_line(f"{prefix}{name}", "null", comments[name]))
+                lines.append(_option_line(f"{prefix}{name}", None, _meaning(cls, name)))
             lines += _option_lines(child, value, f"{prefix}{name}.")
         else:
-            lines.append(_option_line(f"{prefix}{name}", value, comments[name]))
+            lines.append(_option_line(f"{prefix}{name}", value, _meaning(cls, name)))
     return lines
 
 
+def _meaning(cls: type, name: str) -> str:
+    """A field's help, followed by the values it may take."""
+    meaning, choices = help_of(cls, name), choices_of(cls, name)
+    if choices is None:
+        return meaning
+    each = "each " if isinstance(getattr(cls(), name), list) else ""
+    return f"{meaning}; {each}one of {' | '.join(map(str, choices))}"
+
+
 def _option_line(key: str, value: Any, meaning: str) -> str:
-    shown = "(required)" if value == "???" else "null" if value is None else _plain(value)
-    return f"  {f'{key}={shown}':<40} {meaning}".rstrip()
-
-
-def _plain(value: Any) -> str:
-    """A default as it would be typed on the command line."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_plain(v) for v in value) + "]"
-    return str(value)
+    return f"  {f'{key}={shown(value)}':<40} {meaning}".rstrip()
 
 
 def group_options(conf_dir: str | Path, group: str) -> list[str]:

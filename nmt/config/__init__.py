@@ -1,7 +1,8 @@
 """Typed configuration: one dataclass per concern, each default stated once.
 
 `groups` holds the option groups commands share, `commands` one config per command,
-`check` the rules.
+`check` the rules, `options` the metadata every field carries (meaning, allowed values,
+roles), `reference` the configuration reference page made from it.
 
 Hydra composes the YAML under `conf/` against these dataclasses (registered as
 structured-config schemas in `nmt.cli.schema`), so unknown keys and wrong types
@@ -14,7 +15,6 @@ breaks and raises once. Library code receives these dataclasses, never a
 from nmt.config.check import ConfigError, check
 from nmt.config.commands import (
     BACKENDS,
-    PRECISIONS,
     PRUNE_RANKS,
     QUANTIZATIONS,
     AlignConfig,
@@ -25,11 +25,20 @@ from nmt.config.commands import (
     ExportConfig,
     PrepareConfig,
     PruneConfig,
+    ServeConfig,
     TrainConfig,
     TranslateConfig,
     reference_paths,
 )
-from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+from nmt.config.groups import (
+    PRECISIONS,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    OptimConfig,
+    TokenizerConfig,
+    TrainerConfig,
+)
 
 __all__ = [
     "BACKENDS",
@@ -49,6 +58,7 @@ __all__ = [
     "OptimConfig",
     "PrepareConfig",
     "PruneConfig",
+    "ServeConfig",
     "TokenizerConfig",
     "TrainConfig",
     "TrainerConfig",

@@ -7,49 +7,23 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from nmt.config.commands import (
-    BACKENDS,
-    PRECISIONS,
-    PRUNE_RANKS,
-    QUANTIZATIONS,
     AlignConfig,
     AverageConfig,
     BenchmarkConfig,
     EvaluateConfig,
-    ExportConfig,
     PrepareConfig,
     PruneConfig,
+    ServeConfig,
     TrainConfig,
     TranslateConfig,
     reference_paths,
 )
-from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig
 from nmt.errors import UserError
 
 
 class ConfigError(UserError, ValueError):
     """One or more configuration values break a rule; the message lists them all."""
-
-
-_CHOICES: dict[tuple[type, str], tuple[Any, ...]] = {
-    (DataConfig, "name"): ("builtin", "multi30k", "tatoeba", "wmt14", "files"),
-    (TokenizerConfig, "model_type"): ("unigram", "bpe"),
-    (TokenizerConfig, "normalization"): ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"),
-    (ModelConfig, "activation"): ("relu", "gelu"),
-    (ModelConfig, "attention"): ("scaled_dot", "dot", "additive"),
-    (ModelConfig, "positions"): ("sinusoidal", "learned"),
-    (ModelConfig, "norm"): ("pre", "post"),
-    (OptimConfig, "optimizer"): ("adam", "adamw"),
-    (OptimConfig, "schedule"): ("inverse_sqrt", "linear"),
-    (TrainerConfig, "precision"): ("32", "bf16-mixed", "16-mixed", "auto"),
-    (TrainerConfig, "accelerator"): ("cpu", "gpu", "auto"),
-    (DecodeConfig, "length_norm"): ("gnmt", "average", "none"),
-    (DecodeConfig, "precision"): PRECISIONS,
-    (TrainConfig, "logger"): ("csv", "tensorboard"),
-    (EvaluateConfig, "significance"): ("bs", "ar"),
-    (TranslateConfig, "backend"): BACKENDS,
-    (ExportConfig, "quantization"): QUANTIZATIONS,
-    (PruneConfig, "rank"): PRUNE_RANKS,
-}
 
 
 def _problems(cfg: Any, prefix: str) -> list[str]:
@@ -62,10 +36,12 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
 
     for f in fields(cfg):
         value = getattr(cfg, f.name)
+        choices = f.metadata.get("choices")
         if is_dataclass(value):
             out += _problems(value, f"{prefix}{f.name}.")
-        elif (type(cfg), f.name) in _CHOICES:
-            choices = _CHOICES[type(cfg), f.name]
+        elif choices is not None and isinstance(value, list):
+            need(bool(value) and set(value) <= set(choices), f.name, "a non-empty list of " + ", ".join(choices))
+        elif choices is not None:
             need(value in choices, f.name, "one of " + ", ".join(map(str, choices)))
     if isinstance(cfg, ModelConfig):
         need(cfg.d_model % cfg.n_heads == 0, "d_model", f"divisible by n_heads ({cfg.n_heads})")
@@ -81,15 +57,7 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
             )
         for key in ("dropout", "attn_dropout", "act_dropout"):
             need(0.0 <= getattr(cfg, key) < 1.0, key, "in [0, 1)")
-    if isinstance(cfg, TranslateConfig):
-        need(cfg.align_method in ("attention", "shift"), "align_method", "one of attention, shift")
     if isinstance(cfg, AlignConfig):
-        need(cfg.method in ("attention", "shift"), "method", "one of attention, shift")
-        need(
-            cfg.symmetrize in ("intersection", "union", "grow-diag"),
-            "symmetrize",
-            "one of intersection, union, grow-diag",
-        )
         need((cfg.input is None) != (cfg.src is None and cfg.tgt is None), "input", "given, or else src and tgt")
         need((cfg.src is None) == (cfg.tgt is None), "src", "given together with tgt")
         need(not cfg.all_layers or cfg.gold is not None, "all_layers", "used with gold")
@@ -144,10 +112,6 @@ def check(cfg: Any) -> Any:
         problems += _ensemble_problems(cfg.ckpt) + _ensemble_backend_problems(cfg.ckpt, "backends", cfg.backends)
         if cfg.repeats < 1:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
-        for key, allowed in (("precisions", PRECISIONS), ("backends", BACKENDS)):
-            values = getattr(cfg, key)
-            if not values or not set(values) <= set(allowed):
-                problems.append(f"`{key}` must be a non-empty list of {', '.join(allowed)}, but is {values} instead.")
         if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
             problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
     if isinstance(cfg, AverageConfig):
@@ -167,6 +131,8 @@ def check(cfg: Any) -> Any:
             problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
         if cfg.buffer_size < 1:
             problems.append(f"`buffer_size` must be >= 1, but is {cfg.buffer_size} instead.")
+    if isinstance(cfg, ServeConfig):
+        problems += _serve_problems(cfg)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
@@ -226,4 +192,29 @@ def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:
         out.append(f"`bootstrap` must be 0 (off) or >= 2, but is {cfg.bootstrap} instead.")
     if cfg.baseline is not None and cfg.hyp is None:
         out.append("`baseline` needs `hyp`: significance compares two hypothesis files.")
+    return out
+
+
+def _serve_problems(cfg: ServeConfig) -> list[str]:
+    """`nmt-serve`'s bounds must leave room for a request, and its search must not depend on the batch."""
+    out = []
+    if cfg.decode.sampling:
+        out.append("`decode.sampling` must be false for nmt-serve: a sample would depend on the requests before it.")
+    for key in ("max_queue_tokens", "max_body_bytes", "max_chars", "max_lines", "max_beam_size"):
+        if getattr(cfg, key) < 1:
+            out.append(f"`{key}` must be >= 1, but is {getattr(cfg, key)} instead.")
+    for key in ("max_wait_ms", "request_timeout", "shutdown_grace", "keep_alive"):
+        if getattr(cfg, key) < 0:
+            out.append(f"`{key}` must be >= 0, but is {getattr(cfg, key)} instead.")
+    if not 0 <= cfg.max_alternatives < cfg.max_beam_size:
+        out.append(
+            f"`max_alternatives` must be in [0, `max_beam_size`) ({cfg.max_beam_size}), "
+            f"but is {cfg.max_alternatives} instead."
+        )
+    if cfg.decode.beam_size > cfg.max_beam_size:
+        out.append(
+            f"`decode.beam_size` must be <= `max_beam_size` ({cfg.max_beam_size}), but is {cfg.decode.beam_size}."
+        )
+    if not 0 < cfg.port < 65536:
+        out.append(f"`port` must be in [1, 65535], but is {cfg.port} instead.")
     return out

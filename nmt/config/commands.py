@@ -1,190 +1,289 @@
-"""One config per command: what `nmt-train`, `nmt-translate`, `nmt-evaluate` and the others read."""
+"""One config per command: what `nmt-train`, `nmt-translate`, `nmt-evaluate` and the others read.
+
+Each field's meaning, allowed values and roles are its metadata (`nmt.config.options.option`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+from nmt.config.groups import (
+    PRECISIONS,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    OptimConfig,
+    TokenizerConfig,
+    TrainerConfig,
+)
+from nmt.config.options import option
 
-PRECISIONS = ("32", "bf16", "fp16", "int8")  # decode.precision
 BACKENDS = ("torch", "ctranslate2")  # nmt-translate backend
 PRUNE_RANKS = ("importance", "normalized", "confidence")  # `HeadStats` scores heads can be ranked by
 # nmt-export's weight types: CTranslate2's (`ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES`)
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16")
+ALIGN_METHODS = ("attention", "shift")  # nmt-align method, nmt-translate align_method
+_DEVICE = "the device: auto (CUDA when available, else CPU) | cpu | cuda | cuda:N"
+_THREADS = "torch intra-op threads; 0 = one per available core"
 
 
 @dataclass
 class TrainConfig:
     """Everything `nmt-train` needs."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-    seed: int = 1  # random seed for initialisation and data order
-    run_dir: str = "."  # Hydra sets the working run directory; checkpoints go under it
-    resume: str | None = None  # checkpoint path, or "last" for run_dir/checkpoints/last.ckpt
-    # fine-tune a trained model (model.pt or .ckpt): its weights, model config and tokenizer, with a fresh
-    # optimizer, schedule and step count (unlike resume); a resumed fine-tuning run takes its weights from resume
-    init_from: str | None = None
-    save_top_k: int = 2  # best checkpoints kept by validation BLEU (plus last)
-    keep_last: int = 0  # checkpoints of the latest validations also kept, for nmt-average (0 = none)
-    # decay of an exponential moving average of the weights (Lightning's EMAWeightAveraging), updated every
-    # step; validation, checkpoints and the exported model use the average (0 = off; 0.999 is usual)
-    ema_decay: float = 0.0
-    ema_start: int = 0  # the update whose weights begin the average (0: the first); raw weights until then
-    early_stopping_patience: int = 0  # validations without BLEU gain before stopping; 0 = off
-    logger: str = "csv"  # training log format: csv | tensorboard
-    val_samples: int = 3  # sample translations logged at each validation
+    data: DataConfig = option(DataConfig, "the corpus, its filters and batching")
+    tokenizer: TokenizerConfig = option(TokenizerConfig, "the SentencePiece model trained on the corpus")
+    model: ModelConfig = option(ModelConfig, "the Transformer's shape and variants")
+    optim: OptimConfig = option(OptimConfig, "optimizer, learning-rate schedule and loss")
+    trainer: TrainerConfig = option(TrainerConfig, "devices, precision, budget and validation interval")
+    decode: DecodeConfig = option(DecodeConfig, "the search that validation BLEU translates with")
+    seed: int = option(1, "random seed for initialisation and data order")
+    run_dir: str = option(".", "Hydra sets the working run directory; checkpoints go under it")
+    resume: str | None = option(None, 'checkpoint path, or "last" for run_dir/checkpoints/last.ckpt')
+    init_from: str | None = option(
+        None,
+        "fine-tune a trained model (model.pt or .ckpt): its weights, model config and tokenizer, with a fresh "
+        "optimizer, schedule and step count (unlike resume); a resumed fine-tuning run takes its weights from resume",
+    )
+    save_top_k: int = option(2, "best checkpoints kept by validation BLEU (plus last)")
+    keep_last: int = option(0, "checkpoints of the latest validations also kept, for nmt-average (0 = none)")
+    ema_decay: float = option(
+        0.0,
+        "decay of an exponential moving average of the weights (Lightning's EMAWeightAveraging), updated every "
+        "step; validation, checkpoints and the exported model use the average (0 = off; 0.999 is usual)",
+    )
+    ema_start: int = option(0, "the update whose weights begin the average (0: the first); raw weights until then")
+    early_stopping_patience: int = option(0, "validations without BLEU gain before stopping; 0 = off")
+    logger: str = option("csv", "training log format", choices=("csv", "tensorboard"))
+    val_samples: int = option(3, "sample translations logged at each validation")
 
 
 @dataclass
 class TranslateConfig:
     """Everything `nmt-translate` needs. Omitted input/output mean stdin/stdout."""
 
-    ckpt: Any = "???"  # the checkpoint to translate with (model.pt or a training .ckpt); a list: their ensemble
-    backend: str = "torch"  # torch | ctranslate2 (then ckpt is a model directory written by nmt-export)
-    input: str | None = None  # text file, one sentence per line (plain or .gz); None: stdin
-    output: str | None = None  # file to write (atomically); None: stdout
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
-    progress: bool = True  # progress bar on stderr; only shown when reading a file
-    buffer_size: int = 2000  # lines read and translated at a time: memory stays flat however long the input
-    alignments: bool = False  # append ` ||| i-j ...` word links (Pharaoh, 0-indexed) to each translation
-    align_method: str = "attention"  # attention | shift, as in nmt-align
-    align_layer: int = -1  # decoder layer whose cross-attention links the words
+    ckpt: Any = option("???", "the checkpoint to translate with (model.pt or a training .ckpt); a list: their ensemble")
+    backend: str = option(
+        "torch", "the engine; with ctranslate2, ckpt is a model directory written by nmt-export", choices=BACKENDS
+    )
+    input: str | None = option(None, "text file, one sentence per line (plain or .gz); None: stdin")
+    output: str | None = option(None, "file to write (atomically); None: stdout")
+    decode: DecodeConfig = option(DecodeConfig, "the search")
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
+    progress: bool = option(True, "progress bar on stderr; only shown when reading a file")
+    buffer_size: int = option(2000, "lines read and translated at a time: memory stays flat however long the input")
+    alignments: bool = option(False, "append ` ||| i-j ...` word links (Pharaoh, 0-indexed) to each translation")
+    align_method: str = option("attention", "how words are linked, as in nmt-align", choices=ALIGN_METHODS)
+    align_layer: int = option(-1, "decoder layer whose cross-attention links the words")
+    input_format: str = option(
+        "text",
+        'text: one sentence per line; jsonl: {"text": ..., "constraints": [...], "avoid": [...], "prefix": ...} '
+        "per line (target terms that must appear, must not appear, and the translation's start)",
+        choices=("text", "jsonl"),
+    )
+    glossary: str | None = option(
+        None,
+        "`source term<TAB>target term[<TAB>ignore|exact]` file: a sentence containing a source term (whole words, "
+        "case-insensitive unless exact, longest first) must contain its target term",
+    )
 
 
 @dataclass
 class ExportConfig:
     """Everything `nmt-export` needs: a checkpoint and the CTranslate2 model directory to write."""
 
-    ckpt: str = "???"  # the checkpoint to export (model.pt or a training .ckpt)
-    output: str = "???"  # the directory to write (atomically); an earlier export there is replaced
-    # weight type: float32 | int8 | int8_float32 | int8_float16 | int8_bfloat16 | int16 | float16 | bfloat16
-    quantization: str = "float32"
+    ckpt: str = option("???", "the checkpoint to export (model.pt or a training .ckpt)")
+    output: str = option("???", "the directory to write (atomically); an earlier export there is replaced")
+    quantization: str = option("float32", "CTranslate2 weight type", choices=QUANTIZATIONS)
 
 
 @dataclass
 class AlignConfig:
     """Everything `nmt-align` needs: a model, sentence pairs, how to read the attention, and optional gold links."""
 
-    ckpt: str = "???"  # the model whose cross-attention aligns (model.pt or a training .ckpt)
-    input: str | None = None  # `source ||| target` lines (fast_align format); or give src and tgt
-    src: str | None = None  # source sentences, one per line (words: space-separated)
-    tgt: str | None = None  # their targets, line by line
-    output: str | None = None  # Pharaoh links per line, 0-indexed `i-j` (atomically); None: stdout
-    method: str = "attention"  # attention | shift (Chen et al. 2020: the step where the word is the decoder input)
-    layer: int = -1  # decoder layer whose cross-attention (mean over heads) is read; negative counts from the top
-    reverse_ckpt: str | None = None  # a target->source model: symmetrize both directions' links
-    symmetrize: str = "grow-diag"  # intersection | union | grow-diag (with reverse_ckpt)
-    gold: str | None = None  # gold links (`i-j` sure, `ipj` possible): print precision, recall and AER
-    gold_one_indexed: bool = False  # the gold file counts words from 1 (the Hansards set does)
-    all_layers: bool = False  # with gold: score both methods at every layer, as a table
-    max_tokens: int = 4096  # padded target tokens per batch
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    ckpt: str = option("???", "the model whose cross-attention aligns (model.pt or a training .ckpt)")
+    input: str | None = option(None, "`source ||| target` lines (fast_align format); or give src and tgt")
+    src: str | None = option(None, "source sentences, one per line (words: space-separated)")
+    tgt: str | None = option(None, "their targets, line by line")
+    output: str | None = option(None, "Pharaoh links per line, 0-indexed `i-j` (atomically); None: stdout")
+    method: str = option(
+        "attention",
+        "how words are linked; shift (Chen et al. 2020): at the step where the word is the decoder input",
+        choices=ALIGN_METHODS,
+    )
+    layer: int = option(
+        -1, "decoder layer whose cross-attention (mean over heads) is read; negative counts from the top"
+    )
+    reverse_ckpt: str | None = option(None, "a target->source model: symmetrize both directions' links")
+    symmetrize: str = option(
+        "grow-diag",
+        "how both directions' links combine (with reverse_ckpt)",
+        choices=("intersection", "union", "grow-diag"),
+    )
+    gold: str | None = option(None, "gold links (`i-j` sure, `ipj` possible): print precision, recall and AER")
+    gold_one_indexed: bool = option(False, "the gold file counts words from 1 (the Hansards set does)")
+    all_layers: bool = option(False, "with gold: score both methods at every layer, as a table")
+    max_tokens: int = option(4096, "padded target tokens per teacher-forcing batch")
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
 
 
 @dataclass
 class PruneConfig:
     """Everything `nmt-prune` needs: a model, when to stop removing heads, and where to write the result."""
 
-    ckpt: str = "???"  # the model to prune (model.pt or a training .ckpt)
-    output: str | None = None  # the pruned model to write (atomically), like a run's model.pt; None: report only
-    fraction: float | None = None  # stop once this fraction of all attention heads is removed
-    tolerance: float | None = None  # or once validation BLEU falls by more than this; the last model within is kept
-    step: float = 0.1  # fraction of the heads removed per round (a point of the curve)
-    reestimate: bool = False  # score the remaining heads anew after each round, instead of once on the full model
-    rank: str = "importance"  # importance (Michel et al.) | normalized (per-layer L2) | confidence (Voita et al.)
-    data: DataConfig | None = None  # the corpus; None: the one the checkpoint was trained on
-    valid_split: str | None = None  # importance and the BLEU that decides; defaults to data.valid
-    report_split: str | None = None  # also translated every round, for the curve only (e.g. test2016)
-    curve: str | None = None  # write the rounds as JSON here (`nmt-plot --pruning` draws it)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)  # how BLEU and speed are measured
-    max_tokens: int = 4096  # padded target tokens per batch when measuring importance
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    ckpt: str = option("???", "the model to prune (model.pt or a training .ckpt)")
+    output: str | None = option(
+        None, "the pruned model to write (atomically), like a run's model.pt; None: report only"
+    )
+    fraction: float | None = option(None, "stop once this fraction of all attention heads is removed")
+    tolerance: float | None = option(
+        None, "or once validation BLEU falls by more than this; the last model within is kept"
+    )
+    step: float = option(0.1, "fraction of the heads removed per round (a point of the curve)")
+    reestimate: bool = option(
+        False, "score the remaining heads anew after each round, instead of once on the full model"
+    )
+    rank: str = option(
+        "importance",
+        "how heads are scored: importance (Michel et al.), normalized (per-layer L2), confidence (Voita et al.)",
+        choices=PRUNE_RANKS,
+    )
+    data: DataConfig | None = option(None, "the corpus; None: the one the checkpoint was trained on")
+    valid_split: str | None = option(None, "importance and the BLEU that decides; defaults to data.valid")
+    report_split: str | None = option(None, "also translated every round, for the curve only (e.g. test2016)")
+    curve: str | None = option(None, "write the rounds as JSON here (`nmt-plot --pruning` draws it)")
+    decode: DecodeConfig = option(DecodeConfig, "how BLEU and speed are measured")
+    max_tokens: int = option(4096, "padded target tokens per teacher-forcing batch when measuring importance")
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
 
 
 @dataclass
 class AverageConfig:
     """Everything `nmt-average` needs: the checkpoints to average and the model to write."""
 
-    ckpts: list[str] = field(default_factory=list)  # checkpoints to average (model.pt or training .ckpt files)
-    run: str | None = None  # or a run directory: average its `last` latest kept checkpoints (keep_last)
-    last: int = 5  # how many of the run's latest checkpoints
-    output: str = "???"  # the averaged model to write (atomically), like a run's model.pt
+    ckpts: list[str] = option([], "checkpoints to average (model.pt or training .ckpt files)")
+    run: str | None = option(None, "or a run directory: average its `last` latest kept checkpoints (keep_last)")
+    last: int = option(5, "how many of the run's latest checkpoints")
+    output: str = option("???", "the averaged model to write (atomically), like a run's model.pt")
 
 
 @dataclass
 class BacktranslateConfig:
     """Everything `nmt-backtranslate` needs: a reverse model, target-language text and where to write."""
 
-    ckpt: str = "???"  # the reverse model: translates the monolingual text's language into the source language
-    input: str = "???"  # target-language monolingual text, one sentence per line (plain or .gz)
-    output: str = "???"  # the directory of the synthetic corpus (train.{src}, train.{tgt}, provenance.json)
-    tag: str | None = "<bt>"  # put before every synthetic source (tagged back-translation); null: untagged
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    ckpt: str = option("???", "the reverse model: translates the monolingual text's language into the source language")
+    input: str = option("???", "target-language monolingual text, one sentence per line (plain or .gz)")
+    output: str = option("???", "the directory of the synthetic corpus (train.{src}, train.{tgt}, provenance.json)")
+    tag: str | None = option("<bt>", "put before every synthetic source (tagged back-translation); null: untagged")
+    decode: DecodeConfig = option(DecodeConfig, "the search")
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
 
 
 @dataclass
 class PrepareConfig:
     """Everything `nmt-prepare` needs: a corpus, tokenizer options and the directory to write."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    output: str = "???"  # the directory to write (it must not exist); train on it with data.prepared=DIR
-    workers: int = 0  # encoding processes; 0 = one per available core
-    tokenizer_from: str | None = None  # a checkpoint whose tokenizer to use as it is (to fine-tune or resume it)
+    data: DataConfig = option(DataConfig, "the corpus and its filters")
+    tokenizer: TokenizerConfig = option(TokenizerConfig, "the SentencePiece model trained on the corpus")
+    output: str = option("???", "the directory to write (it must not exist); train on it with data.prepared=DIR")
+    workers: int = option(0, "encoding processes; 0 = one per available core")
+    tokenizer_from: str | None = option(
+        None, "a checkpoint whose tokenizer to use as it is (to fine-tune or resume it)"
+    )
 
 
 @dataclass
 class EvaluateConfig:
     """Everything `nmt-evaluate` needs: score files, or translate a test set and score it."""
 
-    hyp: str | None = None  # hypothesis file to score (one line per segment)
-    ref: Any = None  # one reference file, or a list of them (ref=[A,B]); OmegaConf has no str|list type
-    ckpt: Any = None  # a checkpoint: translate a test set with it and score the translation; a list: their ensemble
-    data: DataConfig | None = None  # the corpus `ckpt` translates; None: the one the checkpoint was trained on
-    split: str | None = None  # defaults to data.test
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-    metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf", "ter"])  # any of bleu, chrf, ter
-    tgt_lang: str | None = None  # chooses the sacreBLEU tokenizer; defaults to the data's target language
-    tokenize: str | None = None  # sacreBLEU tokenizer (13a, zh, intl, char, ...) or moses; None chooses by tgt_lang
-    lowercase: bool = False  # score case-insensitively
-    bootstrap: int = 0  # bootstrap resamples for a 95% confidence interval; 0 = off
-    baseline: str | None = None  # a baseline system's output: paired significance test against `hyp`
-    significance: str = "bs"  # bs (paired bootstrap) | ar (approximate randomisation)
-    json: bool = False  # print the result as JSON instead of Markdown tables
-    output: str | None = None  # where to save the translation when ckpt is given
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    hyp: str | None = option(None, "hypothesis file to score (one line per segment)")
+    # OmegaConf has no str | list type
+    ref: Any = option(None, "one reference file, or a list of them (ref=[A,B])")
+    ckpt: Any = option(
+        None, "a checkpoint: translate a test set with it and score the translation; a list: their ensemble"
+    )
+    data: DataConfig | None = option(None, "the corpus `ckpt` translates; None: the one the checkpoint was trained on")
+    split: str | None = option(None, "defaults to data.test")
+    decode: DecodeConfig = option(DecodeConfig, "the search that translates the test set")
+    metrics: list[str] = option(["bleu", "chrf", "ter"], "any of bleu, chrf, ter")
+    tgt_lang: str | None = option(None, "chooses the sacreBLEU tokenizer; defaults to the data's target language")
+    tokenize: str | None = option(
+        None, "sacreBLEU tokenizer (13a, zh, intl, char, ...) or moses; None chooses by tgt_lang"
+    )
+    lowercase: bool = option(False, "score case-insensitively")
+    bootstrap: int = option(0, "bootstrap resamples for a 95% confidence interval; 0 = off")
+    baseline: str | None = option(None, "a baseline system's output: paired significance test against `hyp`")
+    significance: str = option(
+        "bs", "the paired test: bs (paired bootstrap) or ar (approximate randomisation)", choices=("bs", "ar")
+    )
+    json: bool = option(False, "print the result as JSON instead of Markdown tables")
+    output: str | None = option(None, "where to save the translation when ckpt is given")
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
 
 
 @dataclass
 class BenchmarkConfig:
     """Everything `nmt-benchmark` needs: one checkpoint, test splits, and a grid of decode settings."""
 
-    ckpt: Any = "???"  # the checkpoint to benchmark; a list: their ensemble (backends=[torch])
-    data: DataConfig | None = None  # the corpus to translate; None: the one the checkpoint was trained on
-    splits: list[str] = field(default_factory=list)  # test splits; empty means [data.test]
-    decode: DecodeConfig = field(default_factory=DecodeConfig)  # the base settings the grid varies
-    beam_sizes: list[int] = field(default_factory=lambda: [1, 5])  # beam sizes to try (1 = greedy)
-    length_penalties: list[float] = field(default_factory=lambda: [1.0])  # GNMT alphas to try
-    precisions: list[str] = field(default_factory=lambda: ["32"])  # decode.precision values: 32, bf16, fp16, int8
-    backends: list[str] = field(default_factory=lambda: ["torch"])  # torch, ctranslate2 (exported on the fly)
-    repeats: int = 3  # timed runs per setting; the median is reported
-    tokenize: str | None = None  # sacreBLEU tokenizer; None chooses by target language
-    output: str | None = None  # JSON file to write (atomically); the Markdown table always goes to stdout
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads; 0 = one per available core
+    ckpt: Any = option("???", "the checkpoint to benchmark; a list: their ensemble (backends=[torch])")
+    data: DataConfig | None = option(None, "the corpus to translate; None: the one the checkpoint was trained on")
+    splits: list[str] = option([], "test splits; empty means [data.test]")
+    decode: DecodeConfig = option(DecodeConfig, "the base settings the grid varies")
+    beam_sizes: list[int] = option([1, 5], "beam sizes to try (1 = greedy)")
+    length_penalties: list[float] = option([1.0], "GNMT alphas to try")
+    precisions: list[str] = option(["32"], "decode.precision values to try", choices=PRECISIONS)
+    backends: list[str] = option(["torch"], "backends to try (ctranslate2: exported on the fly)", choices=BACKENDS)
+    repeats: int = option(3, "timed runs per setting; the median is reported")
+    tokenize: str | None = option(None, "sacreBLEU tokenizer; None chooses by target language")
+    output: str | None = option(None, "JSON file to write (atomically); the Markdown table always goes to stdout")
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
+
+
+@dataclass
+class ServeConfig:
+    """Everything `nmt-serve` needs: one model, where to listen, how to batch, and the limits of a request."""
+
+    ckpt: str = option("???", "the checkpoint to serve (model.pt or a training .ckpt)")
+    decode: DecodeConfig = option(
+        DecodeConfig,
+        "the search, and its batches (max_tokens, max_sentences); requests may change beam_size, "
+        "n_best, length_penalty and no_repeat_ngram within the bounds below",
+    )
+    device: str = option("auto", _DEVICE)
+    num_threads: int = option(0, _THREADS)
+    host: str = option("127.0.0.1", "address to listen on; 0.0.0.0 for every interface (e.g. behind a proxy)")
+    port: int = option(5000, "TCP port to listen on (5000, as LibreTranslate)")
+    max_wait_ms: float = option(5.0, "how long a batch waits for more sentences after its first one arrived, in ms")
+    merge_requests: bool = option(True, "batch the sentences of concurrent requests together; false: one per batch")
+    max_queue_tokens: int = option(
+        16000,
+        "source tokens waiting at most (size it to a second or two of the server's tokens/s); a request past it "
+        "is answered 503 with Retry-After at once",
+    )
+    request_timeout: float = option(30.0, "seconds a request may wait and translate before it is answered 504")
+    shutdown_grace: float = option(30.0, "on SIGTERM: seconds to finish the queued requests before exiting")
+    keep_alive: float = option(
+        75.0, "seconds an idle connection stays open; longer than a reverse proxy's, so that the proxy closes first"
+    )
+    max_body_bytes: int = option(1_000_000, "bytes of a request body; a larger one is answered 413")
+    max_chars: int = option(20000, "characters of text per request")
+    max_lines: int = option(1000, "lines (sentences) per request, over all its texts")
+    max_alternatives: int = option(4, "LibreTranslate `alternatives` per request (the native n_best is this + 1)")
+    max_beam_size: int = option(8, "largest beam_size a request may ask for")
+    align_method: str = option("attention", "how alignments link words, as in nmt-align", choices=ALIGN_METHODS)
+    align_layer: int = option(-1, "decoder layer whose cross-attention gives alignments and the attention matrix")
+    api_keys: list[str] = option([], "keys a request must give (api_key, or Authorization: Bearer); [] = none needed")
+    api_keys_file: str | None = option(None, "a file of further keys, one per line")
+    cors_origins: list[str] = option([], 'origins browsers may call from (["*"]: any); [] = no CORS headers')
+    page: bool = option(True, "serve the web page at /")
+    log_requests: bool = option(True, "one JSON line per request on stderr")
 
 
 def reference_paths(cfg: EvaluateConfig) -> list[str]:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from nmt.checkpoint import SpecialIds
+
 
 class TokenBatchSampler:
     """Lists of dataset indices whose padded size fits `max_tokens`; a torch `batch_sampler`.
@@ -214,23 +216,22 @@ def collate(
 def teacher_forcing_batches(
     src_ids: Sequence[list[int]],
     tgt_ids: Sequence[list[int]],
-    special_ids: tuple[int, int, int],
+    special_ids: SpecialIds,
     max_tokens: int = 4096,
 ) -> Iterator[Batch]:
     """Length-sorted batches of whole pairs, at most `max_tokens` padded target positions each (or one pair).
 
     For measuring a trained model (alignments, head statistics), not for training: no shuffling, no
     sharding. Pairs with an empty side are left out; `Batch.index` gives each row's pair.
-    `special_ids` is (pad, bos, eos).
     """
-    pad, bos, eos = special_ids
     order = sorted(
         (i for i in range(len(src_ids)) if src_ids[i] and tgt_ids[i]), key=lambda i: (len(tgt_ids[i]), len(src_ids[i]))
     )
     batch: list[int] = []
     for i in order + [None]:
         if batch and (i is None or (len(batch) + 1) * (len(tgt_ids[i]) + 1) > max_tokens):
-            yield collate([src_ids[j] for j in batch], [tgt_ids[j] for j in batch], pad, bos, eos, index=batch)
+            src, tgt = [src_ids[j] for j in batch], [tgt_ids[j] for j in batch]
+            yield collate(src, tgt, special_ids.pad, special_ids.bos, special_ids.eos, index=batch)
             batch = []
         if i is not None:
             batch.append(i)

@@ -30,6 +30,7 @@ import sentencepiece as spm
 
 from nmt.checkpoint import load_checkpoint
 from nmt.config import DataConfig, PrepareConfig, TokenizerConfig
+from nmt.config.options import fields_with_role
 from nmt.data.corpus import CorpusError, FilterStats, check_lines, filter_mask, raw_lines
 from nmt.data.encode import Chunk, EncodedChunk, encode_chunks
 from nmt.data.prepared import (
@@ -42,7 +43,7 @@ from nmt.data.prepared import (
     remove_stale_leftovers,
 )
 from nmt.data.sources import get_corpus, split_files
-from nmt.data.tokenizer import TRAINING_VERSION, Tokenizer, train_tokenizer
+from nmt.data.tokenizer import TRAINING_VERSION, Tokenizer, tokenizer_options, train_tokenizer
 from nmt.device import usable_cores
 
 CHUNK_LINES = 10_000  # lines per unit of work: large enough to amortise the hand-over, small for memory
@@ -269,17 +270,13 @@ def cache_key(data: DataConfig, tokenizer: TokenizerConfig | Tokenizer) -> str:
     """What a cached prepared corpus depends on: the corpus options that change its content, the files'
     names, sizes and modification times, and the tokenizer options and way of training (or the given
     tokenizer itself)."""
-    content = {
-        k: v
-        for k, v in dataclasses.asdict(data).items()
-        if k not in ("test", "max_tokens", "max_sentences", "cache_dir", "prepared", "num_workers")
-    }
+    content = {k: v for k, v in dataclasses.asdict(data).items() if k in fields_with_role(DataConfig, "corpus")}
     files = []
     if data.name != "builtin":
         for split in (data.train, data.valid):
             for pair in split_files(data, split):
                 files += [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in pair]
-    tok = tokenizer.fingerprint if isinstance(tokenizer, Tokenizer) else dataclasses.asdict(tokenizer)
+    tok = tokenizer.fingerprint if isinstance(tokenizer, Tokenizer) else tokenizer_options(tokenizer)
     key = {
         "version": VERSION,
         "data": content,

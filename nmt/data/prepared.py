@@ -17,7 +17,6 @@ process holds per pair only its two lengths (as fairseq's binarized datasets) an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import os
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nmt.atomic import atomic_write_bytes, remove_if_writer_gone
+from nmt.atomic import atomic_write_bytes, remove_if_writer_gone, sha256_of
 from nmt.config import DataConfig, TokenizerConfig
 from nmt.data.batching import Batch
 from nmt.data.corpus import FilterStats
@@ -101,7 +100,7 @@ class TokenArrays:
         """[len(rows), width] int64: row r's tokens first, then `pad_id`.
 
         Rows are read a few at a time, unmapping in between: one read can map a whole large folio of the
-        page cache (1.5 MB of offsets per row, measured on ext4), so reading a batch at once maps the files whole.
+        page cache (megabytes for a few bytes of offsets), so reading a batch at once would map the files whole.
         """
         out = np.full((len(rows), width), pad_id, dtype=np.int64)
         columns = np.arange(width, dtype=np.int64)
@@ -189,15 +188,6 @@ class PreparedCorpus:
         """The tokenizer options it was trained with; None when a given tokenizer (a checkpoint's) was used."""
         options = self.manifest["tokenizer"]["config"]
         return None if options is None else TokenizerConfig(**options)
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PreparedWriter:

@@ -28,7 +28,6 @@ import zlib
 from pathlib import Path
 
 from nmt.atomic import atomic_open
-from nmt.checkpoint import load_checkpoint
 from nmt.config import DataConfig
 from nmt.data.builtin import builtin_corpus
 from nmt.data.corpus import CorpusError, ParallelText, read_lines, read_parallel
@@ -99,23 +98,6 @@ WMT14_TEST_SETS = {"valid": ("newstest2013", "wmt13"), "test": ("newstest2014-fu
 WMT14_SPLITS = ("train", *WMT14_TEST_SETS)
 
 _USER_AGENT = "Mozilla/5.0 (compatible; nmt corpus download)"  # manythings.org refuses urllib's default
-
-
-def trained_on(ckpt: str | Path | list[str]) -> DataConfig:
-    """The data config a checkpoint (or an ensemble's first) was trained with, so that it is scored on its own
-    test set by default.
-
-    Raises:
-        CheckpointError: `ckpt` is not a usable checkpoint.
-        CorpusError: its training config holds no usable data section.
-    """
-    if isinstance(ckpt, list):
-        ckpt = ckpt[0]
-    train_config = load_checkpoint(ckpt).train_config
-    try:
-        return DataConfig(**train_config["data"])
-    except (KeyError, TypeError) as err:  # an older or foreign training config
-        raise CorpusError(f"checkpoint {ckpt} does not record its training data; choose one with data=NAME.") from err
 
 
 def describe(cfg: DataConfig, split: str, sentences: int) -> str:

@@ -20,11 +20,13 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
 from nmt.atomic import atomic_write_bytes
 from nmt.config import TokenizerConfig
+from nmt.config.options import fields_with_role
 from nmt.errors import UserError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -128,10 +130,15 @@ class Tokenizer:
         return self._tgt.decode(ids)
 
 
+def tokenizer_options(cfg: TokenizerConfig) -> dict[str, Any]:
+    """The options that decide the tokenizer (role `tokenizer`), by name: what its cache keys hold."""
+    return {k: v for k, v in asdict(cfg).items() if k in fields_with_role(TokenizerConfig, "tokenizer")}
+
+
 def _cache_key(lines: list[str], cfg: TokenizerConfig) -> str:
     """SHA-256 of the training text, the options, the SentencePiece version and `TRAINING_VERSION`."""
     digest = hashlib.sha256()
-    options = {**asdict(cfg), "sentencepiece": spm.__version__, "training": TRAINING_VERSION}
+    options = {**tokenizer_options(cfg), "sentencepiece": spm.__version__, "training": TRAINING_VERSION}
     digest.update(json.dumps(options, sort_keys=True).encode())
     for line in lines:
         digest.update(line.encode())

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nmt.checkpoint import load_checkpoint
+from nmt.checkpoint import SpecialIds, load_checkpoint
 from nmt.data.batching import Batch, teacher_forcing_batches
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import load_model
@@ -124,12 +124,10 @@ class Aligner:
         max_tokens: padded target tokens per batch.
     """
 
-    def __init__(
-        self, model: Transformer, tokenizer: Tokenizer, special_ids: tuple[int, int, int], max_tokens: int = 4096
-    ):
+    def __init__(self, model: Transformer, tokenizer: Tokenizer, special_ids: SpecialIds, max_tokens: int = 4096):
         self.model = model
         self.tokenizer = tokenizer
-        self.pad_id, self.bos_id, self.eos_id = special_ids
+        self.special_ids = special_ids
         self.max_tokens = max_tokens
         self._src_vocab, self._tgt_vocab = tokenizer.src_pieces(), tokenizer.tgt_pieces()
 
@@ -138,7 +136,7 @@ class Aligner:
         """The aligner of a self-contained checkpoint (loaded safely, as for translation)."""
         ckpt = load_checkpoint(path)
         model, tokenizer = load_model(ckpt, path)
-        return cls(model.to(resolve_device(device)), tokenizer, (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id), max_tokens)
+        return cls(model.to(resolve_device(device)), tokenizer, ckpt.special_ids, max_tokens)
 
     def align(self, pairs: Sequence[tuple[str, str]], method: str = "shift", layer: int = -1) -> list[set[Link]]:
         """The links of each (source, target) pair, for one method and decoder layer (negative: from the top)."""
@@ -161,8 +159,7 @@ class Aligner:
         src_ids = [ids[:limit] for ids in self.tokenizer.encode_src([src for src, _ in pairs])]
         tgt_ids = [ids[:limit] for ids in self.tokenizer.encode_tgt([tgt for _, tgt in pairs])]
         links = {(m, layer): [set() for _ in pairs] for m in methods for layer in layers}  # an empty side: none
-        special = (self.pad_id, self.bos_id, self.eos_id)
-        for batch in teacher_forcing_batches(src_ids, tgt_ids, special, self.max_tokens):
+        for batch in teacher_forcing_batches(src_ids, tgt_ids, self.special_ids, self.max_tokens):
             attn = self._attention(batch, layers)
             for row, i in enumerate(batch.index.tolist()):
                 src, tgt = src_ids[i], tgt_ids[i]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nmt.checkpoint import SpecialIds
 from nmt.config import DecodeConfig
 
 
@@ -142,9 +143,9 @@ class Rules:
     no_repeat_ngram: int  # n-gram size to block; 0 = off
 
     @classmethod
-    def of(cls, cfg: DecodeConfig, bos_id: int, eos_id: int, pad_id: int | None, device: torch.device) -> Rules:
-        never = [bos_id] if pad_id is None else [bos_id, pad_id]
-        return cls(torch.tensor(never, device=device), eos_id, cfg.min_len, cfg.no_repeat_ngram)
+    def of(cls, cfg: DecodeConfig, special_ids: SpecialIds, device: torch.device) -> Rules:
+        never = [special_ids.bos, special_ids.pad]
+        return cls(torch.tensor(never, device=device), special_ids.eos, cfg.min_len, cfg.no_repeat_ngram)
 
 
 def constrain_(

@@ -1,6 +1,6 @@
 """Engines: what turns batches of source ids into n-best target ids, under the line handling of `Translator`.
 
-`TorchEngine` runs the PyTorch network with `nmt.decode.search`; `nmt.export.ctranslate2` has one for
+`TorchEngine` runs the PyTorch network with `nmt.decode.search`; `nmt.ctranslate2.engine` has one for
 CTranslate2 models. An engine sees only non-empty sources that fit its length, already batched.
 """
 
@@ -12,9 +12,11 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from nmt.checkpoint import Checkpoint, CheckpointError
+from nmt.checkpoint import Checkpoint, CheckpointError, SpecialIds
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
+from nmt.decode.constrained import constrained_search
+from nmt.decode.constraints import ConstraintBatch, Constraints
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import model_for
 from nmt.decode.search import SearchResult, beam_search, greedy_search, sample_search
@@ -29,8 +31,12 @@ class Engine(Protocol):
     device: torch.device
     max_src_len: int  # longest source it takes, in subword tokens without EOS
 
-    def translate_ids(self, srcs: list[list[int]], cfg: DecodeConfig) -> list[NBest]:
-        """The n-best list of each source (ids without EOS), in order; a list may be empty."""
+    def translate_ids(
+        self, srcs: list[list[int]], cfg: DecodeConfig, constraints: list[Constraints | None] | None = None
+    ) -> list[NBest]:
+        """The n-best list of each source (ids without EOS), in order; a list may be empty.
+
+        `constraints`: each source's target-side constraints (`nmt.decode.constraints`), or None."""
         ...
 
 
@@ -55,37 +61,50 @@ class TorchEngine:
 
     Args:
         model: the network (or an ensemble of networks), already on `device` and in eval mode.
-        special_ids: pad, bos and eos ids.
+        special_ids: the ids of padding, BOS and EOS.
         device: where the tensors go.
     """
 
-    def __init__(self, model: Transformer | Ensemble, special_ids: tuple[int, int, int], device: torch.device) -> None:
+    def __init__(self, model: Transformer | Ensemble, special_ids: SpecialIds, device: torch.device) -> None:
         self.model = model
-        self.pad_id, self.bos_id, self.eos_id = special_ids
+        self.special_ids = special_ids
         self.device = device
         self.max_src_len = model.cfg.max_positions - 1  # room for EOS
         self._models: dict[str, Transformer | Ensemble] = {}  # the network of each precision, made on first use
         self._generators: dict[int, torch.Generator] = {}  # sampling's random streams, by seed
 
     @torch.inference_mode()
-    def translate_ids(self, srcs: list[list[int]], cfg: DecodeConfig) -> list[NBest]:
-        """Pad the sources, each with EOS appended, into one batch and search it."""
+    def translate_ids(
+        self, srcs: list[list[int]], cfg: DecodeConfig, constraints: list[Constraints | None] | None = None
+    ) -> list[NBest]:
+        """Pad the sources, each with EOS appended, into one batch and search it (under `constraints`, if any)."""
         width = max(len(s) for s in srcs) + 1
-        src = torch.full((len(srcs), width), self.pad_id, dtype=torch.long)  # [B, S]
+        src = torch.full((len(srcs), width), self.special_ids.pad, dtype=torch.long)  # [B, S]
         for row, ids in enumerate(srcs):
-            src[row, : len(ids) + 1] = torch.tensor(ids + [self.eos_id])
-        result = self.search(src.to(self.device), cfg)
+            src[row, : len(ids) + 1] = torch.tensor(ids + [self.special_ids.eos])
+        result = self.search(src.to(self.device), cfg, constraints)
         return list(zip(result.tokens, result.scores, strict=True))
 
-    def search(self, src: Tensor, cfg: DecodeConfig) -> SearchResult:
-        """Sampling if asked, else greedy search for beam size 1 or beam search, on padded source ids [B, S]."""
+    def search(
+        self, src: Tensor, cfg: DecodeConfig, constraints: list[Constraints | None] | None = None
+    ) -> SearchResult:
+        """Sampling if asked, else greedy search for beam size 1 or beam search, on padded source ids [B, S].
+
+        With any non-empty `constraints` (one per row of `src`), constrained search (greedy: beam 1);
+        without, exactly the plain searches."""
         if cfg.precision not in self._models:
             self._models[cfg.precision] = model_for(self.model, cfg.precision, self.device)
-        model, pad_mask, ids = self._models[cfg.precision], src.eq(self.pad_id), (self.bos_id, self.eos_id)
+        model, ids = self._models[cfg.precision], self.special_ids
+        pad_mask = src.eq(ids.pad)
+        if constraints is not None and any(constraints):
+            if cfg.sampling:
+                raise ValueError("constraints, avoid and prefix need beam or greedy search, not decode.sampling=true.")
+            batch = ConstraintBatch.of(constraints, src.device, cfg.ordered_constraints)
+            return constrained_search(model, src, pad_mask, cfg, ids.bos, ids.eos, batch)
         if cfg.sampling:
-            return sample_search(model, src, pad_mask, cfg, *ids, generator=self._generator(cfg.seed))
+            return sample_search(model, src, pad_mask, cfg, ids.bos, ids.eos, generator=self._generator(cfg.seed))
         search = greedy_search if cfg.beam_size == 1 else beam_search
-        return search(model, src, pad_mask, cfg, *ids)
+        return search(model, src, pad_mask, cfg, ids.bos, ids.eos)
 
     def _generator(self, seed: int) -> torch.Generator:
         """The random stream of `seed`, created on first use and advancing over the batches of this engine."""

@@ -1,15 +1,13 @@
 """The arithmetic a search runs in: float32, bfloat16 or float16 weights, or int8 linear layers on CPU.
 
 `32` is the reference. On CPU its linear layers run on oneDNN rather than MKL (the same weights, not a
-copy): on 2 cores of an AMD EPYC with AVX-512, MKL's float32 products ran at 130-210 GFLOPS and oneDNN's at
-190-400 (d 256, 1,700 rows; the output projection over 8,000 pieces is the slow end of both), and
-CTranslate2 too uses MKL only on Intel CPUs, oneDNN elsewhere.
+copy), whose float32 products outran MKL's on the AMD CPU they were measured on (docs/engines.md, "float32 on
+oneDNN"; not yet measured on Intel CPUs). CTranslate2 too uses MKL only on Intel CPUs, oneDNN elsewhere.
 
 `bf16` decodes with a bfloat16 copy of the weights (fast where the hardware has bf16 units: AMX or AVX512-BF16
 CPUs, and GPUs; emulated, and slower, elsewhere); attention softmax and the final log-softmax still run in
 float32. A copy, not `torch.autocast`: autocast recasts every weight at every call, which for one-token
-decoder steps costs more than the bf16 products save (greedy on test2016, an AMX CPU: autocast about 1.0x
-float32, the copy 1.15x).
+decoder steps costs more than the bf16 products save (docs/engines.md, "bf16: a weight copy, not autocast").
 
 `fp16` is the same with a float16 copy, on CUDA only (CPUs have no fast float16 products). float16 keeps more
 mantissa than bfloat16 but overflows above 65504; where that could bite it is as safe as bf16: masked
@@ -19,8 +17,8 @@ and the search keeps float32 scores throughout (`Transformer.decode_step` return
 
 `int8` replaces every linear layer, the output projection included, by PyTorch's dynamically quantized one
 (int8 weights with a scale per output channel, activations quantized per batch), which runs on CPU only. One
-scale per channel rather than per matrix costs no speed and most of the BLEU that quantization lost (test2016,
-the 2-hour en-de model, greedy: 35.43 against 35.14 per matrix, 35.49 float32).
+scale per channel rather than per matrix costs no speed and recovers most of the BLEU that quantization loses
+(docs/engines.md, "int8: one scale per output channel").
 """
 
 from __future__ import annotations

@@ -26,12 +26,13 @@ candidate ended (to skip the finishing work) and which sentences go on (the next
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from nmt.checkpoint import SpecialIds
 from nmt.config import DecodeConfig
 from nmt.decode.beam import (
     Rules,
@@ -46,8 +47,8 @@ from nmt.decode.sampling import sample_tokens
 
 # Where the cache stays in place (greedy search, sampling), ended sentences leave the running batch once they are
 # this share of it: dropping rows copies the whole cache, at every step where one ends (in greedy search most late
-# steps), while an ended row left in only runs through the model once more per step. Greedy int8 on test2016,
-# 2 threads, one process, median of 4 interleaved runs: 451, 454, 473 and 459 sentences/s at 0, 0.1, 0.25, 0.5.
+# steps), while an ended row left in only runs through the model once more per step. A quarter was the fastest
+# share measured (docs/engines.md, "Compacting finished sentences").
 COMPACT_AT = 0.25
 
 if TYPE_CHECKING:
@@ -61,11 +62,14 @@ class SearchResult:
     `tokens[b][i]` holds output ids without BOS/EOS, `scores[b][i]` its normalised
     score, and `attn[b][i]` (when requested) the cross-attention [len, S_b] with
     which each of those ids was emitted, over the sentence's S_b non-pad source positions.
+    `met[b][i]` is False where a hypothesis ended at its length limit without all its positive
+    constraints (`nmt.decode.constraints`); always True without constraints.
     """
 
     tokens: list[list[list[int]]]
     scores: list[list[float]]
     attn: list[list[Tensor]] | None
+    met: list[list[bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -163,11 +167,23 @@ class _Finished:
     tokens: Tensor  # [B, N, T] ids, EOS included
     lengths: Tensor  # [B, N] ids, EOS included
     attn: Tensor | None  # [B, N, T, S]
+    met: Tensor | None = None  # [B, N] all positive constraints met; None: searched without constraints
 
-    def add(self, rows: Tensor, scores: Tensor, tokens: Tensor, length: int, attn: Tensor | None) -> None:
-        """Merge C hypotheses of `length` tokens for each sentence in `rows` [b], scored [b, C]."""
+    def add(
+        self, rows: Tensor, scores: Tensor, tokens: Tensor, length: int, attn: Tensor | None, met: Tensor | None = None
+    ) -> None:
+        """Merge C hypotheses of `length` tokens for each sentence in `rows` [b], scored [b, C].
+
+        With constraints (`met` [b, C]), hypotheses that meet them all rank before those that do not."""
         n = self.scores.size(1)
-        best, pick = torch.cat([self.scores[rows], scores], dim=1).topk(n, dim=1)  # [b, N + C] -> [b, N]
+        merged = torch.cat([self.scores[rows], scores], dim=1)  # [b, N + C]
+        if self.met is not None and met is not None:
+            both = torch.cat([self.met[rows], met], dim=1)  # [b, N + C]
+            _, pick = torch.where(both, merged, merged - 1e9).topk(n, dim=1)  # [b, N]
+            best = merged.gather(1, pick)
+            self.met[rows] = both.gather(1, pick)
+        else:
+            best, pick = merged.topk(n, dim=1)  # [b, N + C] -> [b, N]
         lengths = torch.full_like(scores, length, dtype=torch.long)  # [b, C]
         self.scores[rows] = best
         self.lengths[rows] = torch.cat([self.lengths[rows], lengths], dim=1).gather(1, pick)
@@ -180,15 +196,20 @@ class _Finished:
         tokens: list[list[list[int]]] = []
         scores: list[list[float]] = []
         attn: list[list[Tensor]] = []
-        rows = zip(self.scores[:, :n_best].tolist(), self.lengths.tolist(), self.tokens.tolist(), strict=True)
-        for b, (row_scores, row_lengths, row_tokens) in enumerate(rows):
+        met = self.met if self.met is not None else torch.ones_like(self.lengths, dtype=torch.bool)  # [B, N]
+        rows = zip(
+            self.scores[:, :n_best].tolist(), self.lengths.tolist(), self.tokens.tolist(), met.tolist(), strict=True
+        )
+        met_lists: list[list[bool]] = []
+        for b, (row_scores, row_lengths, row_tokens, row_met) in enumerate(rows):
             found = [i for i, score in enumerate(row_scores) if math.isfinite(score)]
             tokens.append([row_tokens[i][: row_lengths[i] - 1] for i in found])
             scores.append([row_scores[i] for i in found])
+            met_lists.append([row_met[i] for i in found])
             if self.attn is not None:
                 source = ~src_pad_mask[b]  # [S]
                 attn.append([self.attn[b, i, : row_lengths[i] - 1][:, source] for i in found])
-        return SearchResult(tokens, scores, attn if self.attn is not None else None)
+        return SearchResult(tokens, scores, attn if self.attn is not None else None, met_lists)
 
 
 def _take(values: Tensor, pick: Tensor) -> Tensor:
@@ -253,8 +274,11 @@ def _finish(
     step_attn: Tensor | None,
     cfg: DecodeConfig,
     eos_id: int,
+    met: Tensor | None = None,
 ) -> None:
-    """Move the candidates (origins, tokens, scores [b, K]) that end in EOS to the finished set."""
+    """Move the candidates (origins, tokens, scores [b, K]) that end in EOS to the finished set.
+
+    `met` [b, K]: whether each candidate meets all its positive constraints (constrained search only)."""
     origins, tokens, scores = candidates
     is_eos = (tokens == eos_id) & (scores > float("-inf"))  # [b, K]; the rows of ended sentences score -inf
     if not bool(is_eos.any()):
@@ -263,7 +287,7 @@ def _finish(
     parents = (torch.arange(b, device=origins.device).unsqueeze(1) * w + origins).view(-1)  # [b*K]
     history, attn = running.extend(parents, step, tokens, step_attn)
     normalised = (scores / length_penalty(step + 1, cfg)).masked_fill(~is_eos, float("-inf"))
-    finished.add(running.rows, normalised, history, step + 1, attn)
+    finished.add(running.rows, normalised, history, step + 1, attn, met)
 
 
 def greedy_search(
@@ -290,7 +314,7 @@ def greedy_search(
         one hypothesis per sentence.
     """
     with torch.inference_mode():
-        rules = Rules.of(cfg, bos_id, eos_id, model.pad_id, src.device)
+        rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
         running, finished = _start(model, src, src_pad_mask, cfg, 1, need_attn)
         for step in range(finished.tokens.size(2)):
             log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
@@ -331,7 +355,7 @@ def beam_search(
     """
     k = cfg.beam_size
     with torch.inference_mode():
-        rules = Rules.of(cfg, bos_id, eos_id, model.pad_id, src.device)
+        rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
         running, finished = _start(model, src, src_pad_mask, cfg, k, need_attn)
         for step in range(finished.tokens.size(2)):
             log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
@@ -368,7 +392,7 @@ def sample_search(
     """
     n = cfg.n_best
     with torch.inference_mode():
-        rules = Rules.of(cfg, bos_id, eos_id, model.pad_id, src.device)
+        rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
         running, finished = _start(model, src, src_pad_mask, cfg, n, need_attn)
         alive = torch.ones(src.size(0), n, dtype=torch.bool, device=src.device)  # [b, n] samples without EOS yet
         for step in range(finished.tokens.size(2)):

@@ -18,6 +18,7 @@ from nmt.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.align import Aligner, Link, format_links
+from nmt.decode.constraints import Constraints, meets
 from nmt.decode.engine import Engine, TorchEngine, load_model
 from nmt.decode.ensemble import Ensemble
 from nmt.device import resolve_device
@@ -32,6 +33,8 @@ class Translation:
     scores: list[float]
     tokens: int  # target subword tokens of the best hypothesis
     links: list[set[Link]] = field(default_factory=list)  # word alignment of each hypothesis, when asked
+    # per hypothesis: all positive constraints met (False: the length limit ended it first); empty for an empty line
+    met: list[bool] = field(default_factory=list)
 
     @property
     def best(self) -> str:
@@ -59,7 +62,7 @@ class Translator:
     """Batched translation of lines: encoding, empty lines, truncation, batching, order and detokenizing.
 
     Args:
-        engine: what translates the batches of source ids (`TorchEngine`, or one from `nmt.export`).
+        engine: what translates the batches of source ids (`TorchEngine`, or the one in `nmt.ctranslate2.engine`).
         tokenizer: the SentencePiece models the network was trained with.
         decode: search settings (greedy when beam_size is 1), passed to the engine with every batch.
         aligner: links each hypothesis's words to the source's (`Aligner.align` with `align` as its
@@ -136,7 +139,7 @@ class Translator:
         members = [load_model(ckpt, path) for path, ckpt in loaded]
         target = resolve_device(device)
         model = members[0][0] if len(members) == 1 else Ensemble([m for m, _ in members])
-        engine = TorchEngine(model.to(target), (first.pad_id, first.bos_id, first.eos_id), target)
+        engine = TorchEngine(model.to(target), first.special_ids, target)
         return cls(engine, members[0][1], decode)
 
     @classmethod
@@ -156,11 +159,26 @@ class Translator:
     def from_loaded(cls, ckpt: Checkpoint, decode: DecodeConfig, device: torch.device, path: str | Path) -> Translator:
         """A translator running the network of a loaded checkpoint with `TorchEngine`."""
         model, tokenizer = load_model(ckpt, path)
-        engine = TorchEngine(model.to(device), (ckpt.pad_id, ckpt.bos_id, ckpt.eos_id), device)
+        engine = TorchEngine(model.to(device), ckpt.special_ids, device)
         return cls(engine, tokenizer, decode)
 
-    def translate(self, lines: list[str]) -> list[Translation]:
-        """Translate a list of lines; the result has one `Translation` per line, in order."""
+    def translate(
+        self,
+        lines: list[str],
+        constraints: Sequence[Sequence[str]] | None = None,
+        avoid: Sequence[Sequence[str]] | None = None,
+        prefix: Sequence[str | None] | None = None,
+    ) -> list[Translation]:
+        """Translate a list of lines; the result has one `Translation` per line, in order.
+
+        Args:
+            lines: source sentences.
+            constraints: per line, target terms that must appear (in the given order with
+                `decode.ordered_constraints`).
+            avoid: per line, target words or phrases that must not appear.
+            prefix: per line, target text the translation starts with (None or "": none).
+        """
+        wanted = self._constraints(len(lines), constraints, avoid, prefix)
         ids = self.tokenizer.encode_src([line.strip() for line in lines])
         results: list[Translation | None] = [None] * len(lines)
         for i, src in enumerate(ids):
@@ -170,7 +188,9 @@ class Translator:
                 ids[i] = src[: self.max_src_len]
                 self.stats.truncated += 1
         for batch in self._batches([i for i, r in enumerate(results) if r is None], ids):
-            for i, translation in zip(batch, self._translate_batch([ids[i] for i in batch]), strict=True):
+            batch_constraints = [wanted[i] for i in batch] if wanted is not None else None
+            translations = self._translate_batch([ids[i] for i in batch], batch_constraints)
+            for i, translation in zip(batch, translations, strict=True):
                 results[i] = translation
         if self.aligner is not None:  # every hypothesis of the chunk in one call, so it batches
             hyps = [(i, text) for i, r in enumerate(results) if r is not None for text in r.texts]
@@ -196,13 +216,53 @@ class Translator:
         if batch:
             yield batch
 
-    def _translate_batch(self, srcs: list[list[int]]) -> list[Translation]:
-        """The engine's n-best lists of one batch of sources, detokenized."""
+    def _constraints(
+        self,
+        count: int,
+        constraints: Sequence[Sequence[str]] | None,
+        avoid: Sequence[Sequence[str]] | None,
+        prefix: Sequence[str | None] | None,
+    ) -> list[Constraints] | None:
+        """Each line's constraints as target subword ids, or None when none is given.
+
+        A term is encoded alone: SentencePiece gives its first piece the word-start marker "▁", which is how
+        the word begins anywhere in a sentence.
+        """
+        given = {"constraints": constraints, "avoid": avoid, "prefix": prefix}
+        wrong = [f"`{k}` has {len(v)} entries" for k, v in given.items() if v is not None and len(v) != count]
+        if wrong:
+            raise ValueError(f"constraints must give one entry per line ({count}), but {', '.join(wrong)}.")
+        if constraints is None and avoid is None and prefix is None:
+            return None
+        encode = self.tokenizer.encode_tgt
+        return [
+            Constraints(
+                include=encode(list(constraints[i])) if constraints is not None and constraints[i] else [],
+                avoid=encode(list(avoid[i])) if avoid is not None and avoid[i] else [],
+                prefix=encode([prefix[i]])[0] if prefix is not None and prefix[i] else [],
+            )
+            for i in range(count)
+        ]
+
+    def _translate_batch(
+        self, srcs: list[list[int]], constraints: list[Constraints] | None = None
+    ) -> list[Translation]:
+        """The engine's n-best lists of one batch of sources (under their constraints), detokenized."""
         # An empty n-best list (every hypothesis ended at -inf, e.g. `min_len` with n-gram blocking) gives an
         # empty translation, so the output keeps one line per input line.
+        if constraints:
+            found = self.engine.translate_ids(srcs, self.decode, constraints)
+        else:  # engines and wrappers that know no constraints keep working
+            found = self.engine.translate_ids(srcs, self.decode)
+        ordered = self.decode.ordered_constraints
         return [
-            Translation([self.tokenizer.decode_tgt(h) for h in nbest], list(scores), len(nbest[0]) if nbest else 0)
-            for nbest, scores in self.engine.translate_ids(srcs, self.decode)
+            Translation(
+                [self.tokenizer.decode_tgt(h) for h in nbest],
+                list(scores),
+                len(nbest[0]) if nbest else 0,
+                met=[meets(h, wanted, ordered) for h in nbest],
+            )
+            for (nbest, scores), wanted in zip(found, constraints or [None] * len(srcs), strict=True)
         ]
 
     def translate_stream(self, lines: Iterable[str], chunk_lines: int = 2000) -> Iterator[Translation]:

@@ -2,8 +2,9 @@
 
 Memory is the peak of each setting alone: the peak is reset before every setting. Each backend runs in a
 process of its own: CTranslate2 brings its own OpenMP runtime, and once it has translated in a process,
-PyTorch's search there runs about 1.5x slower (and CTranslate2 beside a PyTorch that has run, slower too)
-until its model is freed (test2016, greedy int8, 2 threads: 984 sentences/s alone, 653 after CTranslate2).
+PyTorch's search there runs slower (and CTranslate2 beside a PyTorch that has run, slower too) until its
+model is freed, so timings of one process would depend on the order of the settings (docs/engines.md,
+"Why one process per engine", has the figures).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pathlib import Path
 import torch
 
 from nmt.config import BenchmarkConfig, DataConfig, DecodeConfig
+from nmt.ctranslate2.directory import ExportError
+from nmt.ctranslate2.engine import load_ctranslate2
+from nmt.ctranslate2.export import export_ctranslate2
 from nmt.data.sources import describe, get_corpus
 from nmt.decode.translator import Translator, check_langs
 from nmt.device import release_freed_memory, retain_freed_memory, set_threads
 from nmt.evaluate.metrics import score
-from nmt.export.ctranslate2 import ExportError, export_ctranslate2, load_ctranslate2
 
 WARMUP_LINES = 100  # translated once, untimed, before the timed runs of a setting
 

@@ -82,8 +82,8 @@ def plot_attention(
     limit = model.cfg.max_positions - 1  # room for EOS or BOS
     src_ids, tgt_ids = tokenizer.encode_src([src])[0][:limit], tokenizer.encode_tgt([tgt])[0][:limit]
     src_pieces, tgt_pieces = tokenizer.pieces(src, "src")[:limit], tokenizer.pieces(tgt, "tgt")[:limit]
-    engine = translator.engine
-    batch = collate([src_ids], [tgt_ids], engine.pad_id, engine.bos_id, engine.eos_id)
+    ids = translator.engine.special_ids
+    batch = collate([src_ids], [tgt_ids], ids.pad, ids.bos, ids.eos)
     with torch.inference_mode():
         _, maps = model.attention_maps(batch.src.to(translator.device), batch.tgt_in.to(translator.device))
     matrix = _word_attention(maps.cross, layer, method, src_pieces, tgt_pieces)  # refuses a bad layer first

@@ -5,11 +5,12 @@ Masks: `key_pad` [B,S] is True at padding keys (encoder self-attention, cross-at
 scores go through `F.scaled_dot_product_attention`, which picks a fused kernel (flash or
 memory-efficient) and never materialises the [B,H,T,S] weights; the explicit path serves the
 additive score, requests for the weights, and incremental decoding, where a key row has at
-most a few queries and two small batched products beat the fused kernel (1.3-2x on CPU).
+most a few queries and two small batched products beat the fused kernel's setup on CPU
+(docs/engines.md, "Attention with few queries").
 
 Heads can be gated (Michel et al. 2019): `head_gate` [H] scales each head's output, so a gate of 0
 silences a head and the gradient of the loss with respect to a gate of 1 measures its importance.
-A pruned layer simply has fewer heads of the same width (see `nmt.model.prune`).
+A pruned layer simply has fewer heads of the same width (see `nmt.model.head_removal`).
 """
 
 import warnings

@@ -1,9 +1,8 @@
 """Keep CPU training's resident memory near its working set.
 
 Batches of varying shapes leave glibc's heap fragmented: freed tensor buffers stay
-mapped, and resident memory creeps up by gigabytes over a run (measured on the
-`small` preset: 1.5 GB after 30 steps at one thread, 3.4 GB at two, against a
-1.3 GB working set). `malloc_trim` hands the free pages back to the OS.
+mapped, and resident memory creeps up by gigabytes over a run, far above the working set
+(docs/scale.md, "Memory of a whole run"). `malloc_trim` hands the free pages back to the OS.
 """
 
 from __future__ import annotations

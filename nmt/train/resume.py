@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from nmt.checkpoint import CheckpointError, check_training_checkpoint, from_raw, read_raw
-from nmt.config import ConfigError, ModelConfig, TrainConfig
+from nmt.config import ConfigError, DataConfig, ModelConfig, TokenizerConfig, TrainConfig
+from nmt.config.options import fields_with_role
 from nmt.data.tokenizer import Tokenizer
-
-# The data keys that decide the tokenizer's training text (where the files lie may change).
-TOKENIZER_DATA_KEYS = ("name", "src_lang", "tgt_lang", "train", "builtin_train_size")
 
 
 @dataclass
@@ -55,9 +53,12 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
 
 
 def check_same_tokenizer_inputs(stored: dict[str, Any], cfg: TrainConfig, path: str) -> None:
-    """Refuse when this run's data or tokenizer settings would build another tokenizer than the checkpoint's."""
+    """Refuse when this run's data or tokenizer settings would build another tokenizer than the checkpoint's:
+    the fields with role `tokenizer` (the data keys that decide its training text; where the files lie may
+    change)."""
     now = {"data": dataclasses.asdict(cfg.data), "tokenizer": dataclasses.asdict(cfg.tokenizer)}
-    keys = [("data", k) for k in TOKENIZER_DATA_KEYS] + [("tokenizer", k) for k in now["tokenizer"]]
+    keys = [("data", k) for k in fields_with_role(DataConfig, "tokenizer")]
+    keys += [("tokenizer", k) for k in fields_with_role(TokenizerConfig, "tokenizer")]
     changed = [
         f"{group}.{key} (checkpoint {stored[group].get(key)!r}, config {now[group][key]!r})"
         for group, key in keys

@@ -31,7 +31,8 @@ from nmt.checkpoint import (
     read_raw,
     save_checkpoint,
 )
-from nmt.config import ConfigError, TrainConfig, TrainerConfig, check
+from nmt.config import ConfigError, DataConfig, TrainConfig, TrainerConfig, check
+from nmt.config.options import fields_with_role
 from nmt.data.prepare import load_training_data
 from nmt.data.prepared import PreparedCorpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
@@ -283,11 +284,11 @@ def with_prepared_data(cfg: TrainConfig, data: PreparedCorpus) -> TrainConfig:
     """`cfg` with the corpus and tokenizer options the data was prepared with, so the checkpoint records
     what the model was really trained on (`nmt-evaluate` scores it on that corpus's test split).
 
-    Batching and loading options stay the run's own.
+    Batching and loading options (role `runtime`) stay the run's own.
     """
     if cfg.data.prepared is None:
         return cfg
-    own = {k: getattr(cfg.data, k) for k in ("prepared", "max_tokens", "max_sentences", "num_workers", "cache_dir")}
+    own = {k: getattr(cfg.data, k) for k in fields_with_role(DataConfig, "runtime")}
     tokenizer = data.tokenizer_config or cfg.tokenizer
     return check(dataclasses.replace(cfg, data=dataclasses.replace(data.data, **own), tokenizer=tokenizer))
 

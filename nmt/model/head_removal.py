@@ -1,4 +1,5 @@
-"""Physical head pruning: a model without some attention heads, and back to full heads for uniform exporters.
+"""Head removal: a model without some attention heads (`prune_heads`), and back to full heads as zeros
+(`restore_heads`) for exporters that need one head count. Rounds of pruning are `nmt.workflows.pruning_rounds`.
 
 Removing head h of an attention takes out its rows of the query, key and value projections (and of
 the additive score vector) and its columns of the output projection; the other heads keep their

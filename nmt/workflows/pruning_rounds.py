@@ -3,7 +3,7 @@
 The heads are scored on the validation pairs (`nmt.evaluate.heads`) and ranked by one score (`rank`:
 raw importance by default; on the Multi30k model the layer-normalized ranking loses far more BLEU).
 Each round removes the next `step` fraction of the original heads in that order, physically
-(`nmt.model.prune`), and translates the validation source to measure BLEU and speed; `reestimate`
+(`nmt.model.head_removal`), and translates the validation source to measure BLEU and speed; `reestimate`
 scores the remaining heads anew after each round (Michel et al.'s iterative variant). Rounds stop at
 `fraction` of the heads removed, or once validation BLEU falls more than `tolerance` below the
 unpruned model's; the model kept is the most pruned one within the tolerance. A report split is
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nmt.checkpoint import SpecialIds
 from nmt.config import PRUNE_RANKS, DecodeConfig
 from nmt.data.batching import teacher_forcing_batches
 from nmt.data.corpus import ParallelText
@@ -27,7 +28,7 @@ from nmt.decode.translator import Translator
 from nmt.evaluate.heads import HeadStats, head_statistics
 from nmt.evaluate.metrics import score
 from nmt.model import Transformer
-from nmt.model.prune import AttentionKey, prune_heads
+from nmt.model.head_removal import AttentionKey, prune_heads
 
 Head = tuple[str, int, int]  # (kind, layer, head) with the head's index in the unpruned model
 
@@ -69,7 +70,7 @@ class PruningData:
     """What a pruning run measures on: tokenizer, validation pairs and an optional report split."""
 
     tokenizer: Tokenizer
-    special_ids: tuple[int, int, int]  # pad, bos, eos
+    special_ids: SpecialIds
     valid: ParallelText
     tgt_lang: str
     report: ParallelText | None = None
@@ -176,7 +177,7 @@ def pruned_checkpoint(model: Transformer, meta: dict[str, Any], step: int) -> di
 
 
 def torch_translator_of(
-    tokenizer: Tokenizer, special_ids: tuple[int, int, int], decode: DecodeConfig
+    tokenizer: Tokenizer, special_ids: SpecialIds, decode: DecodeConfig
 ) -> Callable[[Transformer], Translator]:
     """`translator_of` for `prune_in_rounds`: the PyTorch engine on the model's own device."""
 

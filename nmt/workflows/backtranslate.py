@@ -19,11 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nmt.atomic import atomic_directory
+from nmt.atomic import atomic_directory, sha256_of
 from nmt.checkpoint import load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.corpus import iter_lines
-from nmt.data.prepared import sha256_of
 from nmt.decode.translator import Translator
 
 PROVENANCE = "provenance.json"

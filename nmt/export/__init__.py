@@ -1,1 +1,0 @@
-"""Writing checkpoints in other toolkits' formats, and translating with them: CTranslate2 (`ctranslate2` extra)."""

@@ -1,0 +1,383 @@
+"""Dynamic batching: sentences of every concurrent request, queued with their deadline, translated in token-budget
+batches by one worker thread that owns the model.
+
+The worker forms a batch as `nmt-translate` does (at most `max_tokens` padded source tokens, EOS included, and at
+most `max_sentences` sentences), from the sentences that share the search settings, oldest first. It starts a
+batch once it is full or once its oldest sentence has waited `max_wait` seconds, so a lone request waits at most
+that long and a busy server fills its batches. Sentences of one request may share a batch with other requests';
+a sentence's output does not depend on its neighbours (the search is batch-invariant), so the answer equals the
+offline translation.
+
+The queue is bounded in tokens: a request that would overfill it is refused at once with `QueueFull`, which
+carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP: requests are
+futures (`concurrent.futures.Future`), which the web layer awaits.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from nmt.config import DecodeConfig
+from nmt.decode.engine import NBest
+
+TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
+
+
+class Refused(Exception):
+    """A request the batcher will not take or could not finish; `retry_after` (seconds) when retrying may help."""
+
+    retry_after: float | None = None
+
+
+class QueueFull(Refused):
+    """The queue holds too many tokens to take this request now."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ShuttingDown(Refused):
+    """The server is draining its queue before it exits: no new work, and work left at the deadline is dropped."""
+
+    retry_after = 1.0
+
+
+class DeadlineExceeded(Refused):
+    """The request's deadline passed before all of its sentences were translated."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's sentences on their way through the queue; `future` gets the n-best list of each, in order."""
+
+    srcs: list[list[int]]  # source ids without EOS, each non-empty and within the model's length
+    decode: DecodeConfig
+    deadline: float  # time.monotonic() after which the request is answered 504
+    future: Future = field(default_factory=Future)
+    results: list[NBest | None] = field(init=False)
+    left: int = field(init=False)  # sentences without a result yet
+    queued_tokens: int = field(init=False)  # tokens of its sentences still in the queue
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.srcs)
+        self.left = len(self.srcs)
+        self.queued_tokens = sum(len(s) + 1 for s in self.srcs)
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+
+@dataclass
+class Item:
+    """One queued sentence: its job, its index there, and when it arrived."""
+
+    job: Job
+    index: int
+    arrived: float
+
+    @property
+    def tokens(self) -> int:
+        return len(self.job.srcs[self.index]) + 1  # + EOS, as `Translator._batches` counts
+
+
+@dataclass
+class BatchStats:
+    """What the worker reports after each batch (for metrics): sentences, padded tokens, seconds."""
+
+    sentences: int
+    tokens: int
+    seconds: float
+
+
+def decode_key(cfg: DecodeConfig) -> tuple[Any, ...]:
+    """The search settings as a hashable key: only sentences with equal settings share a batch."""
+    return tuple(getattr(cfg, f.name) for f in fields(cfg))
+
+
+class Batcher:
+    """A queue of sentences and the one worker thread that translates them in batches.
+
+    Args:
+        translate: translates one batch of source ids with the given settings (e.g. `TorchEngine.translate_ids`);
+            called only from the worker thread.
+        max_tokens: padded source tokens (EOS included) per batch, as `decode.max_tokens`.
+        max_sentences: sentences per batch (None or 0: no cap), as `decode.max_sentences`.
+        max_wait: seconds the worker waits after the oldest queued sentence arrived for a batch to fill.
+        max_queue_tokens: source tokens (EOS included) the queue holds at most; a request past it is refused.
+        merge_requests: whether a batch may hold sentences of several requests (False: one request per batch).
+        on_batch: called after each batch with its `BatchStats` (from the worker thread).
+    """
+
+    def __init__(
+        self,
+        translate: TranslateIds,
+        max_tokens: int,
+        max_sentences: int | None = None,
+        max_wait: float = 0.005,
+        max_queue_tokens: int = 32_000,
+        merge_requests: bool = True,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self.translate = translate
+        self.max_tokens, self.max_sentences = max_tokens, max_sentences or None
+        self.max_wait, self.max_queue_tokens = max_wait, max_queue_tokens
+        self.merge_requests, self.on_batch = merge_requests, on_batch
+        self._queues: dict[tuple[Any, ...], deque[Item]] = {}  # by search settings, each oldest first
+        self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
+        self._lock = threading.Condition()
+        self._queued_tokens = self._queued_sentences = 0
+        self._accepting, self._stop_at = True, math.inf  # the drain deadline, once draining
+        self._tokens_per_second = 0.0  # moving average of the worker's rate, for Retry-After
+        self._shedding = False
+        self.ready = threading.Event()  # set once the warm-up has run
+        self._thread: threading.Thread | None = None
+
+    # ---- the request side (any thread) ----
+
+    @property
+    def queued_tokens(self) -> int:
+        return self._queued_tokens
+
+    @property
+    def queued_sentences(self) -> int:
+        return self._queued_sentences
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    @property
+    def shedding(self) -> bool:
+        """Whether a request found the queue full and it has not drained below 90% since: new requests may then
+        be refused before they are even read, which keeps refusing cheap under overload."""
+        if self._shedding and self._queued_tokens < 0.9 * self.max_queue_tokens:
+            self._shedding = False
+        return self._shedding
+
+    def submit(self, srcs: Sequence[list[int]], decode: DecodeConfig, deadline: float) -> Future:
+        """Queue a request's sentences; the future gets their n-best lists in order.
+
+        Raises:
+            QueueFull: taking them would put more than `max_queue_tokens` in the queue.
+            ShuttingDown: the batcher is draining.
+        """
+        job = Job(list(srcs), decode, deadline)
+        if not srcs:
+            job.future.set_result([])
+            return job.future
+        with self._lock:
+            if not self._accepting:
+                raise ShuttingDown("the server is shutting down and takes no new requests.")
+            if self._queued_tokens + job.queued_tokens > self.max_queue_tokens:
+                self._shedding = True
+                raise QueueFull(
+                    f"the translation queue is full ({self._queued_tokens} of {self.max_queue_tokens} tokens "
+                    f"queued; this request needs {job.queued_tokens}).",
+                    self.retry_after(),
+                )
+            queue = self._queues.setdefault(decode_key(decode), deque())
+            now = time.monotonic()
+            queue.extend(Item(job, i, now) for i in range(len(srcs)))
+            self._queued_tokens += job.queued_tokens
+            self._queued_sentences += len(srcs)
+            self._lock.notify()
+        return job.future
+
+    def call(self, fn: Callable[[], Any]) -> Future:
+        """Run `fn` on the worker thread between two batches (work that needs the model); the future gets its result."""
+        future: Future = Future()
+        with self._lock:
+            if not self._accepting:
+                raise ShuttingDown("the server is shutting down and takes no new requests.")
+            self._calls.append((fn, future))
+            self._lock.notify()
+        return future
+
+    def cancel(self, future: Future) -> None:
+        """Give up a request (its deadline passed, or its client left): its queued sentences are dropped."""
+        future.cancel()
+        with self._lock:
+            self._drop_finished()
+            self._lock.notify()
+
+    def retry_after(self) -> float:
+        """Seconds until the queue has drained at the worker's recent rate (at least 1)."""
+        if self._tokens_per_second <= 0:
+            return 1.0
+        return max(1.0, math.ceil(self._queued_tokens / self._tokens_per_second))
+
+    # ---- lifetime ----
+
+    def start(self, warmup: Callable[[], Any] | None = None) -> None:
+        """Start the worker thread (once); it runs `warmup` first, then sets `ready`."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, args=(warmup,), name="nmt-serve-worker", daemon=True)
+        self._thread.start()
+
+    def drain(self, grace: float) -> None:
+        """Stop taking requests; what is queued is translated for up to `grace` seconds more, then refused."""
+        with self._lock:
+            self._accepting = False
+            self._stop_at = min(self._stop_at, time.monotonic() + grace)
+            self._lock.notify()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end after `drain`; True when it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ---- the worker thread ----
+
+    def _run(self, warmup: Callable[[], Any] | None) -> None:
+        if warmup is not None:
+            warmup()
+        self.ready.set()
+        while True:
+            work = self._next()
+            if work is None:
+                return
+            if isinstance(work, tuple):
+                _run_call(*work)
+            else:
+                self._translate(work)
+
+    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | None:
+        """The next thing to do: a call, or a batch (waiting for it to fill); None once drained."""
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                if now >= self._stop_at:
+                    self._refuse_everything()
+                if self._calls:
+                    return self._calls.popleft()
+                self._drop_finished()
+                if not self._accepting and not self._queues:
+                    return None
+                batch, wait = self._take(now)
+                if batch:
+                    return batch
+                self._lock.wait(None if wait == math.inf else wait)
+
+    def _take(self, now: float) -> tuple[list[Item], float]:
+        """A batch from the queue whose head is oldest, if it is full or due; else ([], seconds to wait)."""
+        if not self._queues:
+            return [], self._stop_at - now
+        key, queue = min(self._queues.items(), key=lambda kv: kv[1][0].arrived)
+        due = queue[0].arrived + self.max_wait
+        count, full = self._fits(queue)
+        if not (full or now >= due or not self._accepting or not self.merge_requests):
+            return [], min(due, self._stop_at) - now
+        batch = [queue.popleft() for _ in range(count)]
+        if not queue:
+            del self._queues[key]
+        tokens = sum(item.tokens for item in batch)
+        self._queued_tokens -= tokens
+        self._queued_sentences -= len(batch)
+        for item in batch:
+            item.job.queued_tokens -= item.tokens
+        late = [item for item in batch if now > item.job.deadline]
+        for item in late:
+            self._finish(item.job, DeadlineExceeded("the request's deadline passed while it was queued."))
+        return [item for item in batch if not item.job.done], 0.0
+
+    def _fits(self, queue: deque[Item]) -> tuple[int, bool]:
+        """How many head items form a batch within the budget, and whether the next one would not fit."""
+        count, width, cap = 0, 0, self.max_sentences or math.inf
+        for item in queue:
+            if count and not self.merge_requests and item.job is not queue[0].job:
+                return count, True
+            width = max(width, item.tokens)
+            if count and ((count + 1) * width > self.max_tokens or count == cap):
+                return count, True
+            count += 1
+        return count, False
+
+    def _drop_finished(self) -> None:
+        """Remove the queued sentences of requests already answered (cancelled, failed or late)."""
+        for key in list(self._queues):
+            queue = self._queues[key]
+            if any(item.job.done for item in queue):
+                kept = deque(item for item in queue if not item.job.done)
+                removed = [item for item in queue if item.job.done]
+                self._queued_tokens -= sum(item.tokens for item in removed)
+                self._queued_sentences -= len(removed)
+                for item in removed:
+                    item.job.queued_tokens -= item.tokens
+                if kept:
+                    self._queues[key] = kept
+                else:
+                    del self._queues[key]
+
+    def _refuse_everything(self) -> None:
+        """At the drain deadline: answer every queued request and call with `ShuttingDown`."""
+        for queue in self._queues.values():
+            for item in queue:
+                self._finish(item.job, ShuttingDown("the server shut down before this request was translated."))
+        self._queues.clear()
+        self._queued_tokens = self._queued_sentences = 0
+        while self._calls:
+            _, future = self._calls.popleft()
+            _set(future, exception=ShuttingDown("the server shut down before this request was finished."))
+
+    def _translate(self, batch: list[Item]) -> None:
+        """Translate one batch outside the lock and hand each sentence's n-best list to its request."""
+        started = time.perf_counter()
+        try:
+            nbests = self.translate([item.job.srcs[item.index] for item in batch], batch[0].job.decode)
+        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, not the worker
+            for item in batch:
+                self._finish(item.job, err)
+            return
+        seconds = time.perf_counter() - started
+        for item, nbest in zip(batch, nbests, strict=True):
+            job = item.job
+            job.results[item.index] = nbest
+            job.left -= 1
+            if job.left == 0:
+                _set(job.future, result=job.results)
+        tokens = len(batch) * max(item.tokens for item in batch)
+        rate = sum(item.tokens for item in batch) / max(seconds, 1e-6)
+        self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate
+        if self.on_batch is not None:
+            self.on_batch(BatchStats(len(batch), tokens, seconds))
+
+    @staticmethod
+    def _finish(job: Job, error: BaseException) -> None:
+        _set(job.future, exception=error)
+
+
+def _run_call(fn: Callable[[], Any], future: Future) -> None:
+    """Run a queued call and put its result (or error) in its future, unless it was cancelled."""
+    if future.cancelled():
+        return
+    try:
+        result = fn()
+    except Exception as err:  # noqa: BLE001 - handed to the caller
+        _set(future, exception=err)
+        return
+    _set(future, result=result)
+
+
+def _set(future: Future, result: Any = None, exception: BaseException | None = None) -> None:
+    """Resolve a future unless it is already done (cancelled by its request, or failed)."""
+    if future.done():
+        return
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except Exception:  # noqa: BLE001 - cancelled in between by another thread: nobody waits for it
+        pass

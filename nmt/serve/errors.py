@@ -1,0 +1,25 @@
+"""The one error a request can end in: an HTTP status, a message for the client, and any headers to send."""
+
+from __future__ import annotations
+
+
+class RequestError(Exception):
+    """A request the server answers with `status` and `{"error": message}` (LibreTranslate's error shape).
+
+    Args:
+        status: 400 bad input, 403 a refused API key, 413 a body too large, 503 busy or shutting down, 504 late.
+        message: what went wrong and what to change, naming the request field.
+        retry_after: seconds, sent as `Retry-After` (with 503).
+        reason: why it was refused, for the `nmt_refused` metric (queue_full, shutdown, timeout, limit, auth).
+    """
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+        self.reason = reason or {403: "auth", 504: "timeout"}.get(status, "limit" if status < 500 else None)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, round(self.retry_after)))}

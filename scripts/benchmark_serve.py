@@ -1,0 +1,272 @@
+"""Load benchmark of `nmt-serve` on 127.0.0.1: throughput against offline `nmt-translate` and against the same
+server with batching off, latency at half load, and a 10x open-loop overload.
+
+    python scripts/benchmark_serve.py --ckpt /tmp/serve-model/model.pt --duration 20 --output docs/benchmark_serve.json
+
+Every request carries one sentence of the test split (the built-in corpus, or `--sentences FILE`). Scenarios:
+offline (nmt-translate of all the sentences, its own timing line); closed loop (`--clients` clients, each sending
+its next request when the last is answered) with batching on and off; idle (one client); half load (requests at
+half the peak rate, whatever the answers: open loop); overload (10x the peak rate, open loop): every request must
+be answered 200 or 503 with Retry-After, without connection errors, and the server must be ready afterwards.
+Answers are checked against the offline translation. Each scenario runs at most `--duration` seconds (<= 60);
+the server and `nmt-translate` get `--threads` threads; the load generator is one asyncio process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+TIMEOUT = 30.0  # seconds a client waits for one answer
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Tally:
+    """Answers of one scenario: statuses, latencies of the 200s, mismatches against offline, errors."""
+
+    def __init__(self, expected: dict[str, str]) -> None:
+        self.expected, self.latencies, self.statuses = expected, [], {}
+        self.mismatches = self.errors = self.no_retry_after = 0
+
+    def add(self, sentence: str, answer: tuple[int, dict, bytes] | None, seconds: float) -> None:
+        status = "connection error" if answer is None else answer[0]
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if answer is None:
+            self.errors += 1
+        elif answer[0] == 200:
+            self.latencies.append(seconds)
+            self.mismatches += json.loads(answer[2])["translatedText"] != self.expected[sentence]
+        elif answer[0] == 503 and "retry-after" not in answer[1]:
+            self.no_retry_after += 1
+
+    def summary(self, seconds: float) -> dict:
+        ok = len(self.latencies)
+        return {
+            "seconds": round(seconds, 1),
+            "answers": self.statuses,
+            "throughput_per_s": round(ok / seconds, 1),
+            "p50_ms": round(1000 * percentile(self.latencies, 0.5), 1),
+            "p99_ms": round(1000 * percentile(self.latencies, 0.99), 1),
+            "mismatches": self.mismatches,
+            "connection_errors": self.errors,
+            "503_without_retry_after": self.no_retry_after,
+        }
+
+
+class Pool:
+    """Keep-alive HTTP/1.1 connections to one server, opened as needed: a lean client, so that the load
+    generator leaves the CPU to the server (a general client such as httpx costs a core at a few hundred
+    requests per second)."""
+
+    def __init__(self, url: str, target: str, connections: int = 1024) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port, self.target, self.idle = host, int(port), target, []
+        self.connections = connections  # at most this many open at once: a request waits for one beyond
+        self.slots: asyncio.Semaphore | None = None
+        self.failures: dict[str, int] = {}  # connection errors by kind
+
+    async def post(self, sentence: str) -> tuple[int, dict, bytes] | None:
+        """LibreTranslate's /translate for one sentence: (status, headers, body), or None on a connection error."""
+        body = json.dumps({"q": sentence, "source": "auto", "target": self.target}).encode()
+        head = f"POST /translate HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+        request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        self.slots = self.slots or asyncio.Semaphore(self.connections)
+        async with self.slots:
+            reused = bool(self.idle)
+            answer = await self._post(request)
+            if answer is None and reused:  # the server closed an idle connection first: retry on a new one
+                answer = await self._post(request, fresh=True)
+            return answer
+
+    async def _post(self, request: bytes, fresh: bool = False) -> tuple[int, dict, bytes] | None:
+        try:
+            if self.idle and not fresh:
+                reader, writer = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            writer.write(request)
+            lines = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)).decode().split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            payload = await reader.readexactly(int(headers.get("content-length", 0)))
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as err:
+            if fresh or not isinstance(err, asyncio.IncompleteReadError):
+                kind = f"{type(err).__name__}: {err}"[:80]
+                self.failures[kind] = self.failures.get(kind, 0) + 1
+            return None
+        if headers.get("connection") == "close":
+            writer.close()
+        else:
+            self.idle.append((reader, writer))
+        return int(lines[0].split()[1]), headers, payload
+
+    def close(self) -> None:
+        """Close the idle connections (each scenario runs in an event loop of its own)."""
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+        self.slots, self.failures = None, {}
+
+
+async def one(pool: Pool, sentence: str, tally: Tally, scheduled: float | None = None) -> None:
+    """One request, its latency counted from when it was due (`scheduled`), so waiting for a connection counts."""
+    started = scheduled or time.perf_counter()
+    tally.add(sentence, await pool.post(sentence), time.perf_counter() - started)
+
+
+async def closed_loop(pool: Pool, sentences: list[str], clients: int, seconds: float, tally: Tally) -> float:
+    """`clients` clients, each sending its next sentence when the last is answered, for `seconds`."""
+    stop = time.perf_counter() + seconds
+
+    async def client_loop(k: int) -> None:
+        i = k
+        while time.perf_counter() < stop:
+            await one(pool, sentences[i % len(sentences)], tally)
+            i += clients
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(k) for k in range(clients)))
+    pool.close()
+    return time.perf_counter() - started
+
+
+async def open_loop(pool: Pool, sentences: list[str], rate: float, seconds: float, tally: Tally) -> float:
+    """Requests sent at `rate` per second for `seconds`, whatever the answers; waits for the last answer."""
+    count = int(rate * seconds)
+    started = time.perf_counter()
+    tasks = []
+    for i in range(count):
+        due = started + i / rate
+        if due > time.perf_counter():
+            await asyncio.sleep(due - time.perf_counter())
+        tasks.append(asyncio.create_task(one(pool, sentences[i % len(sentences)], tally, due)))
+    sent = time.perf_counter() - started
+    await asyncio.gather(*tasks)
+    print(f"  open loop: {count} requests sent in {sent:.1f} s ({count / sent:.0f}/s; asked {rate:.0f}/s)")
+    if pool.failures:
+        print(f"  connection errors: {pool.failures}")
+    pool.close()
+    return time.perf_counter() - started  # until the last answer: what was delivered in that time
+
+
+def offline(ckpt: str, sentences: list[str], threads: int, beam: int) -> tuple[float, list[str]]:
+    """nmt-translate's own sentences/s (model loading excluded) and its translations."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
+        src.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+        args = [f"ckpt={ckpt}", f"input={src}", f"output={out}", f"num_threads={threads}", "device=cpu"]
+        args += [f"decode.beam_size={beam}", "progress=false"]
+        proc = subprocess.run([str(BIN / "nmt-translate"), *args], capture_output=True, text=True, check=True)
+        rate = float(re.search(r"([\d.]+) sentences/s", proc.stderr).group(1))
+        return rate, out.read_text(encoding="utf-8").splitlines()
+
+
+def start_server(ckpt: str, threads: int, beam: int, *settings: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [f"ckpt={ckpt}", f"port={port}", f"num_threads={threads}", "device=cpu", f"decode.beam_size={beam}"]
+    args += ["log_requests=false", *settings]
+    proc = subprocess.Popen([str(BIN / "nmt-serve"), *args], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("nmt-serve did not become ready within 60 s")
+
+
+def rss_mb(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return float(re.search(r"^process_resident_memory_bytes (\S+)", text, re.M).group(1)) / 2**20
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(60)
+
+
+def run(args: argparse.Namespace, sentences: list[str]) -> dict:
+    offline_rate, translations = offline(args.ckpt, sentences, args.threads, args.beam)
+    expected = dict(zip(sentences, translations, strict=True))
+    print(f"offline nmt-translate: {offline_rate:.1f} sentences/s")
+    results: dict = {"offline_sentences_per_s": offline_rate}
+
+    def scenario(name: str, coroutine_of) -> dict:
+        tally = Tally(expected)
+        seconds = asyncio.run(coroutine_of(tally))
+        results[name] = tally.summary(seconds)
+        print(f"{name}: {json.dumps(results[name])}")
+        return results[name]
+
+    queue = f"max_queue_tokens={args.queue_tokens}"
+    proc, url = start_server(args.ckpt, args.threads, args.beam, queue, "merge_requests=false")
+    target = httpx.get(f"{url}/languages", timeout=10).json()[0]["targets"][0]
+    api = Pool(url, target)
+    scenario("batching_off", lambda t: closed_loop(api, sentences, args.clients, args.duration, t))
+    stop(proc)
+
+    proc, url = start_server(args.ckpt, args.threads, args.beam, queue)
+    api = Pool(url, target)
+    scenario("idle", lambda t: closed_loop(api, sentences, 1, min(args.duration, 10), t))
+    peak = scenario("peak", lambda t: closed_loop(api, sentences, args.clients, args.duration, t))
+    rate = peak["throughput_per_s"]
+    rss_before = rss_mb(url)
+    scenario("half_load", lambda t: open_loop(api, sentences, rate / 2, args.duration, t))
+    scenario("overload_10x", lambda t: open_loop(api, sentences, rate * 10, args.duration, t))
+    results["ready_after_overload"] = httpx.get(f"{url}/health/ready", timeout=10).status_code == 200
+    results["rss_mb"] = {"after_peak": round(rss_before, 1), "after_overload": round(rss_mb(url), 1)}
+    stop(proc)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="the checkpoint to serve (model.pt)")
+    parser.add_argument("--sentences", help="one sentence per line; default: the built-in corpus's test split")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients of the closed-loop scenarios")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario (at most 60)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the server and of nmt-translate")
+    parser.add_argument("--beam", type=int, default=5, help="decode.beam_size of both")
+    parser.add_argument("--queue-tokens", type=int, default=8000, help="the server's max_queue_tokens")
+    parser.add_argument("--output", help="write the figures as JSON here")
+    args = parser.parse_args()
+    args.duration = min(args.duration, 60.0)
+    if args.sentences:
+        sentences = Path(args.sentences).read_text(encoding="utf-8").splitlines()
+    else:
+        from nmt.config import DataConfig
+        from nmt.data.sources import get_corpus
+
+        sentences = get_corpus(DataConfig(), "test").src
+    sentences = list(dict.fromkeys(s.strip() for s in sentences if s.strip()))  # unique: one expected answer each
+    results = run(args, sentences)
+    results["setup"] = {k: v for k, v in vars(args).items() if k != "output"} | {"sentences": len(sentences)}
+    speedup = results["peak"]["throughput_per_s"]
+    print(
+        f"\npeak / offline: {speedup / results['offline_sentences_per_s']:.2f}x; "
+        f"peak / batching off: {speedup / max(results['batching_off']['throughput_per_s'], 1e-9):.2f}x"
+    )
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

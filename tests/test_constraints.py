@@ -1,0 +1,241 @@
+"""Lexically constrained search: the step functions on hand-made numbers, then the tiny model under constraints."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nmt.cli import translate
+from nmt.config import DataConfig, DecodeConfig, TranslateConfig
+from nmt.data.corpus import CorpusError
+from nmt.data.sources import get_corpus
+from nmt.decode.constraints import (
+    NONE,
+    ConstraintBatch,
+    Constraints,
+    advance,
+    allocate,
+    avoid_,
+    force_prefix_,
+    meets,
+    progress_of,
+    tail,
+)
+from nmt.decode.terms import glossary_constraints, parse_jsonl, read_glossary
+from nmt.decode.translator import Translator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+INF = float("inf")
+
+
+def test_progress_follows_repeated_subwords():
+    include = torch.tensor([[[5, 5, 6]]])  # [b=1, C=1, L=3]
+    length = torch.tensor([[3]])
+    histories = {(1, 5, 5): 2, (5, 5, 5): 2, (5, 5, 6): 3, (9, 9, 5): 1, (5, 6, 5): 1, (5, 5, 7): 0}
+    for history, expected in histories.items():
+        ends = torch.tensor([[history]])  # [1, N=1, L]
+        assert progress_of(ends, include, length).item() == expected, history
+
+
+def test_met_constraints_stay_met_and_bank_counts_subwords():
+    include = torch.tensor([[[4, NONE], [7, 8]]])  # [1, C=2, L=2]
+    length = torch.tensor([[1, 2]])
+    met = torch.tensor([[[True, False]]])  # [1, N=1, C]
+    met, progress, bank = advance(met, torch.tensor([[[3, 7]]]), include, length, ordered=False)
+    assert met.tolist() == [[[True, False]]] and progress[0, 0, 1] == 1 and bank.item() == 2
+    met, _, bank = advance(met, torch.tensor([[[7, 8]]]), include, length, ordered=False)
+    assert met.tolist() == [[[True, True]]] and bank.item() == 3
+
+
+def test_ordered_constraints_wait_for_the_earlier_ones():
+    include = torch.tensor([[[4], [7]]])
+    length = torch.tensor([[1, 1]])
+    met = torch.zeros(1, 1, 2, dtype=torch.bool)
+    met, _, _ = advance(met, torch.tensor([[[7]]]), include, length, ordered=True)
+    assert met.tolist() == [[[False, False]]]
+
+
+def test_avoid_masks_only_the_completing_token():
+    log_probs = torch.zeros(1, 2, 10)  # [b, W, V]
+    avoid = torch.tensor([[[NONE, 3], [4, 5]]])  # right-aligned: "3" and "4 5"
+    ends = torch.tensor([[[4], [9]]])  # the last token of each hypothesis
+    avoid_(log_probs, ends, avoid)
+    assert torch.isinf(log_probs[0, 0]).nonzero().flatten().tolist() == [3, 5]
+    assert torch.isinf(log_probs[0, 1]).nonzero().flatten().tolist() == [3]
+    assert tail(torch.tensor([[1]]), 3).tolist() == [[-2, -2, 1]]
+
+
+def test_prefix_is_forced_but_the_length_limit_wins():
+    log_probs = torch.zeros(2, 1, 6)
+    prefix = torch.tensor([[4, 5], [4, NONE]])
+    force_prefix_(log_probs, 1, prefix, torch.tensor([2, 1]), torch.tensor([False, False]))
+    assert torch.isfinite(log_probs[0, 0]).nonzero().flatten().tolist() == [5]
+    assert torch.isfinite(log_probs[1, 0]).all()
+
+
+def test_allocation_keeps_a_slot_for_every_bank():
+    scores = torch.tensor([[-1.0, -2.0, -3.0, -9.0, -INF]])
+    banks = torch.tensor([[0, 0, 0, 2, 1]])
+    assert allocate(scores, banks, 2).tolist() == [[0, 3]]  # the best of bank 2, then of bank 0
+    assert allocate(scores, banks, 3).tolist() == [[0, 1, 3]]  # the dead candidate comes last
+
+
+def test_meets_checks_order_and_presence():
+    wanted = Constraints(include=[[4, 5], [7]])
+    assert meets([1, 7, 4, 5], wanted) and not meets([1, 7, 4, 5], wanted, ordered=True)
+    assert not meets([4, 7], wanted) and meets([], None)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return get_corpus(DataConfig(), "test")
+
+
+@pytest.fixture(scope="module", params=[1, 5], ids=["greedy", "beam5"])
+def translator(model_path, request) -> Translator:
+    return Translator.from_checkpoint(model_path, DecodeConfig(beam_size=request.param), device="cpu")
+
+
+def test_a_forced_term_appears(translator, test_set):
+    lines = test_set.src[:12]
+    plain = translator.translate(lines)
+    terms = [[random.Random(i).choice(test_set.tgt[(i + 7) % len(test_set.tgt)].split())] for i in range(12)]
+    out = translator.translate(lines, constraints=terms)
+    for translation, term, before in zip(out, terms, plain, strict=True):
+        assert term[0] in translation.best, (term, translation.best, before.best)
+        assert translation.met == [True] * len(translation.texts)
+
+
+def test_two_terms_with_shared_subwords_appear(translator, test_set):
+    line = test_set.src[3]
+    words = test_set.tgt[10].split()[:2] + test_set.tgt[11].split()[:1]
+    out = translator.translate([line], constraints=[words])[0]
+    assert all(w in out.best for w in words), (words, out.best)
+    overlapping = [words[0], f"{words[0]} {words[1]}"]
+    out = translator.translate([line], constraints=[overlapping])[0]
+    assert overlapping[1] in out.best and out.met[0]
+
+
+def test_a_forbidden_word_never_appears(translator, test_set):
+    lines = test_set.src[:12]
+    plain = translator.translate(lines)
+    avoid = [[t.best.split()[0], t.best.split()[-1]] for t in plain]
+    for translation, words in zip(translator.translate(lines, avoid=avoid), avoid, strict=True):
+        assert not set(words) & set(translation.best.split()), (words, translation.best)
+
+
+def test_a_prefix_is_kept(translator, test_set):
+    lines, prefixes = test_set.src[:6], [" ".join(t.split()[-2:]) for t in test_set.tgt[10:16]]
+    for translation, prefix in zip(translator.translate(lines, prefix=prefixes), prefixes, strict=True):
+        assert translation.best.startswith(prefix), (prefix, translation.best)
+
+
+def test_a_constraint_beyond_the_length_limit_is_reported(model_path, test_set):
+    cfg = DecodeConfig(beam_size=3, n_best=2, max_len_a=0.0, max_len_b=2)
+    translator = Translator.from_checkpoint(model_path, cfg, device="cpu")
+    out = translator.translate([test_set.src[0]], constraints=[["Haus Hund Katze Baum Auto"]])[0]
+    assert out.texts and out.met == [False] * len(out.texts)
+
+
+def test_without_constraints_output_is_unchanged(translator, test_set):
+    rng = random.Random(0)
+    lines = rng.sample(test_set.src, 24)
+    plain = translator.translate(lines)
+    some = [[t.best.split()[0]] if i % 3 == 0 else [] for i, t in enumerate(plain)]  # a third get a constraint
+    mixed = translator.translate(lines, constraints=some, avoid=[[]] * 24, prefix=[None] * 24)
+    for i, (a, b) in enumerate(zip(plain, mixed, strict=True)):
+        if not some[i]:
+            assert (a.texts, a.scores) == (b.texts, b.scores)
+    empty = translator.translate(lines, constraints=[[]] * 24)
+    assert [(t.texts, t.scores) for t in empty] == [(t.texts, t.scores) for t in plain]
+
+
+def test_constrained_output_does_not_depend_on_batch_neighbours(translator, test_set):
+    lines = test_set.src[20:28]
+    terms = [[test_set.tgt[(i * 5) % 30].split()[-1].strip(".")] for i in range(8)]
+    together = translator.translate(lines, constraints=terms)
+    alone = [translator.translate([line], constraints=[term])[0] for line, term in zip(lines, terms, strict=True)]
+    for a, b in zip(together, alone, strict=True):
+        assert a.texts == b.texts and a.scores == pytest.approx(b.scores, abs=1e-4)
+
+
+def test_n_best_hypotheses_all_meet_the_constraint(model_path, test_set):
+    translator = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=5, n_best=3), device="cpu")
+    term = test_set.tgt[40].split()[-1].strip(".")
+    out = translator.translate([test_set.src[1]], constraints=[[term]])[0]
+    assert len(out.texts) == 3 and all(term in text for text in out.texts)
+
+
+def test_constraint_lists_must_match_the_lines(translator):
+    with pytest.raises(ValueError, match="one entry per line"):
+        translator.translate(["a", "b"], constraints=[["x"]])
+
+
+def test_constraint_batch_pads_sentences_without_constraints():
+    batch = ConstraintBatch.of([None, Constraints(include=[[4, 5]], avoid=[[6]], prefix=[7])], torch.device("cpu"))
+    assert batch.include_len.tolist() == [[0], [2]] and batch.has_include.tolist() == [False, True]
+    assert batch.avoid[1, 0].tolist() == [6] and batch.prefix_len.tolist() == [0, 1]
+
+
+def test_ensembles_and_bf16_keep_constraints(model_path, test_set):
+    term = test_set.tgt[40].split()[-1].strip(".")
+    pair = Translator.from_ensemble([model_path, model_path], DecodeConfig(beam_size=3), device="cpu")
+    bf16 = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=3, precision="bf16"), device="cpu")
+    for translator in (pair, bf16):
+        assert term in translator.translate([test_set.src[1]], constraints=[[term]])[0].best
+
+
+# ---- glossaries and jsonl ----
+
+
+def test_glossary_matches_whole_words_longest_first(tmp_path):
+    path = tmp_path / "terms.tsv"
+    path.write_text("dog\tHund\nred dog\tRotfuchs\nCat\tKatze\texact\n\n")
+    terms = read_glossary(path)
+    assert glossary_constraints("The RED  dog sees a dog.", terms) == ["Rotfuchs", "Hund"]
+    assert glossary_constraints("a cat and dogs", terms) == []
+    assert glossary_constraints("a Cat", terms) == ["Katze"]
+
+
+def test_bad_glossary_lines_are_named(tmp_path):
+    path = tmp_path / "terms.tsv"
+    path.write_text("dog\tHund\nonly one column\ncat\t\nfox\tFuchs\tloud\n")
+    with pytest.raises(CorpusError) as err:
+        read_glossary(path)
+    assert [f"{path}, line {n}:" in str(err.value) for n in (2, 3, 4)] == [True] * 3
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [("{", "not JSON"), ('{"txt": "a"}', "string"), ('{"text": "a", "avoid": "x"}', "list of strings")],
+)
+def test_bad_jsonl_lines_are_refused(line, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_jsonl(line)
+
+
+def test_translate_cli_reads_jsonl_and_glossary(model_path, tmp_path, test_set):
+    term = test_set.tgt[40].split()[-1].strip(".")
+    rows = [{"text": test_set.src[1], "constraints": [term]}, {"text": test_set.src[2], "prefix": "Ein"}]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.txt"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TranslateConfig(ckpt=str(model_path), input=str(src), output=str(out), input_format="jsonl")
+    translate.run(replace(cfg, num_threads=1, progress=False))
+    first, second = out.read_text().splitlines()
+    assert term in first and second.startswith("Ein")
+    (tmp_path / "terms.tsv").write_text(f"{test_set.src[1].split()[0]}\t{term}\n")
+    src.write_text(test_set.src[1] + "\n")
+    translate.run(replace(cfg, input_format="text", glossary=str(tmp_path / "terms.tsv"), num_threads=1))
+    assert term in out.read_text()
+
+
+def test_translate_cli_names_a_bad_jsonl_line(model_path, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "a dog."}\n{"text": 3}\n')
+    cfg = TranslateConfig(ckpt=str(model_path), input=str(src), output=str(tmp_path / "o"), input_format="jsonl")
+    with pytest.raises(CorpusError, match=rf"file {src}, line 2"):
+        translate.run(replace(cfg, num_threads=1, progress=False))

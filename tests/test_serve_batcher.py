@@ -1,0 +1,250 @@
+"""The serving batcher: batches across requests within the token budget, the bounded queue, deadlines, draining,
+and batch invariance with the real model (a sentence's output equals its offline translation).
+
+Most tests drive the batcher with a recording fake engine (no model, milliseconds each); the invariance tests
+use the session's tiny model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import pytest
+
+pytest.importorskip("starlette", reason="nmt-serve needs the `serve` extra: pip install 'nmt-toolkit[serve]'")
+
+from nmt.config import DataConfig, DecodeConfig  # noqa: E402
+from nmt.data.sources import get_corpus  # noqa: E402
+from nmt.decode.translator import Translator  # noqa: E402
+from nmt.serve.batcher import Batcher, DeadlineExceeded, QueueFull, ShuttingDown  # noqa: E402
+
+DECODE = DecodeConfig(beam_size=1)
+LATER = 1e9  # a deadline that never passes
+
+
+class FakeEngine:
+    """Answers each source with itself reversed (score = its length), recording every batch; `gate` holds it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[list[int]]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, srcs: list[list[int]], cfg: DecodeConfig):
+        self.gate.wait(10)
+        self.batches.append([list(s) for s in srcs])
+        return [([s[::-1]], [float(len(s))]) for s in srcs]
+
+
+_STARTED: list[Batcher] = []
+
+
+@pytest.fixture(autouse=True)
+def _drain_batchers():
+    """Each test's workers end with it."""
+    yield
+    while _STARTED:
+        batcher = _STARTED.pop()
+        batcher.drain(grace=0)
+        batcher.join(5)
+
+
+def _batcher(engine, **kwargs) -> Batcher:
+    batcher = Batcher(engine, **{"max_tokens": 100, "max_wait": 0.05, "max_queue_tokens": 1000, **kwargs})
+    batcher.start()
+    _STARTED.append(batcher)
+    assert batcher.ready.wait(5)
+    return batcher
+
+
+def _hold(batcher: Batcher) -> threading.Event:
+    """Keep the worker busy until the returned event is set, so requests pile up in the queue."""
+    release, busy = threading.Event(), threading.Event()
+    batcher.call(lambda: (busy.set(), release.wait(10)))
+    assert busy.wait(5)
+    return release
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_answers():
+    engine = FakeEngine()
+    batcher = _batcher(engine)
+    release = _hold(batcher)
+    futures = [batcher.submit([[i, i + 1], [i] * 3], DECODE, LATER) for i in range(1, 6)]
+    release.set()
+    for i, future in enumerate(futures, start=1):
+        assert future.result(5) == [([[i + 1, i]], [2.0]), ([[i] * 3], [3.0])]
+    assert len(engine.batches) == 1 and len(engine.batches[0]) == 10  # all five requests in one batch
+
+
+def test_batches_keep_the_token_budget_and_the_sentence_cap():
+    engine = FakeEngine()
+    batcher = _batcher(engine, max_tokens=20, max_sentences=3)
+    release = _hold(batcher)
+    futures = [batcher.submit([[7] * n], DECODE, LATER) for n in (3, 3, 3, 3, 9, 1, 1)]
+    release.set()
+    wait(futures, 5)
+    for batch in engine.batches:
+        assert len(batch) <= 3
+        assert len(batch) * max(len(s) + 1 for s in batch) <= 20  # padded, EOS included, as nmt-translate
+    assert sorted(len(s) for b in engine.batches for s in b) == [1, 1, 3, 3, 3, 3, 9]
+
+
+def test_a_lone_request_waits_at_most_max_wait():
+    engine = FakeEngine()
+    batcher = _batcher(engine, max_wait=0.02)
+    started = time.perf_counter()
+    assert batcher.submit([[1, 2, 3]], DECODE, LATER).result(5) == [([[3, 2, 1]], [3.0])]
+    assert time.perf_counter() - started < 0.5
+
+
+def test_requests_with_other_search_settings_never_share_a_batch():
+    engine = FakeEngine()
+    batcher = _batcher(engine)
+    release = _hold(batcher)
+    a = batcher.submit([[1], [2]], DecodeConfig(beam_size=1), LATER)
+    b = batcher.submit([[3], [4]], DecodeConfig(beam_size=2), LATER)
+    release.set()
+    wait([a, b], 5)
+    assert sorted(map(sorted, engine.batches)) == [[[1], [2]], [[3], [4]]]
+
+
+def test_without_merging_each_batch_holds_one_request():
+    engine = FakeEngine()
+    batcher = _batcher(engine, merge_requests=False)
+    release = _hold(batcher)
+    futures = [batcher.submit([[i], [i, i]], DECODE, LATER) for i in range(1, 4)]
+    release.set()
+    wait(futures, 5)
+    assert engine.batches == [[[1], [1, 1]], [[2], [2, 2]], [[3], [3, 3]]]
+
+
+def test_a_full_queue_refuses_at_once_with_a_retry_estimate():
+    engine = FakeEngine()
+    batcher = _batcher(engine, max_queue_tokens=10)
+    release = _hold(batcher)
+    first = batcher.submit([[1] * 5], DECODE, LATER)  # 6 tokens with EOS
+    started = time.perf_counter()
+    with pytest.raises(QueueFull) as refused:
+        batcher.submit([[2] * 5], DECODE, LATER)
+    assert time.perf_counter() - started < 0.1 and refused.value.retry_after >= 1
+    assert (batcher.queued_sentences, batcher.queued_tokens) == (1, 6)
+    release.set()
+    assert first.result(5)
+    assert batcher.submit([[2] * 5], DECODE, LATER).result(5)  # room again
+
+
+def test_a_late_request_fails_with_its_deadline_and_frees_the_queue():
+    engine = FakeEngine()
+    batcher = _batcher(engine)
+    release = _hold(batcher)
+    late = batcher.submit([[1, 2]], DECODE, time.monotonic() + 0.05)
+    on_time = batcher.submit([[3, 4]], DECODE, LATER)
+    time.sleep(0.1)
+    release.set()
+    with pytest.raises(DeadlineExceeded):
+        late.result(5)
+    assert on_time.result(5) == [([[4, 3]], [2.0])]
+    assert [[3, 4]] in engine.batches and all([1, 2] not in b for b in engine.batches)
+    assert batcher.queued_tokens == 0
+
+
+def test_a_cancelled_request_is_dropped_from_the_queue():
+    engine = FakeEngine()
+    batcher = _batcher(engine)
+    release = _hold(batcher)
+    gone = batcher.submit([[9, 9, 9]], DECODE, LATER)
+    batcher.cancel(gone)
+    kept = batcher.submit([[1]], DECODE, LATER)
+    release.set()
+    assert kept.result(5)
+    assert all([9, 9, 9] not in b for b in engine.batches) and batcher.queued_tokens == 0
+
+
+def test_a_failing_batch_fails_its_requests_and_the_worker_goes_on():
+    engine = FakeEngine()
+    calls = {"n": 0}
+
+    def flaky(srcs, cfg):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("out of memory")
+        return engine(srcs, cfg)
+
+    batcher = _batcher(flaky, max_wait=0.0)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        batcher.submit([[1]], DECODE, LATER).result(5)
+    assert batcher.submit([[2]], DECODE, LATER).result(5) == [([[2]], [1.0])]
+
+
+def test_drain_finishes_what_is_queued_and_refuses_new_work():
+    engine = FakeEngine()
+    batcher = _batcher(engine)
+    release = _hold(batcher)
+    queued = [batcher.submit([[i]], DECODE, LATER) for i in range(5)]
+    batcher.drain(grace=10)
+    with pytest.raises(ShuttingDown):
+        batcher.submit([[1]], DECODE, LATER)
+    release.set()
+    assert [f.result(5) for f in queued] == [[([[i]], [1.0])] for i in range(5)]
+    assert batcher.join(5)
+
+
+def test_drain_answers_what_the_grace_period_leaves():
+    engine = FakeEngine()
+    engine.gate.clear()  # the engine hangs until released
+    batcher = _batcher(engine)
+    running = batcher.submit([[1]], DECODE, LATER)
+    time.sleep(0.2)  # the worker has taken it and waits at the gate
+    queued = batcher.submit([[2]], DECODE, LATER)
+    batcher.drain(grace=0.1)
+    time.sleep(0.2)
+    engine.gate.set()
+    assert running.result(5) == [([[1]], [1.0])]  # a batch already running finishes
+    with pytest.raises(ShuttingDown):
+        queued.result(5)
+    assert batcher.join(5)
+
+
+# ---- the real model: batch invariance ----
+
+
+@pytest.fixture(scope="module")
+def sentences():
+    src = get_corpus(DataConfig(), "test").src
+    # Mixed lengths, so that batches pad: single sentences and two or three joined.
+    return [src[i] if i % 3 else " ".join(src[i : i + 2 + i % 2]) for i in range(40)]
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_concurrent_requests_get_their_offline_translation(model_path, sentences, one_thread, beam_size):
+    decode = DecodeConfig(beam_size=beam_size, n_best=min(beam_size, 2))
+    translator = Translator.from_checkpoint(model_path, decode, device="cpu")
+    offline = translator.translate(sentences)
+    sizes: list[int] = []
+    batcher = _batcher(
+        translator.engine.translate_ids,
+        max_tokens=decode.max_tokens,
+        max_wait=0.02,
+        max_queue_tokens=10**6,
+        on_batch=lambda stats: sizes.append(stats.sentences),
+    )
+    ids = translator.tokenizer.encode_src(sentences)
+    # Requests of one, two and three sentences in turn, from eight client threads at once: batches mix requests.
+    requests, start = [], 0
+    while start < len(ids):
+        size = 1 + len(requests) % 3
+        requests.append(list(range(start, min(start + size, len(ids)))))
+        start += size
+
+    def client(request: list[int]):
+        return batcher.submit([ids[i] for i in request], decode, LATER).result(60)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(client, requests))
+    assert max(sizes) > 3, f"batches never mixed requests: {sizes}"
+    for request, nbests in zip(requests, answers, strict=True):
+        for i, (hyps, scores) in zip(request, nbests, strict=True):
+            assert [translator.tokenizer.decode_tgt(h) for h in hyps] == offline[i].texts, sentences[i]
+            assert scores == pytest.approx(offline[i].scores, abs=1e-4)

@@ -20,24 +20,30 @@ from nmt.checkpoint import Checkpoint, CheckpointError, from_raw, read_raw
 KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `keep_last` keeps: step000400.ckpt
 
 
-def last_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
-    """The `n` latest checkpoints a run kept with `keep_last`, oldest first.
-
-    Raises:
-        CheckpointError: the run kept fewer than `n`.
-    """
+def kept_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The checkpoints of the latest validations a run kept with `keep_last`, oldest first."""
     directory = Path(run_dir) / "checkpoints"
     kept = sorted(
         (int(match.group(1)), path)
         for path in (directory.glob("step*.ckpt") if directory.is_dir() else ())
         if (match := KEPT_NAME.fullmatch(path.name))
     )
+    return [path for _, path in kept]
+
+
+def last_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
+    """The `n` latest checkpoints a run kept with `keep_last`, oldest first.
+
+    Raises:
+        CheckpointError: the run kept fewer than `n`.
+    """
+    kept = kept_checkpoints(run_dir)
     if len(kept) < n:
         raise CheckpointError(
-            f"{directory} holds {len(kept)} checkpoints of the latest validations, not the {n} asked for; "
-            "train with keep_last=N to keep them, or name the checkpoints with ckpts=[...]."
+            f"{Path(run_dir) / 'checkpoints'} holds {len(kept)} checkpoints of the latest validations, not the {n} "
+            "asked for; train with keep_last=N to keep them, or name the checkpoints with ckpts=[...]."
         )
-    return [path for _, path in kept[-n:]]
+    return kept[-n:]
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:

@@ -200,3 +200,21 @@ def test_alignments_keep_one_line_per_input_line(model_path, tmp_path) -> None:
         assert targets == set(range(len(text.split())))  # every target word is linked once it is translated
     with pytest.raises(ConfigError, match="one PyTorch model"):
         translate.load_translator(TranslateConfig(ckpt=[str(model_path)] * 2, alignments=True), 1)
+
+
+@pytest.mark.parametrize(("method", "layer"), [("attention", 0), ("attention", -1), ("shift", 0)])
+def test_search_alignments_equal_teacher_forced_ones_on_the_same_target(model_path, method, layer) -> None:
+    """Forced to write the reference (as a prefix), the search's own attention links the words as `nmt-align` does."""
+    corpus = builtin_corpus("test", 40, seed=3)
+    translator = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=1), "cpu")
+    translator.align = (method, layer)
+    found = translator.translate(corpus.src, prefix=corpus.tgt)
+    aligner = Aligner.from_checkpoint(model_path, "cpu")
+    forced = aligner.align(list(zip(corpus.src, corpus.tgt, strict=True)), method, layer)
+    agree = total = 0
+    for translation, reference, links in zip(found, corpus.tgt, forced, strict=True):
+        assert translation.best.startswith(reference)
+        words = len(reference.split())
+        searched = {(i, j) for i, j in translation.links[0] if j < words}
+        agree, total = agree + len(searched & links), total + len(links)
+    assert agree / total > 0.99  # incremental and full attention differ only in float rounding

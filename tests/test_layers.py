@@ -19,6 +19,7 @@ LAYERS = [
     "data",
     "model",
     "decode",
+    "documents",
     "ctranslate2",
     "evaluate",
     "workflows",

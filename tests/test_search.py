@@ -278,15 +278,15 @@ def test_attention_has_one_row_per_output_token(
 ) -> None:
     cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size)
     search = greedy_search if beam_size == 1 else beam_search
-    result = search(model, *test_set, cfg, BOS, EOS, need_attn=True)
+    result = search(model, *test_set, cfg, BOS, EOS, attn_layer=-1)
     plain = search(model, *test_set, cfg, BOS, EOS)
     assert result.attn is not None and plain.attn is None
     assert result.tokens == plain.tokens
     for nbest, attns, src_len in zip(result.tokens, result.attn, (~test_set[1]).sum(1).tolist(), strict=True):
         for hyp, attn in zip(nbest, attns, strict=True):
-            assert attn.shape == (len(hyp), src_len)
+            assert attn.shape == (len(hyp) + 1, src_len)  # each id, then EOS
             assert (attn >= 0).all()
-            assert torch.allclose(attn.sum(1), torch.ones(len(hyp)), atol=1e-5)
+            assert torch.allclose(attn.sum(1), torch.ones(len(hyp) + 1), atol=1e-5)
 
 
 @pytest.mark.parametrize("beam", [1, 3])

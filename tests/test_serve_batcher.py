@@ -91,6 +91,35 @@ def test_batches_keep_the_token_budget_and_the_sentence_cap():
     assert sorted(len(s) for b in engine.batches for s in b) == [1, 1, 3, 3, 3, 3, 9]
 
 
+def test_sentences_asking_for_attention_are_batched_apart_with_it():
+    engine, attending = FakeEngine(), FakeEngine()
+
+    def with_attention(srcs, cfg):
+        return attending(srcs, cfg), [[f"attention of {s}"] for s in srcs]
+
+    batcher = _batcher(engine, translate_attending=with_attention)
+    release = _hold(batcher)
+    mixed = batcher.submit([[1], [2, 2], [3]], DECODE, LATER, attend=[True, False, True])
+    plain = batcher.submit([[4]], DECODE, LATER)
+    release.set()
+    assert mixed.result(5) == (
+        [([[1]], [1.0]), ([[2, 2]], [2.0]), ([[3]], [1.0])],
+        [["attention of [1]"], None, ["attention of [3]"]],
+    )
+    assert plain.result(5) == [([[4]], [1.0])]
+    assert attending.batches == [[[1], [3]]]  # only the sentences that asked, in one batch
+    assert engine.batches == [[[2, 2], [4]]]  # the others as without attention, with other requests
+
+
+def test_attention_needs_an_attending_engine_and_a_flag_per_sentence():
+    batcher = _batcher(FakeEngine())
+    with pytest.raises(ValueError, match="no `translate_attending`"):
+        batcher.submit([[1]], DECODE, LATER, attend=[True])
+    with pytest.raises(ValueError, match="one flag per sentence"):
+        batcher.submit([[1], [2]], DECODE, LATER, attend=[False])
+    assert batcher.submit([[1]], DECODE, LATER, attend=[False]).result(5) == ([([[1]], [1.0])], [None])
+
+
 def test_a_lone_request_waits_at_most_max_wait():
     engine = FakeEngine()
     batcher = _batcher(engine, max_wait=0.02)

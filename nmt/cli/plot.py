@@ -5,6 +5,7 @@ Examples:
     nmt-plot --benchmark docs/benchmark_multi30k_en_de.json --out speed.png
     nmt-plot --pruning docs/pruning_multi30k_en_de.json --out pruning.png
     nmt-plot --attention runs/multi30k_en_de/model.pt --src "A man is riding a bike." --out attn.png
+    nmt-plot --attention runs/multi30k_en_de/model.pt --src "A man is riding a bike." --harden dec_cross --out a.png
 """
 
 from __future__ import annotations
@@ -37,9 +38,15 @@ def main(argv: list[str] | None = None) -> None:
     heatmap.add_argument("--method", choices=METHODS, default="attention", help="how the alignment reads it")
     heatmap.add_argument("--font", help="a font file for the labels (CJK text needs one with CJK glyphs)")
     heatmap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    heatmap.add_argument(
+        "--harden", nargs="+", default=[], metavar="SPEC",
+        help="heads made hard first, drawn as one-hots: KIND[:LAYER[:HEAD]] (enc, dec_self, dec_cross; from 0)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.attention and args.src is None:
         parser.error("--attention needs --src (and optionally --tgt).")
+    if args.harden and not args.attention:
+        parser.error("--harden changes the attention --attention draws: give --attention too.")
     try:
         if args.run:
             paths = [plot_learning_curves(args.run, args.out, args.title)]
@@ -50,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             paths = plot_attention(
                 args.attention, args.src, args.out, args.tgt, layer=args.layer, method=args.method,
-                decode=DecodeConfig(), font=args.font, device=args.device,
+                decode=DecodeConfig(), font=args.font, device=args.device, hardened=args.harden,
             )  # fmt: skip
     except (UserError, KeyError, ValueError, FileNotFoundError) as err:  # KeyError, ValueError: a malformed JSON
         raise SystemExit(f"error: {err}") from None

@@ -5,8 +5,14 @@ translation per line to `output` (atomically; stdout without it). Typed lines ar
 soon as they are entered. Bad input stops with the file (or <stdin>) and line named; the
 translations of the lines before it are kept on stdout. With backend=ctranslate2, `ckpt` is a
 model directory written by nmt-export, translated by CTranslate2 with the same line handling.
-With alignments=true each line is `translation ||| 0-0 1-2 ...`: the words linked by the model's
-cross-attention (align_method, align_layer; as nmt-align).
+With alignments=true each line is `translation ||| 0-0 1-2 ...`: the words linked by the cross-attention
+of the search that wrote the translation (align_method, align_layer; read as nmt-align reads it).
+
+A line may hold several sentences (split=sentences: translated one by one, in the same batches, and
+rejoined); a sentence longer than the training data's is cut at clause punctuation into chunks; URLs,
+e-mail addresses, numbers, placeholders and `code` pass through verbatim (protect). Other formats (html,
+xml, srt, vtt, docx; by the input's suffix or format=) are read whole, translated segment by segment with
+their markup placed back along the search's alignment, and written in the same format.
 
 Examples:
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en output=test.de
@@ -14,6 +20,7 @@ Examples:
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en alignments=true
     nmt-translate ckpt=runs/quickstart/model.pt input=test.en glossary=terms.tsv
     nmt-translate ckpt=runs/quickstart/model.pt input=test.jsonl input_format=jsonl
+    nmt-translate ckpt=runs/quickstart/model.pt input=page.html output=page.de.html
 """
 
 from __future__ import annotations
@@ -21,19 +28,25 @@ from __future__ import annotations
 import select
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from nmt.atomic import atomic_open, check_writable
 from nmt.cli.hydra_config import entry_point
 from nmt.config import ConfigError, TranslateConfig
+from nmt.config.check import line_modes
+from nmt.config.commands import PROTECTED
 from nmt.ctranslate2.directory import is_export
 from nmt.ctranslate2.engine import load_ctranslate2
 from nmt.data.corpus import check_file, check_lines, iter_lines
-from nmt.decode.align import Aligner
 from nmt.decode.terms import Term, read_glossary, segments, translate_segments
-from nmt.decode.translator import Translation, Translator, format_translation
+from nmt.decode.translator import Translation, Translator, format_translation, line_chunks
 from nmt.device import retain_freed_memory, set_threads
+from nmt.documents.formats import format_of, read_document
+from nmt.documents.pipeline import DocumentOptions, DocumentTranslator
+from nmt.documents.segment import Segment, render
+from nmt.model.hard_attention import harden
 
 
 def check_output(cfg: TranslateConfig) -> None:
@@ -125,6 +138,54 @@ def translate_stdin(translator: Translator, cfg: TranslateConfig, terms: list[Te
         sys.stdout.flush()
 
 
+def text_lines(documents: DocumentTranslator, lines: Iterator[str], size: int) -> Iterator[str]:
+    """The translation of each line, sentence by sentence (`nmt.documents.pipeline`), `size` lines at a time.
+
+    A bad line stops with its file and line, after the lines before it are translated and yielded."""
+    for chunk in line_chunks(lines, size):
+        for segment in documents.translate([Segment(line) for line in chunk]):
+            yield render(segment).replace("\n", " ")
+
+
+def text_stdin(documents: DocumentTranslator, size: int) -> None:
+    """stdin to stdout sentence by sentence, flushing after each chunk so interactive use answers line by line."""
+    for chunk in available_lines(stdin_lines(), lambda: _ready(sys.stdin.buffer), max_lines=size):
+        for line in text_lines(documents, iter(chunk), size):
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def text_file(documents: DocumentTranslator, cfg: TranslateConfig, out: IO[str]) -> None:
+    """Translate the input file into `out` line by line, with a progress bar when asked and stderr is a terminal."""
+    found = text_lines(documents, iter_lines(cfg.input), cfg.buffer_size)
+    if cfg.progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        total = sum(1 for _ in iter_lines(cfg.input))  # one fast pass over the bytes gives the bar an ETA
+        found = tqdm(found, total=total, unit="line", file=sys.stderr)
+    for line in found:
+        out.write(line + "\n")
+
+
+def document_options(cfg: TranslateConfig, translator: Translator) -> DocumentOptions:
+    """The document pipeline's options from the config; `max_len` None takes the model's training length."""
+    max_len = translator.trained_len if cfg.max_len is None else cfg.max_len or None
+    protect = cfg.protect if cfg.protect is not None else PROTECTED if cfg.backend == "torch" else []
+    split = cfg.split == "sentences"
+    return DocumentOptions(split, cfg.splitter, tuple(protect), max_len, (cfg.align_method, cfg.align_layer))
+
+
+def translate_document(documents: DocumentTranslator, document, output: str | None) -> None:
+    """Translate a document read whole and write it (atomically, or to stdout) in its own format."""
+    data = document.render(documents.translate(document.segments))
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    with atomic_open(output, "wb") as out:
+        out.write(data)
+
+
 def translate_file(translator: Translator, cfg: TranslateConfig, out: IO[str], terms: list[Term]) -> None:
     """Translate the input file into `out`, with a progress bar when asked and stderr is a terminal."""
     found = translations(translator, cfg, iter_lines(cfg.input), f"file {cfg.input}", terms)
@@ -151,8 +212,8 @@ def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
                 "translate it with backend=ctranslate2."
             )
     translator = Translator.load(cfg.ckpt, cfg.decode, cfg.device)
+    harden(translator.model, cfg.harden)  # before the first search copies the model
     if cfg.alignments:
-        translator.aligner = Aligner(translator.model, translator.tokenizer, translator.engine.special_ids)
         translator.align = (cfg.align_method, cfg.align_layer)
     return translator
 
@@ -162,10 +223,41 @@ def run(cfg: TranslateConfig) -> None:
     threads = set_threads(cfg.num_threads)
     retain_freed_memory()
     check_output(cfg)
+    fmt = format_of(cfg.input or "<stdin>", cfg.format)
+    if fmt != "text" and cfg.input is None:
+        raise ConfigError(f"format={fmt} reads a whole document: give it as input=FILE.")
+    if fmt != "text" and cfg.backend != "torch":
+        raise ConfigError(
+            f"{cfg.input} is {fmt}: its markup is placed along the search's attention: use backend=torch."
+        )
+    if fmt != "text" and line_modes(cfg):
+        raise ConfigError(f"{', '.join(line_modes(cfg))} translate(s) lines of text, but {cfg.input} is {fmt}.")
     if cfg.input is not None:
         check_file(Path(cfg.input))  # before the model loads: fail fast on a missing input
+    document = read_document(Path(cfg.input), fmt) if fmt != "text" else None  # fail fast on a bad one too
     terms = read_glossary(cfg.glossary) if cfg.glossary is not None else []  # before the model: fail fast
     translator = load_translator(cfg, threads)
+    if line_modes(cfg):
+        translate_lines(translator, cfg, terms)
+    else:
+        documents = DocumentTranslator(translator, document_options(cfg, translator), translator.langs)
+        if document is not None:
+            translate_document(documents, document, cfg.output)
+        elif cfg.input is None and cfg.output is None:
+            text_stdin(documents, cfg.buffer_size)
+        else:
+            with atomic_open(cfg.output) if cfg.output is not None else nullcontext(sys.stdout) as out:
+                if cfg.input is None:
+                    out.writelines(line + "\n" for line in text_lines(documents, stdin_lines(), cfg.buffer_size))
+                else:
+                    text_file(documents, cfg, out)
+        documents.warn_chunked()
+    translator.warn_truncated()
+    print(translator.stats.summary(), file=sys.stderr)
+
+
+def translate_lines(translator: Translator, cfg: TranslateConfig, terms: list[Term]) -> None:
+    """Whole lines of text, one translation (or n-best list) each: the line modes and their constraints."""
     if cfg.input is None and cfg.output is None:
         translate_stdin(translator, cfg, terms)
     elif cfg.output is None:
@@ -177,8 +269,6 @@ def run(cfg: TranslateConfig) -> None:
                     _write(out, index, t, cfg)
             else:
                 translate_file(translator, cfg, out, terms)
-    translator.warn_truncated()
-    print(translator.stats.summary(), file=sys.stderr)
 
 
 main = entry_point("translate", TranslateConfig, run, __doc__)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import fields, is_dataclass
 from typing import Any
 
 from nmt.config.commands import (
+    PROTECTED,
+    SPLITTERS,
     AlignConfig,
     AverageConfig,
     BenchmarkConfig,
@@ -18,8 +21,11 @@ from nmt.config.commands import (
     TranslateConfig,
     reference_paths,
 )
-from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig
+from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
 from nmt.errors import UserError
+
+# A `harden` spec, as `nmt.model.hard_attention.parse_spec` reads it (which the model needs, and config cannot import)
+_HARDEN_SPEC = re.compile(r"(enc|dec_self|dec_cross)(:\d+){0,2}")
 
 
 class ConfigError(UserError, ValueError):
@@ -92,10 +98,15 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(cfg.src_lang != cfg.tgt_lang, "tgt_lang", f"different from `{prefix}src_lang`")
     if isinstance(cfg, TokenizerConfig):
         need(cfg.vocab_size >= 16, "vocab_size", ">= 16")
+    if isinstance(cfg, TrainerConfig):
+        need(0.0 < cfg.val_check_fraction <= 1.0, "val_check_fraction", "in (0, 1]")
     if isinstance(cfg, OptimConfig):
         need(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", "in [0, 1)")
         need(cfg.lr > 0, "lr", "> 0")
         need(cfg.warmup_steps >= 0, "warmup_steps", ">= 0")
+        need(0.0 <= cfg.warmup_fraction < 1.0, "warmup_fraction", "in [0, 1)")
+        if cfg.schedule_by == "time" and cfg.schedule == "inverse_sqrt":
+            need(cfg.warmup_fraction > 0, "warmup_fraction", "> 0 with `optim.schedule=inverse_sqrt` by time")
         need(cfg.fp16_init_scale > 0, "fp16_init_scale", "> 0")
         need(0 < cfg.fp16_min_scale <= cfg.fp16_init_scale, "fp16_min_scale", f"in (0, `{prefix}fp16_init_scale`]")
     return out
@@ -107,7 +118,7 @@ def check(cfg: Any) -> Any:
     if isinstance(cfg, TrainConfig):
         problems += _train_problems(cfg)
     if isinstance(cfg, EvaluateConfig):
-        problems += _evaluate_problems(cfg) + _ensemble_problems(cfg.ckpt)
+        problems += _evaluate_problems(cfg) + _ensemble_problems(cfg.ckpt) + _harden_problems(cfg)
     if isinstance(cfg, BenchmarkConfig):
         problems += _ensemble_problems(cfg.ckpt) + _ensemble_backend_problems(cfg.ckpt, "backends", cfg.backends)
         if cfg.repeats < 1:
@@ -131,11 +142,46 @@ def check(cfg: Any) -> Any:
             problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
         if cfg.buffer_size < 1:
             problems.append(f"`buffer_size` must be >= 1, but is {cfg.buffer_size} instead.")
+        problems += _document_problems(cfg) + _harden_problems(cfg)
     if isinstance(cfg, ServeConfig):
         problems += _serve_problems(cfg)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
+
+
+def _splitting_problems(cfg: TranslateConfig | ServeConfig) -> list[str]:
+    """Rules of the options that cut text into sentences and keep pieces from the model (translate and serve)."""
+    out = []
+    if cfg.splitter not in SPLITTERS:
+        out.append(f"`splitter` must be one of {', '.join(SPLITTERS)}, but is {cfg.splitter!r} instead.")
+    unknown = [kind for kind in cfg.protect or [] if kind not in PROTECTED]
+    if unknown:
+        out.append(f"`protect` must list kinds among {', '.join(PROTECTED)}, but has {', '.join(map(repr, unknown))}.")
+    if cfg.max_len is not None and cfg.max_len < 0:
+        out.append(f"`max_len` must be >= 0 (0: never cut), but is {cfg.max_len} instead.")
+    return out
+
+
+def _document_problems(cfg: TranslateConfig) -> list[str]:
+    """Rules of `nmt-translate`'s document options."""
+    out = _splitting_problems(cfg)
+    if cfg.backend != "torch" and (cfg.format not in (None, "text") or cfg.protect):
+        out.append("markup and `protect` are placed along the search's attention: they need `backend=torch`.")
+    if line_modes(cfg) and cfg.format not in (None, "text"):
+        out.append(f"{', '.join(line_modes(cfg))} translate(s) lines of text, but `format` is {cfg.format!r}.")
+    return out
+
+
+def line_modes(cfg: TranslateConfig) -> list[str]:
+    """The options of `nmt-translate` that translate whole lines of text (no sentence splitting, no markup)."""
+    modes = {
+        "decode.n_best > 1": cfg.decode.n_best > 1,
+        "alignments": cfg.alignments,
+        "glossary": cfg.glossary is not None,
+        "input_format=jsonl": cfg.input_format == "jsonl",
+    }
+    return [name for name, on in modes.items() if on]
 
 
 def _train_problems(cfg: TrainConfig) -> list[str]:
@@ -149,9 +195,15 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
         out.append(f"`ema_start` must be >= 0, and set only with `ema_decay` > 0, but is {cfg.ema_start} instead.")
     if cfg.keep_last < 0:
         out.append(f"`keep_last` must be >= 0 (0: none), but is {cfg.keep_last} instead.")
+    if not 0 <= cfg.average_last <= cfg.keep_last:
+        out.append(
+            f"`average_last` must be in [0, `keep_last`] ({cfg.keep_last}): it averages checkpoints that keep_last "
+            f"keeps, but is {cfg.average_last} instead."
+        )
     if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
         out.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
-    if cfg.optim.schedule == "linear" and cfg.trainer.max_steps <= 0:
+    out += _time_budget_problems(cfg)
+    if cfg.optim.schedule == "linear" and cfg.optim.schedule_by == "steps" and cfg.trainer.max_steps <= 0:
         out.append(
             "`trainer.max_steps` must be > 0 with `optim.schedule=linear` (it decays to 0 there), "
             f"but is {cfg.trainer.max_steps} instead."
@@ -164,6 +216,35 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
             f"but is {cfg.data.max_len + 2} instead."
         )
     return out
+
+
+def _time_budget_problems(cfg: TrainConfig) -> list[str]:
+    """A schedule by time needs a budget, and takes its EMA start as a share of it (`ema_start` counts updates)."""
+    out = []
+    by_time = cfg.optim.schedule_by == "time"
+    max_time = cfg.trainer.max_time
+    if by_time and not (max_time is not None and _positive_duration(max_time)):
+        out.append(
+            "`trainer.max_time` must be a budget DD:HH:MM:SS longer than 0 with `optim.schedule_by=time` (the "
+            f"schedule is shares of it), but is {max_time!r} instead."
+        )
+    if not 0.0 <= cfg.ema_start_fraction < 1.0 or (cfg.ema_start_fraction and not (by_time and cfg.ema_decay)):
+        out.append(
+            "`ema_start_fraction` must be in [0, 1), and set only with `ema_decay` > 0 and `optim.schedule_by=time`, "
+            f"but is {cfg.ema_start_fraction} instead."
+        )
+    if by_time and cfg.ema_start:
+        out.append(
+            f"`ema_start` counts updates: with `optim.schedule_by=time` set `ema_start_fraction` instead, but "
+            f"ema_start is {cfg.ema_start}."
+        )
+    return out
+
+
+def _positive_duration(max_time: str) -> bool:
+    """Whether `max_time` reads as DD:HH:MM:SS (Lightning's format) and is longer than 0."""
+    parts = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", max_time.strip())
+    return parts is not None and any(int(part) for part in parts.groups())
 
 
 def _ensemble_problems(ckpt: Any) -> list[str]:
@@ -179,6 +260,22 @@ def _ensemble_backend_problems(ckpt: Any, backend_key: str, backends: list[str])
         found = ", ".join(backends)
         return [f"`ckpt` as a list (an ensemble) needs `{backend_key}` torch only, but it is {found} instead."]
     return []
+
+
+def _harden_problems(cfg: TranslateConfig | EvaluateConfig) -> list[str]:
+    """`harden` names heads of the PyTorch model that translates, in the syntax `nmt.model.hard_attention` reads."""
+    out = []
+    bad = [spec for spec in cfg.harden if not _HARDEN_SPEC.fullmatch(str(spec).strip())]
+    if bad:
+        out.append(
+            "`harden` must list specs KIND[:LAYER[:HEAD]] with KIND one of enc, dec_self, dec_cross (e.g. "
+            f"dec_cross:1:3), but has {', '.join(map(repr, bad))}."
+        )
+    if cfg.harden and isinstance(cfg, TranslateConfig) and cfg.backend != "torch":
+        out.append(f"`harden` changes the PyTorch model's attention: it needs `backend=torch`, not {cfg.backend!r}.")
+    if cfg.harden and isinstance(cfg, EvaluateConfig) and cfg.hyp is not None:
+        out.append("`harden` changes the model that translates the test set: it needs `ckpt`, not `hyp`.")
+    return out
 
 
 def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:
@@ -217,4 +314,4 @@ def _serve_problems(cfg: ServeConfig) -> list[str]:
         )
     if not 0 < cfg.port < 65536:
         out.append(f"`port` must be in [1, 65535], but is {cfg.port} instead.")
-    return out
+    return out + _splitting_problems(cfg)

@@ -24,8 +24,14 @@ PRUNE_RANKS = ("importance", "normalized", "confidence")  # `HeadStats` scores h
 # nmt-export's weight types: CTranslate2's (`ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES`)
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16")
 ALIGN_METHODS = ("attention", "shift")  # nmt-align method, nmt-translate align_method
+DOCUMENT_FORMATS = ("text", "html", "xml", "srt", "vtt", "docx")  # nmt-translate format (`nmt.documents.formats`)
+SPLITTERS = ("rules", "sentencex")  # nmt-translate splitter (`nmt.documents.sentences`)
+PROTECTED = ("url", "email", "number", "placeholder", "code")  # nmt-translate protect (`nmt.documents.protect`)
 _DEVICE = "the device: auto (CUDA when available, else CPU) | cpu | cuda | cuda:N"
 _THREADS = "torch intra-op threads; 0 = one per available core"
+_SPLITTER = "rules: the built-in sentence rules; sentencex: the `documents` extra's"
+_PIECES = "url, email, number, placeholder ({x}, %s, {{x}}, $X), code (`...`); [] for none"
+_CHUNKS = "longest sentence translated whole, in source subword tokens; a longer one is cut at clause punctuation, "
 
 
 @dataclass
@@ -48,12 +54,20 @@ class TrainConfig:
     )
     save_top_k: int = option(2, "best checkpoints kept by validation BLEU (plus last)")
     keep_last: int = option(0, "checkpoints of the latest validations also kept, for nmt-average (0 = none)")
+    average_last: int = option(
+        0,
+        "model.pt is the average of the last N checkpoints kept by keep_last (>= N), as nmt-average run=RUN last=N "
+        "writes it, instead of the best one by validation BLEU (0 = the best one)",
+    )
     ema_decay: float = option(
         0.0,
         "decay of an exponential moving average of the weights (Lightning's EMAWeightAveraging), updated every "
         "step; validation, checkpoints and the exported model use the average (0 = off; 0.999 is usual)",
     )
     ema_start: int = option(0, "the update whose weights begin the average (0: the first); raw weights until then")
+    ema_start_fraction: float = option(
+        0.0, "with optim.schedule_by=time, instead of ema_start: the share of trainer.max_time after which it begins"
+    )
     early_stopping_patience: int = option(0, "validations without BLEU gain before stopping; 0 = off")
     logger: str = option("csv", "training log format", choices=("csv", "tensorboard"))
     val_samples: int = option(3, "sample translations logged at each validation")
@@ -87,6 +101,36 @@ class TranslateConfig:
         None,
         "`source term<TAB>target term[<TAB>ignore|exact]` file: a sentence containing a source term (whole words, "
         "case-insensitive unless exact, longest first) must contain its target term",
+    )
+    format: str | None = option(
+        None,
+        "the input's format, written back in the same: text (a segment per line), html, xml, srt, vtt, docx; "
+        "None: by the input's suffix (.html/.htm, .xml/.xhtml, .srt, .vtt, .docx; else, and stdin, text)",
+        choices=(None, *DOCUMENT_FORMATS),
+    )
+    split: str = option(
+        "sentences",
+        "sentences: each line (segment) is split into sentences, translated in the same batches and rejoined; "
+        "none: a line is one sentence (as always with n_best > 1, alignments, a glossary or jsonl input)",
+        choices=("sentences", "none"),
+    )
+    splitter: str = option("rules", _SPLITTER)
+    protect: list[str] | None = option(
+        None,
+        "untranslatable pieces passed through verbatim (kept from the model, put back along the search's "
+        f"alignment): {_PIECES}; None: all of them with backend=torch, none with ctranslate2 "
+        "(its search gives no attention)",
+    )
+    max_len: int | None = option(
+        None,
+        _CHUNKS
+        + "then into balanced chunks (never truncated); None: the checkpoint's training data.max_len; 0: never cut",
+    )
+    harden: list[str] = option(
+        [],
+        "heads made hard as a probe (`nmt.model.hard_attention`): their weights become a one-hot on the "
+        "highest-scoring key; each spec KIND[:LAYER[:HEAD]], KIND enc, dec_self or dec_cross, from 0 "
+        "(dec_cross: every cross-attention head; dec_cross:1:3: one head)",
     )
 
 
@@ -223,6 +267,22 @@ class EvaluateConfig:
     )
     json: bool = option(False, "print the result as JSON instead of Markdown tables")
     output: str | None = option(None, "where to save the translation when ckpt is given")
+    constraints: str | None = option(
+        None,
+        "nmt-translate's jsonl input for the test set, one line per line, each `text` its source line: the "
+        "translation (with ckpt) keeps its constraints, avoid and prefix; term use is reported (with hyp too)",
+    )
+    glossary: str | None = option(
+        None,
+        "as nmt-translate's: a source line containing a source term must contain its target term; term use is "
+        "reported (with hyp, the source lines are the `text` of `constraints`)",
+    )
+    harden: list[str] = option(
+        [],
+        "heads made hard as a probe of `ckpt` (`nmt.model.hard_attention`): their weights become a one-hot on the "
+        "highest-scoring key; each spec KIND[:LAYER[:HEAD]], KIND enc, dec_self or dec_cross, from 0 "
+        "(dec_cross: every cross-attention head; dec_cross:1:3: one head)",
+    )
     device: str = option("auto", _DEVICE)
     num_threads: int = option(0, _THREADS)
 
@@ -241,6 +301,11 @@ class BenchmarkConfig:
     backends: list[str] = option(["torch"], "backends to try (ctranslate2: exported on the fly)", choices=BACKENDS)
     repeats: int = option(3, "timed runs per setting; the median is reported")
     tokenize: str | None = option(None, "sacreBLEU tokenizer; None chooses by target language")
+    glossary: str | None = option(
+        None,
+        "as nmt-translate's: every setting also runs with its terms as constraints, side by side "
+        "(`constraints` column); every row then reports term use",
+    )
     output: str | None = option(None, "JSON file to write (atomically); the Markdown table always goes to stdout")
     device: str = option("auto", _DEVICE)
     num_threads: int = option(0, _THREADS)
@@ -274,11 +339,33 @@ class ServeConfig:
     )
     max_body_bytes: int = option(1_000_000, "bytes of a request body; a larger one is answered 413")
     max_chars: int = option(20000, "characters of text per request")
-    max_lines: int = option(1000, "lines (sentences) per request, over all its texts")
+    max_lines: int = option(1000, "lines per request, over all its texts (a line may hold several sentences)")
     max_alternatives: int = option(4, "LibreTranslate `alternatives` per request (the native n_best is this + 1)")
     max_beam_size: int = option(8, "largest beam_size a request may ask for")
-    align_method: str = option("attention", "how alignments link words, as in nmt-align", choices=ALIGN_METHODS)
-    align_layer: int = option(-1, "decoder layer whose cross-attention gives alignments and the attention matrix")
+    split: str = option(
+        "sentences",
+        "sentences: each request line (an HTML segment) is split into sentences, translated in the same batches and "
+        "rejoined, as nmt-translate does; none: a line is one sentence (as always with n_best > 1 or alignments)",
+        choices=("sentences", "none"),
+    )
+    splitter: str = option("rules", _SPLITTER)
+    protect: list[str] | None = option(
+        None,
+        "untranslatable pieces passed through verbatim (kept from the model, put back along the search's "
+        f"attention): {_PIECES}; None: all",
+    )
+    max_len: int | None = option(
+        None,
+        _CHUNKS
+        + "then into balanced chunks (never refused, never truncated); None: the checkpoint's training data.max_len; "
+        "0: never cut (a sentence longer than the model takes is refused)",
+    )
+    align_method: str = option(
+        "attention", "how alignments, markup and protected pieces link words, as in nmt-align", choices=ALIGN_METHODS
+    )
+    align_layer: int = option(
+        -1, "decoder layer whose cross-attention gives alignments, the attention matrix and markup placement"
+    )
     api_keys: list[str] = option([], "keys a request must give (api_key, or Authorization: Bearer); [] = none needed")
     api_keys_file: str | None = option(None, "a file of further keys, one per line")
     cors_origins: list[str] = option([], 'origins browsers may call from (["*"]: any); [] = no CORS headers')

@@ -149,10 +149,20 @@ class OptimConfig:
     weight_decay: float = option(0.0, "decoupled weight decay (adamw)")
     schedule: str = option(
         "inverse_sqrt",
-        "learning rate after warmup (linear decays to 0 at max_steps)",
+        "learning rate after warmup (linear decays to 0 at trainer.max_steps, or by time at trainer.max_time)",
         choices=("inverse_sqrt", "linear"),
     )
-    warmup_steps: int = option(4000, "steps of linear warmup to `lr`")
+    schedule_by: str = option(
+        "steps",
+        "what the schedule counts: steps (warmup_steps, trainer.max_steps, ema_start, trainer.val_check_interval) "
+        "or time: shares of trainer.max_time, the wall time of the fit with validation included, across resumes "
+        "(warmup_fraction, ema_start_fraction, trainer.val_check_fraction); max_time alone then ends the run",
+        choices=("steps", "time"),
+    )
+    warmup_steps: int = option(4000, "steps of linear warmup to `lr` (schedule_by=steps)")
+    warmup_fraction: float = option(
+        0.1, "share of trainer.max_time spent in linear warmup to `lr` (schedule_by=time), in [0, 1)"
+    )
     label_smoothing: float = option(0.1, "epsilon_ls of the smoothed cross-entropy, in [0, 1)")
     max_bad_steps: int = option(10, "stop after this many consecutive non-finite losses (32 and bf16-mixed)")
     fp16_init_scale: float = option(128.0, "16-mixed: the GradScaler's first loss scale (fairseq's --fp16-init-scale)")
@@ -174,12 +184,21 @@ class TrainerConfig:
         "training arithmetic; auto: bf16-mixed where the hardware computes bf16, else 32",
         choices=("32", "bf16-mixed", "16-mixed", "auto"),
     )
-    max_steps: int = option(-1, "optimizer steps to train; -1 = no limit")
-    max_epochs: int = option(100, "passes over the training data")
-    max_time: str | None = option(None, 'wall-clock budget "DD:HH:MM:SS"')
+    max_steps: int = option(-1, "optimizer steps to train; -1 = no limit (not used with optim.schedule_by=time)")
+    max_epochs: int = option(100, "passes over the training data (not used with optim.schedule_by=time)")
+    max_time: str | None = option(
+        None,
+        'wall-clock budget "DD:HH:MM:SS" of the fit, validation included, across resumes; with '
+        "optim.schedule_by=time also the length of the schedule",
+    )
     gradient_clip_val: float = option(1.0, "clip the gradient norm to this")
     accumulate_grad_batches: int = option(1, "batches summed into one optimizer step")
-    val_check_interval: int = option(500, "training batches between validations (loss + BLEU)")
+    val_check_interval: int = option(
+        500, "training batches between validations (loss + BLEU); with optim.schedule_by=time: val_check_fraction"
+    )
+    val_check_fraction: float = option(
+        0.1, "optim.schedule_by=time: validate at the end of max_time and every this share of it before, in (0, 1]"
+    )
     log_every_n_steps: int = option(50, "training loss and learning rate logged every this many steps")
     num_threads: int = option(0, "torch intra-op threads; 0 = one per available core", roles=("incidental",))
     progress_bar: bool | None = option(

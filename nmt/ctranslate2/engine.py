@@ -32,7 +32,8 @@ def load_ctranslate2(path: str | Path, decode: DecodeConfig, device: str = "auto
     meta = read_metadata(path)
     tokenizer = Tokenizer.from_bytes({key: (Path(path) / name).read_bytes() for key, name in meta["tokenizer"].items()})
     engine = CTranslate2Engine(Path(path), tokenizer, meta["max_positions"], resolve_device(device), threads)
-    return Translator(engine, tokenizer, decode)
+    langs = (meta.get("src_lang", ""), meta.get("tgt_lang", ""))
+    return Translator(engine, tokenizer, decode, langs=langs, trained_len=meta.get("trained_len"))
 
 
 class CTranslate2Engine:
@@ -83,23 +84,69 @@ class CTranslate2Engine:
     ) -> list[NBest]:
         """Translate a batch with `search_options`; the scores are rescaled to our length normalisation.
 
-        Of `constraints`, only prefixes are supported (CTranslate2's `target_prefix`)."""
+        Of `constraints`, prefixes become CTranslate2's `target_prefix` and phrases to avoid its
+        `suppress_sequences` (one call per group of sentences that avoid the same phrases: CTranslate2 takes
+        one list per call); positive constraints, which it has no counterpart for, are refused."""
+        if constraints is not None and any(c is not None and c.include for c in constraints):
+            raise ExportError("backend=ctranslate2 supports `prefix` and `avoid` only; constraints need backend=torch.")
         options = search_options(srcs, cfg, self.max_positions)
-        if constraints is not None and any(c is not None and (c.include or c.avoid) for c in constraints):
-            raise ExportError("backend=ctranslate2 supports `prefix` only; constraints and avoid need backend=torch.")
-        if constraints is not None and any(c is not None and c.prefix for c in constraints):
-            options["target_prefix"] = [[self.tgt_pieces[i] for i in c.prefix] if c else [] for c in constraints]
-        tokens = [[self.src_pieces[i] for i in ids] for ids in srcs]  # CTranslate2 appends EOS itself
-        results = self.model_for(cfg.precision).translate_batch(tokens, suppress_sequences=self.never, **options)
-        return [self._nbest(r.hypotheses, r.scores, options["length_penalty"], cfg) for r in results]
+        model = self.model_for(cfg.precision)
+        groups: dict[tuple[tuple[int, ...], ...], list[int]] = {}  # phrases to avoid -> the rows avoiding them
+        for row, c in enumerate(constraints or [None] * len(srcs)):
+            groups.setdefault(tuple(map(tuple, c.avoid)) if c else (), []).append(row)
+        found: list[NBest] = [([], [])] * len(srcs)
+        for avoid, rows in groups.items():
+            batch = [constraints[row] if constraints else None for row in rows]
+            nbests = self._translate(model, [srcs[row] for row in rows], batch, avoid, options, cfg)
+            for row, nbest in zip(rows, nbests, strict=True):
+                found[row] = nbest
+        return found
 
-    def _nbest(self, hypotheses: list[list[str]], scores: list[float], exponent: float, cfg: DecodeConfig) -> NBest:
+    def _translate(
+        self,
+        model: Any,
+        srcs: list[list[int]],
+        constraints: list[Constraints | None],
+        avoid: tuple[tuple[int, ...], ...],
+        options: dict[str, Any],
+        cfg: DecodeConfig,
+    ) -> list[NBest]:
+        """One `translate_batch` call: sentences that all avoid the phrases `avoid`, each with its prefix."""
+        tokens = [[self.src_pieces[i] for i in ids] for ids in srcs]  # CTranslate2 appends EOS itself
+        prefixes = [[self.tgt_pieces[i] for i in c.prefix] if c else [] for c in constraints]
+        suppress = self.never + [[self.tgt_pieces[i] for i in phrase] for phrase in avoid]
+        extra = {"target_prefix": prefixes} if any(prefixes) else {}
+        results = model.translate_batch(tokens, suppress_sequences=suppress, **options, **extra)
+        forced = self._prefix_log_probs(model, tokens, prefixes) if any(prefixes) else [0.0] * len(srcs)
+        return [
+            self._nbest(r.hypotheses, r.scores, options["length_penalty"], cfg, prefix)
+            for r, prefix in zip(results, forced, strict=True)
+        ]
+
+    @staticmethod
+    def _prefix_log_probs(model: Any, tokens: list[list[str]], prefixes: list[list[str]]) -> list[float]:
+        """The summed log-probs of each forced prefix (0 for none): CTranslate2 leaves them out of its scores,
+        where ours count them (the prefix's tokens are part of the output)."""
+        rows = [i for i, p in enumerate(prefixes) if p]
+        scored = model.score_batch([tokens[i] for i in rows], [prefixes[i] for i in rows])
+        out = [0.0] * len(prefixes)
+        for i, result in zip(rows, scored, strict=True):
+            out[i] = sum(result.log_probs[: len(prefixes[i])])  # the last log-prob is EOS's: not forced
+        return out
+
+    def _nbest(
+        self, hypotheses: list[list[str]], scores: list[float], exponent: float, cfg: DecodeConfig, prefix: float
+    ) -> NBest:
         """The `cfg.n_best` best hypotheses by our length normalisation, as ids without EOS, best first.
 
-        CTranslate2's score is the summed log-prob over n^exponent (n tokens, EOS included); ours divides
-        the same sum by `length_penalty(n, cfg)`.
+        CTranslate2's score is the summed log-prob over n^exponent (n tokens, EOS and a forced prefix included),
+        the prefix's log-probs (`prefix`) left out of the sum; ours divides the whole sum by
+        `length_penalty(n, cfg)`.
         """
-        ours = [s * len(h) ** exponent / length_penalty(len(h), cfg) for h, s in zip(hypotheses, scores, strict=True)]
+        ours = [
+            (s * len(h) ** exponent + prefix) / length_penalty(len(h), cfg)
+            for h, s in zip(hypotheses, scores, strict=True)
+        ]
         best = sorted(range(len(ours)), key=ours.__getitem__, reverse=True)[: cfg.n_best]
         ids = [[self.tgt_ids[piece] for piece in hypotheses[i] if piece != self.eos] for i in best]
         return ids, [ours[i] for i in best]

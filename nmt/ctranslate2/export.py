@@ -24,6 +24,7 @@ from nmt.checkpoint import load_checkpoint
 from nmt.ctranslate2.directory import FORMAT_VERSION, METADATA, ExportError, import_ctranslate2, is_export
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.decode.engine import load_model
+from nmt.decode.translator import trained_len
 from nmt.model import MultiHeadAttention, Transformer
 from nmt.model.embedding import Embedding
 from nmt.model.head_removal import restore_heads
@@ -65,6 +66,7 @@ def export_ctranslate2(ckpt: str | Path, output: str | Path, quantization: str =
         "src_lang": loaded.src_lang,
         "tgt_lang": loaded.tgt_lang,
         "max_positions": model.cfg.max_positions,  # sources are cut to max_positions - 1 tokens, plus EOS
+        "trained_len": trained_len(loaded),  # the training data's longest sentence: longer ones are cut in chunks
         "source_eos": True,
         "special_tokens": {name: tokenizer.tgt_pieces()[i] for name, i in _SPECIAL_IDS.items()},
         "tokenizer": tokenizer_files,

@@ -14,8 +14,10 @@ targets whose references use full-width punctuation (Chinese) train with
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
+import itertools
 import json
 import sys
 from dataclasses import asdict
@@ -118,6 +120,19 @@ class Tokenizer:
         """Target token ids per line, without BOS/EOS (the caller adds them)."""
         return self._tgt.encode(lines)
 
+    def encode_src_spans(self, lines: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Source ids per line, each with the character span [start, end) of its piece in the line (a piece
+        that begins a word covers the spaces before it)."""
+        protos = [self._src.encode(line, out_type="proto") for line in lines]
+        return [
+            ([p.id for p in proto.pieces], _char_spans(line, proto)) for line, proto in zip(lines, protos, strict=True)
+        ]
+
+    def decode_tgt_spans(self, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
+        """`decode_tgt`'s text of ids without BOS/EOS, and each id's character span [start, end) in it."""
+        proto = self._tgt.decode(ids, out_type="proto")
+        return proto.text, _char_spans(proto.text, proto)
+
     def pieces(self, line: str, side: str) -> list[str]:
         """The pieces of `line` on `side` ("src" or "tgt") as text, for labels: an unknown character shows
         as itself, not as `<unk>`; piece `k` is id `k` of the encoding."""
@@ -128,6 +143,12 @@ class Tokenizer:
         if EOS_ID in ids:
             ids = ids[: ids.index(EOS_ID)]
         return self._tgt.decode(ids)
+
+
+def _char_spans(text: str, proto: Any) -> list[tuple[int, int]]:
+    """The pieces' spans in characters of `text`: SentencePiece gives them in bytes of its UTF-8."""
+    byte_starts = list(itertools.accumulate((len(char.encode("utf-8")) for char in text), initial=0))
+    return [(bisect.bisect_left(byte_starts, p.begin), bisect.bisect_left(byte_starts, p.end)) for p in proto.pieces]
 
 
 def tokenizer_options(cfg: TokenizerConfig) -> dict[str, Any]:

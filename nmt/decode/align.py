@@ -30,6 +30,9 @@ from nmt.device import resolve_device
 from nmt.model import Transformer
 
 Link = tuple[int, int]  # (source word, target word), 0-indexed
+# (target start, target end, source start, source end): a target piece's characters in a translation and those of
+# the source piece it attends to most
+CharLink = tuple[int, int, int, int]
 METHODS = ("attention", "shift")
 SYMMETRIZATIONS = ("intersection", "union", "grow-diag")
 WORD_START = "\u2581"  # "▁", SentencePiece's mark of a piece that begins a word
@@ -73,6 +76,34 @@ def word_attention(attn: Tensor, tgt_words: Sequence[int], src_words: Sequence[i
 def argmax_links(word_attn: Tensor) -> set[Link]:
     """Each target word linked to the source word it attends to most, as (source, target) pairs."""
     return {(int(src), tgt) for tgt, src in enumerate(word_attn.argmax(dim=1).tolist())}
+
+
+def search_links(
+    attn: Tensor, src_pieces: Sequence[str], tgt_pieces: Sequence[str], method: str = "attention"
+) -> set[Link]:
+    """Word links of one hypothesis from the attention its search computed, [T + 1, S + 1] (rows: its pieces then
+    EOS; columns: the source pieces then EOS), read as `method` reads it (see `Aligner`)."""
+    rows = _rows(attn, len(tgt_pieces), len(src_pieces), method)
+    return argmax_links(word_attention(rows, word_index(tgt_pieces), word_index(src_pieces)))
+
+
+def char_links(
+    attn: Tensor, src_spans: Sequence[tuple[int, int]], tgt_spans: Sequence[tuple[int, int]], method: str = "attention"
+) -> list[CharLink]:
+    """Each target piece (its character span) with the source piece it attends to most, from the search's
+    attention [T + 1, S + 1] as in `search_links`: the subword links that carry markup onto a translation."""
+    if not src_spans or not tgt_spans:
+        return []
+    rows = _rows(attn, len(tgt_spans), len(src_spans), method)
+    return [(*tgt_spans[t], *src_spans[s]) for t, s in enumerate(rows.argmax(dim=1).tolist())]
+
+
+def _rows(attn: Tensor, n_tgt: int, n_src: int, method: str) -> Tensor:
+    """The attention rows that link each of `n_tgt` target pieces, over the `n_src` source pieces (EOS dropped)."""
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(METHODS)}, but is {method!r} instead.")
+    start = 1 if method == "shift" else 0  # shift: the step where the piece is the decoder's input
+    return attn[start : start + n_tgt, :n_src].float()
 
 
 def symmetrize(forward: set[Link], backward: set[Link], method: str = "grow-diag") -> set[Link]:

@@ -104,7 +104,7 @@ def constrained_search(
     bos_id: int,
     eos_id: int,
     constraints: ConstraintBatch,
-    need_attn: bool = False,
+    attn_layer: int | None = None,
 ) -> SearchResult:
     """Translate a batch with beam search (K = `cfg.beam_size`, greedy at 1) under per-sentence constraints.
 
@@ -114,11 +114,11 @@ def constrained_search(
     k = cfg.beam_size
     with torch.inference_mode():
         rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
-        running, finished = _start(model, src, src_pad_mask, cfg, k, need_attn)
+        running, finished = _start(model, src, src_pad_mask, cfg, k, attn_layer)
         finished.met = torch.ones_like(finished.lengths, dtype=torch.bool)  # [B, K]
         state = ConstraintState.start(src.size(0), constraints.include.size(1), src.device)
         for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)  # [b, W, V]
+            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, attn_layer)  # [b, W, V]
             batch, history = constraints.rows(running.rows), running.tokens[:, :, :step]  # history [b, W, step]
             mask_(log_probs, step, history, running.max_len <= step, batch, state, eos_id)
             wanted = wanted_tokens(state.progress, state.met, batch.include, batch.include_len)  # [b, W, C]

@@ -73,25 +73,42 @@ class TorchEngine:
         self._models: dict[str, Transformer | Ensemble] = {}  # the network of each precision, made on first use
         self._generators: dict[int, torch.Generator] = {}  # sampling's random streams, by seed
 
-    @torch.inference_mode()
     def translate_ids(
         self, srcs: list[list[int]], cfg: DecodeConfig, constraints: list[Constraints | None] | None = None
     ) -> list[NBest]:
         """Pad the sources, each with EOS appended, into one batch and search it (under `constraints`, if any)."""
+        result = self.search(self._padded(srcs), cfg, constraints)
+        return list(zip(result.tokens, result.scores, strict=True))
+
+    def translate_ids_attending(
+        self, srcs: list[list[int]], cfg: DecodeConfig, constraints: list[Constraints | None] | None, layer: int
+    ) -> tuple[list[NBest], list[list[Tensor]]]:
+        """As `translate_ids`, plus each hypothesis's cross-attention in decoder `layer` (mean over heads) as the
+        search computed it: [len + 1, S + 1] per hypothesis, rows its ids then EOS, columns the source then EOS."""
+        result = self.search(self._padded(srcs), cfg, constraints, attn_layer=layer)
+        assert result.attn is not None
+        return list(zip(result.tokens, result.scores, strict=True)), [[a.cpu() for a in row] for row in result.attn]
+
+    def _padded(self, srcs: list[list[int]]) -> Tensor:
+        """The sources, each with EOS appended, padded into one batch [B, S] on the engine's device."""
         width = max(len(s) for s in srcs) + 1
         src = torch.full((len(srcs), width), self.special_ids.pad, dtype=torch.long)  # [B, S]
         for row, ids in enumerate(srcs):
             src[row, : len(ids) + 1] = torch.tensor(ids + [self.special_ids.eos])
-        result = self.search(src.to(self.device), cfg, constraints)
-        return list(zip(result.tokens, result.scores, strict=True))
+        return src.to(self.device)
 
+    @torch.inference_mode()
     def search(
-        self, src: Tensor, cfg: DecodeConfig, constraints: list[Constraints | None] | None = None
+        self,
+        src: Tensor,
+        cfg: DecodeConfig,
+        constraints: list[Constraints | None] | None = None,
+        attn_layer: int | None = None,
     ) -> SearchResult:
         """Sampling if asked, else greedy search for beam size 1 or beam search, on padded source ids [B, S].
 
         With any non-empty `constraints` (one per row of `src`), constrained search (greedy: beam 1);
-        without, exactly the plain searches."""
+        without, exactly the plain searches. `attn_layer`: keep each output's cross-attention in that layer."""
         if cfg.precision not in self._models:
             self._models[cfg.precision] = model_for(self.model, cfg.precision, self.device)
         model, ids = self._models[cfg.precision], self.special_ids
@@ -100,11 +117,12 @@ class TorchEngine:
             if cfg.sampling:
                 raise ValueError("constraints, avoid and prefix need beam or greedy search, not decode.sampling=true.")
             batch = ConstraintBatch.of(constraints, src.device, cfg.ordered_constraints)
-            return constrained_search(model, src, pad_mask, cfg, ids.bos, ids.eos, batch)
+            return constrained_search(model, src, pad_mask, cfg, ids.bos, ids.eos, batch, attn_layer)
         if cfg.sampling:
-            return sample_search(model, src, pad_mask, cfg, ids.bos, ids.eos, generator=self._generator(cfg.seed))
+            generator = self._generator(cfg.seed)
+            return sample_search(model, src, pad_mask, cfg, ids.bos, ids.eos, generator, attn_layer)
         search = greedy_search if cfg.beam_size == 1 else beam_search
-        return search(model, src, pad_mask, cfg, ids.bos, ids.eos)
+        return search(model, src, pad_mask, cfg, ids.bos, ids.eos, attn_layer)
 
     def _generator(self, seed: int) -> torch.Generator:
         """The random stream of `seed`, created on first use and advancing over the batches of this engine."""

@@ -59,9 +59,12 @@ class Ensemble(nn.Module):
             ]
         )
 
-    def decode_step(self, tokens: Tensor, cache: EnsembleCache, need_attn: bool = False) -> Tensor:
+    def decode_step(
+        self, tokens: Tensor, cache: EnsembleCache, need_attn: bool = False, attn_layer: int = -1
+    ) -> Tensor:
         """Advance every member on `tokens` [R]; the mean of their log-probs, renormalised, [R,V]."""
-        steps = [m.decode_step(tokens, c, need_attn) for m, c in zip(self.members, cache.members, strict=True)]
+        members = zip(self.members, cache.members, strict=True)
+        steps = [m.decode_step(tokens, c, need_attn, attn_layer) for m, c in members]
         if need_attn:
             cache.cross_attn = torch.stack([c.cross_attn for c in cache.members]).mean(0)
         return torch.stack(steps).mean(0).log_softmax(dim=-1)

@@ -60,8 +60,9 @@ class SearchResult:
     """Best hypotheses per sentence, best first.
 
     `tokens[b][i]` holds output ids without BOS/EOS, `scores[b][i]` its normalised
-    score, and `attn[b][i]` (when requested) the cross-attention [len, S_b] with
-    which each of those ids was emitted, over the sentence's S_b non-pad source positions.
+    score, and `attn[b][i]` (when requested) the cross-attention [len + 1, S_b] with
+    which each of those ids, then EOS, was emitted, over the sentence's S_b non-pad source positions
+    (row t + 1 is the step where id t is the decoder's input: shift-attention reads it).
     `met[b][i]` is False where a hypothesis ended at its length limit without all its positive
     constraints (`nmt.decode.constraints`); always True without constraints.
     """
@@ -208,7 +209,7 @@ class _Finished:
             met_lists.append([row_met[i] for i in found])
             if self.attn is not None:
                 source = ~src_pad_mask[b]  # [S]
-                attn.append([self.attn[b, i, : row_lengths[i] - 1][:, source] for i in found])
+                attn.append([self.attn[b, i, : row_lengths[i]][:, source] for i in found])
         return SearchResult(tokens, scores, attn if self.attn is not None else None, met_lists)
 
 
@@ -218,7 +219,7 @@ def _take(values: Tensor, pick: Tensor) -> Tensor:
 
 
 def _start(
-    model: Transformer, src: Tensor, src_pad_mask: Tensor, cfg: DecodeConfig, k: int, need_attn: bool
+    model: Transformer, src: Tensor, src_pad_mask: Tensor, cfg: DecodeConfig, k: int, attn_layer: int | None
 ) -> tuple[_Running, _Finished]:
     """Encode the batch once and set up one hypothesis (BOS) and K finished slots per sentence."""
     memory = model.encode(src, src_pad_mask)  # [B, S, D]
@@ -226,7 +227,7 @@ def _start(
     # Decoder positions run 0..max_len (BOS, then the ids before EOS).
     max_len = max_lengths(src_pad_mask, cfg).clamp(max=model.cfg.max_positions - 1)  # [B]
     t = int(max_len.max()) + 1 if batch else 0  # room for the longest output and its EOS
-    attn = torch.zeros(batch, 1, t, src_len, device=src.device) if need_attn else None
+    attn = torch.zeros(batch, 1, t, src_len, device=src.device) if attn_layer is not None else None
     running = _Running(
         rows=torch.arange(batch, device=src.device),
         scores=torch.zeros(batch, 1, device=src.device),
@@ -240,13 +241,13 @@ def _start(
         scores=torch.full((batch, k), float("-inf"), device=src.device),
         tokens=torch.zeros(batch, k, t, dtype=torch.long, device=src.device),
         lengths=torch.zeros(batch, k, dtype=torch.long, device=src.device),
-        attn=torch.zeros(batch, k, t, src_len, device=src.device) if need_attn else None,
+        attn=torch.zeros(batch, k, t, src_len, device=src.device) if attn_layer is not None else None,
     )
     return running, finished
 
 
 def _next_log_probs(
-    model: Transformer, running: _Running, step: int, rules: Rules, bos_id: int, need_attn: bool
+    model: Transformer, running: _Running, step: int, rules: Rules, bos_id: int, attn_layer: int | None
 ) -> tuple[Tensor, Tensor | None]:
     """Run one decoder step for every running hypothesis (advancing its cache) and apply the search rules.
 
@@ -258,7 +259,8 @@ def _next_log_probs(
         last = running.tokens[:, :, step - 1].reshape(b * w)  # [b, W] -> [b*W]
     else:
         last = torch.full((b * w,), bos_id, device=running.tokens.device)
-    log_probs = model.decode_step(last, running.cache, need_attn=need_attn)  # [b*W, V]
+    need_attn = attn_layer is not None
+    log_probs = model.decode_step(last, running.cache, need_attn, attn_layer if need_attn else -1)  # [b*W, V]
     at_max = (running.max_len <= step).repeat_interleave(w) if step >= running.shortest else None  # [b*W]
     history = running.tokens[:, :, :step].reshape(b * w, step) if rules.no_repeat_ngram else None
     constrain_(log_probs, step, rules, at_max, history)
@@ -297,7 +299,7 @@ def greedy_search(
     cfg: DecodeConfig,
     bos_id: int,
     eos_id: int,
-    need_attn: bool = False,
+    attn_layer: int | None = None,
 ) -> SearchResult:
     """Translate a batch by taking the most probable token at every step (`cfg.beam_size` is ignored).
 
@@ -308,16 +310,16 @@ def greedy_search(
         cfg: length limits, length normalisation and n-gram blocking (`n_best` is 1 here).
         bos_id: begin-of-sentence id fed at the first step.
         eos_id: end-of-sentence id.
-        need_attn: also return each output's cross-attention.
+        attn_layer: also return each output's cross-attention in this decoder layer (mean over heads).
 
     Returns:
         one hypothesis per sentence.
     """
     with torch.inference_mode():
         rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
-        running, finished = _start(model, src, src_pad_mask, cfg, 1, need_attn)
+        running, finished = _start(model, src, src_pad_mask, cfg, 1, attn_layer)
         for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
+            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, attn_layer)
             # `beam_step`'s ranking (running score + log-prob) in one pass: the same token and, as adding the
             # running score rounds monotonically, the same score bit for bit, so beam size 1 matches.
             best, token = row_max(log_probs.squeeze(1))  # [b, 1, V] -> [b]
@@ -337,7 +339,7 @@ def beam_search(
     cfg: DecodeConfig,
     bos_id: int,
     eos_id: int,
-    need_attn: bool = False,
+    attn_layer: int | None = None,
 ) -> SearchResult:
     """Translate a batch with beam search, keeping `cfg.beam_size` hypotheses per sentence.
 
@@ -348,7 +350,7 @@ def beam_search(
         cfg: beam size, n-best, length limits, length normalisation and n-gram blocking.
         bos_id: begin-of-sentence id fed at the first step.
         eos_id: end-of-sentence id.
-        need_attn: also return each output's cross-attention.
+        attn_layer: also return each output's cross-attention in this decoder layer (mean over heads).
 
     Returns:
         up to `cfg.n_best` distinct hypotheses per sentence, best first.
@@ -356,9 +358,9 @@ def beam_search(
     k = cfg.beam_size
     with torch.inference_mode():
         rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
-        running, finished = _start(model, src, src_pad_mask, cfg, k, need_attn)
+        running, finished = _start(model, src, src_pad_mask, cfg, k, attn_layer)
         for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)
+            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, attn_layer)
             origins, tokens, scores = beam_candidates(log_probs, running.scores, 2 * k, eos_id)  # [b, 2K]
             top = (origins[:, :k], tokens[:, :k], scores[:, :k])  # EOS counts only among the top K
             _finish(finished, running, step, top, step_attn, cfg, eos_id)
@@ -380,7 +382,7 @@ def sample_search(
     bos_id: int,
     eos_id: int,
     generator: torch.Generator | None = None,
-    need_attn: bool = False,
+    attn_layer: int | None = None,
 ) -> SearchResult:
     """Translate a batch by sampling: `cfg.n_best` independent outputs per sentence, each token drawn from
     the model's distribution as `cfg.temperature`, `top_k`, `top_p` and `epsilon` shape it.
@@ -393,10 +395,10 @@ def sample_search(
     n = cfg.n_best
     with torch.inference_mode():
         rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
-        running, finished = _start(model, src, src_pad_mask, cfg, n, need_attn)
+        running, finished = _start(model, src, src_pad_mask, cfg, n, attn_layer)
         alive = torch.ones(src.size(0), n, dtype=torch.bool, device=src.device)  # [b, n] samples without EOS yet
         for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, need_attn)  # [b, W, V]
+            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, attn_layer)  # [b, W, V]
             b, w, v = log_probs.shape
             origins = torch.arange(n, device=src.device).div(n // w, rounding_mode="floor").expand(b, n)  # W=1 fans out
             log_probs = log_probs.gather(1, origins.unsqueeze(2).expand(b, n, v))  # [b, n, V]

@@ -10,14 +10,16 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from nmt.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
-from nmt.decode.align import Aligner, Link, format_links
+from nmt.decode.align import CharLink, Link, char_links, format_links, search_links
 from nmt.decode.constraints import Constraints, meets
 from nmt.decode.engine import Engine, TorchEngine, load_model
 from nmt.decode.ensemble import Ensemble
@@ -33,6 +35,7 @@ class Translation:
     scores: list[float]
     tokens: int  # target subword tokens of the best hypothesis
     links: list[set[Link]] = field(default_factory=list)  # word alignment of each hypothesis, when asked
+    char_links: list[list[CharLink]] = field(default_factory=list)  # the same as pieces' characters, when asked
     # per hypothesis: all positive constraints met (False: the length limit ended it first); empty for an empty line
     met: list[bool] = field(default_factory=list)
 
@@ -65,8 +68,10 @@ class Translator:
         engine: what translates the batches of source ids (`TorchEngine`, or the one in `nmt.ctranslate2.engine`).
         tokenizer: the SentencePiece models the network was trained with.
         decode: search settings (greedy when beam_size is 1), passed to the engine with every batch.
-        aligner: links each hypothesis's words to the source's (`Aligner.align` with `align` as its
-            method and layer), e.g. the network's own aligner; None: no alignments.
+        align: (method, decoder layer): link each hypothesis to its source from the cross-attention its own
+            search computed (`nmt.decode.align.search_links`, read as `nmt-align` reads it); None: no links.
+        langs: the (source, target) languages the model translates, "" where unknown.
+        trained_len: the longest sentence of the model's training data in subword tokens (`data.max_len`), if known.
     """
 
     def __init__(
@@ -74,15 +79,22 @@ class Translator:
         engine: Engine,
         tokenizer: Tokenizer,
         decode: DecodeConfig,
-        aligner: Aligner | None = None,
-        align: tuple[str, int] = ("attention", -1),
+        align: tuple[str, int] | None = None,
+        langs: tuple[str, str] = ("", ""),
+        trained_len: int | None = None,
     ) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.decode = decode
-        self.aligner, self.align = aligner, align
+        self.align = align
+        self.langs, self.trained_len = langs, trained_len
         self.max_src_len = engine.max_src_len
         self.stats = Stats()
+
+    @cached_property
+    def _pieces(self) -> tuple[list[str], list[str]]:
+        """The source and target vocabularies as pieces, for word links."""
+        return self.tokenizer.src_pieces(), self.tokenizer.tgt_pieces()
 
     @property
     def device(self) -> torch.device:
@@ -140,7 +152,9 @@ class Translator:
         target = resolve_device(device)
         model = members[0][0] if len(members) == 1 else Ensemble([m for m, _ in members])
         engine = TorchEngine(model.to(target), first.special_ids, target)
-        return cls(engine, members[0][1], decode)
+        return cls(
+            engine, members[0][1], decode, langs=(first.src_lang, first.tgt_lang), trained_len=trained_len(first)
+        )
 
     @classmethod
     def load(
@@ -160,7 +174,7 @@ class Translator:
         """A translator running the network of a loaded checkpoint with `TorchEngine`."""
         model, tokenizer = load_model(ckpt, path)
         engine = TorchEngine(model.to(device), ckpt.special_ids, device)
-        return cls(engine, tokenizer, decode)
+        return cls(engine, tokenizer, decode, langs=(ckpt.src_lang, ckpt.tgt_lang), trained_len=trained_len(ckpt))
 
     def translate(
         self,
@@ -179,24 +193,24 @@ class Translator:
             prefix: per line, target text the translation starts with (None or "": none).
         """
         wanted = self._constraints(len(lines), constraints, avoid, prefix)
-        ids = self.tokenizer.encode_src([line.strip() for line in lines])
+        stripped = [line.strip() for line in lines]
+        if self.align is None:
+            ids, spans = self.tokenizer.encode_src(stripped), [[] for _ in lines]
+        else:  # the pieces' characters too, to link translations to them
+            encoded = self.tokenizer.encode_src_spans(stripped)
+            ids, spans = [src for src, _ in encoded], [piece_spans for _, piece_spans in encoded]
         results: list[Translation | None] = [None] * len(lines)
         for i, src in enumerate(ids):
             if not src:
                 results[i] = Translation([], [], 0)
             elif len(src) > self.max_src_len:
-                ids[i] = src[: self.max_src_len]
+                ids[i], spans[i] = src[: self.max_src_len], spans[i][: self.max_src_len]
                 self.stats.truncated += 1
         for batch in self._batches([i for i, r in enumerate(results) if r is None], ids):
             batch_constraints = [wanted[i] for i in batch] if wanted is not None else None
-            translations = self._translate_batch([ids[i] for i in batch], batch_constraints)
+            translations = self._translate_batch([ids[i] for i in batch], batch_constraints, [spans[i] for i in batch])
             for i, translation in zip(batch, translations, strict=True):
                 results[i] = translation
-        if self.aligner is not None:  # every hypothesis of the chunk in one call, so it batches
-            hyps = [(i, text) for i, r in enumerate(results) if r is not None for text in r.texts]
-            links = iter(self.aligner.align([(lines[i].strip(), text) for i, text in hyps], *self.align))
-            for i, _ in hyps:
-                results[i].links.append(next(links))
         self.stats.sentences += len(lines)
         self.stats.tgt_tokens += sum(r.tokens for r in results if r is not None)
         return [r for r in results if r is not None]
@@ -245,17 +259,23 @@ class Translator:
         ]
 
     def _translate_batch(
-        self, srcs: list[list[int]], constraints: list[Constraints] | None = None
+        self, srcs: list[list[int]], constraints: list[Constraints] | None, spans: list[list[tuple[int, int]]]
     ) -> list[Translation]:
-        """The engine's n-best lists of one batch of sources (under their constraints), detokenized."""
+        """The engine's n-best lists of one batch of sources (under their constraints), detokenized, and linked
+        to the sources (whose pieces cover `spans` of their lines) when `align` is set."""
         # An empty n-best list (every hypothesis ended at -inf, e.g. `min_len` with n-gram blocking) gives an
         # empty translation, so the output keeps one line per input line.
-        if constraints:
+        attention: list[list[Tensor]] | None = None
+        if self.align is not None:
+            if not isinstance(self.engine, TorchEngine):
+                raise ValueError(f"alignments read the search's attention: {type(self.engine).__name__} has none.")
+            found, attention = self.engine.translate_ids_attending(srcs, self.decode, constraints, self.align[1])
+        elif constraints:
             found = self.engine.translate_ids(srcs, self.decode, constraints)
         else:  # engines and wrappers that know no constraints keep working
             found = self.engine.translate_ids(srcs, self.decode)
         ordered = self.decode.ordered_constraints
-        return [
+        translations = [
             Translation(
                 [self.tokenizer.decode_tgt(h) for h in nbest],
                 list(scores),
@@ -264,6 +284,29 @@ class Translator:
             )
             for (nbest, scores), wanted in zip(found, constraints or [None] * len(srcs), strict=True)
         ]
+        if attention is not None:
+            for translation, src, src_spans, (nbest, _), attns in zip(
+                translations, srcs, spans, found, attention, strict=True
+            ):
+                self._link(translation, src, src_spans, nbest, attns)
+        return translations
+
+    def _link(
+        self,
+        translation: Translation,
+        src: list[int],
+        src_spans: list[tuple[int, int]],
+        nbest: list[list[int]],
+        attns: list[Tensor],
+    ) -> None:
+        """Fill a translation's word and character links from its hypotheses' search attention."""
+        assert self.align is not None
+        method = self.align[0]
+        src_pieces, tgt_vocab = [self._pieces[0][i] for i in src], self._pieces[1]
+        for hyp, attn in zip(nbest, attns, strict=True):
+            translation.links.append(search_links(attn, src_pieces, [tgt_vocab[i] for i in hyp], method))
+            _, tgt_spans = self.tokenizer.decode_tgt_spans(hyp)
+            translation.char_links.append(char_links(attn, src_spans, tgt_spans, method))
 
     def translate_stream(self, lines: Iterable[str], chunk_lines: int = 2000) -> Iterator[Translation]:
         """Translate lines as they arrive, `chunk_lines` at a time, so memory stays flat on big inputs.
@@ -271,7 +314,7 @@ class Translator:
         If reading `lines` fails (a bad line), the lines read before it are translated and yielded
         first, then the error is raised: nothing before the bad line is lost.
         """
-        for chunk in _chunks(lines, chunk_lines):
+        for chunk in line_chunks(lines, chunk_lines):
             yield from self.translate(chunk)
 
     def warn_truncated(self) -> None:
@@ -284,6 +327,12 @@ class Translator:
             )
 
 
+def trained_len(ckpt: Checkpoint) -> int | None:
+    """The longest sentence (subword tokens) of a checkpoint's training data, from its training config."""
+    value = ckpt.train_config.get("data", {}).get("max_len") if isinstance(ckpt.train_config, dict) else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def check_langs(path: str | Path, found: tuple[str, str], expected: tuple[str, str]) -> None:
     """Refuse a model for another language pair than the caller's data."""
     if tuple(found) != tuple(expected):
@@ -293,7 +342,7 @@ def check_langs(path: str | Path, found: tuple[str, str], expected: tuple[str, s
         )
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+def line_chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
     """Lists of `size` lines without line ends; if reading fails, the lines read so far come first."""
     chunk: list[str] = []
     try:

@@ -1,5 +1,9 @@
 """Quality and cost of decoding settings on test sets: BLEU/chrF with signatures beside speed and memory.
 
+With a glossary, every setting runs twice, side by side: without constraints and with the glossary's terms as
+positive constraints (`constraints` column none / glossary); both rows report term use, the plain one how
+often the model uses the terms unasked.
+
 Memory is the peak of each setting alone: the peak is reset before every setting. Each backend runs in a
 process of its own: CTranslate2 brings its own OpenMP runtime, and once it has translated in a process,
 PyTorch's search there runs slower (and CTranslate2 beside a PyTorch that has run, slower too) until its
@@ -26,9 +30,11 @@ from nmt.ctranslate2.directory import ExportError
 from nmt.ctranslate2.engine import load_ctranslate2
 from nmt.ctranslate2.export import export_ctranslate2
 from nmt.data.sources import describe, get_corpus
+from nmt.decode.terms import glossary_constraints, read_glossary
 from nmt.decode.translator import Translator, check_langs
 from nmt.device import release_freed_memory, retain_freed_memory, set_threads
 from nmt.evaluate.metrics import score
+from nmt.evaluate.term_use import term_use
 
 WARMUP_LINES = 100  # translated once, untimed, before the timed runs of a setting
 
@@ -81,12 +87,13 @@ def run_benchmark(cfg: BenchmarkConfig, data: DataConfig) -> BenchmarkResult:
         parts = [pool.apply(run_backend, (cfg, data, backend)) for backend in cfg.backends]
     grid = decode_grid(cfg.decode, cfg.beam_sizes, cfg.length_penalties, tuple(cfg.precisions))
     order = {(d.precision, d.beam_size, d.length_penalty): i for i, d in enumerate(grid)}
-    splits = cfg.splits or [data.test]
+    splits, modes = cfg.splits or [data.test], constraint_modes(cfg)
     rows = sorted(
         (row for part in parts for row in part.rows),  # side by side: split, then setting, then backend
         key=lambda r: (
             splits.index(r["split"]),
             order[r["precision"], r["beam_size"], r["length_penalty"]],
+            modes.index(r["constraints"]),
             cfg.backends.index(r["backend"]),
         ),
     )
@@ -94,25 +101,35 @@ def run_benchmark(cfg: BenchmarkConfig, data: DataConfig) -> BenchmarkResult:
     return BenchmarkResult(rows, [s for p in parts for s in p.skipped], parts[0].scored, environment)
 
 
+def constraint_modes(cfg: BenchmarkConfig) -> list[str]:
+    """How each setting runs: without constraints, and also with the glossary's terms when there is one."""
+    return ["none", "glossary"] if cfg.glossary is not None else ["none"]
+
+
 def run_backend(cfg: BenchmarkConfig, data: DataConfig, backend: str) -> BenchmarkResult:
     """Every split and decode setting of `cfg` with one backend, in this process."""
     set_threads(cfg.num_threads)
     retain_freed_memory()
     rows, skipped, scored = [], [], []
+    glossary = read_glossary(cfg.glossary) if cfg.glossary is not None else None
     with open_backend(cfg.ckpt, backend, cfg.decode, cfg.device, (data.src_lang, data.tgt_lang)) as translator:
         for split in cfg.splits or [data.test]:
             corpus = get_corpus(data, split)
             scored.append(describe(data, split, len(corpus)))
+            terms = [glossary_constraints(line, glossary) for line in corpus.src] if glossary is not None else None
             for decode in decode_grid(cfg.decode, cfg.beam_sizes, cfg.length_penalties, tuple(cfg.precisions)):
                 translator.decode = decode
-                try:
-                    row = benchmark_setting(
-                        translator, corpus.src, corpus.tgt, data.tgt_lang, cfg.repeats, cfg.tokenize
-                    )
-                except ExportError as err:  # a precision this engine cannot run here: the other rows stand
-                    skipped.append(f"{split} {backend} precision={decode.precision}: {err}")
-                    continue
-                rows.append({"split": split, "backend": backend, **row})
+                for mode in constraint_modes(cfg):
+                    constraints = terms if mode == "glossary" else None
+                    try:
+                        row = benchmark_setting(
+                            translator, corpus.src, corpus.tgt, data.tgt_lang, cfg.repeats, cfg.tokenize,
+                            constraints=constraints, terms=terms,
+                        )  # fmt: skip
+                    except ExportError as err:  # a precision (or constraints) this engine cannot run: others stand
+                        skipped.append(f"{split} {backend} precision={decode.precision} constraints={mode}: {err}")
+                        continue
+                    rows.append({"split": split, "backend": backend, "constraints": mode, **row})
         return BenchmarkResult(rows, skipped, scored, environment({backend: translator}))
 
 
@@ -152,19 +169,26 @@ def benchmark_setting(
     repeats: int,
     tokenize: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    constraints: list[list[str]] | None = None,
+    terms: list[list[str]] | None = None,
 ) -> dict:
     """Translate `src` `repeats` times with the translator's settings; report quality and median cost.
 
     An untimed warm-up on the first `WARMUP_LINES` lines comes first, so that no timed run pays for what a
     first call does once (converting the weights to the search's precision, growing the heap).
+
+    Args:
+        constraints: per line, target terms the translation must contain (None: none).
+        terms: per line, the terms whose use the row reports (`term_use`, `term_use_any_case`, `terms`;
+            None: no such columns), whether or not they were constraints.
     """
     seconds, hyps, tokens = [], [], 0
     resettable = reset_peak_memory(translator.device)
-    translator.translate(src[:WARMUP_LINES])
+    _translate(translator, src[:WARMUP_LINES], constraints[:WARMUP_LINES] if constraints is not None else None)
     for _ in range(repeats):
         _synchronize(translator.device)
         start = clock()
-        translations = translator.translate(src)
+        translations = _translate(translator, src, constraints)
         _synchronize(translator.device)
         seconds.append(clock() - start)
         hyps = [t.best for t in translations]
@@ -185,6 +209,25 @@ def benchmark_setting(
         "sent_per_s": len(src) / wall,
         "tgt_tok_per_s": tokens / wall,
         "peak_memory_mb": peak_memory_mb(translator.device) if resettable else None,  # None: not measurable
+        **(_term_columns(hyps, terms, translations) if terms is not None else {}),
+    }
+
+
+def _translate(translator: Translator, src: list[str], constraints: list[list[str]] | None) -> list:
+    """The translations of `src`, under per-line `constraints` when given."""
+    return translator.translate(src) if constraints is None else translator.translate(src, constraints=constraints)
+
+
+def _term_columns(hyps: list[str], terms: list[list[str]], translations: list) -> dict:
+    """Term use of the output in percent (exactly, in any case, and where the last word may go on), the terms
+    counted, and the lines that reached the length limit before meeting their constraints."""
+    use = term_use(hyps, terms)
+    return {
+        "term_use": use.share(use.exact, use.terms),
+        "term_use_any_case": use.share(use.any_case, use.terms),
+        "term_use_word_start": use.share(use.word_start, use.terms),
+        "terms": use.terms,
+        "unmet": sum(1 for t in translations if t.met[:1] == [False]),
     }
 
 

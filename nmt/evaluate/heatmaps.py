@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ from nmt.data.batching import collate
 from nmt.decode.align import WORD_START, argmax_links, word_attention, word_index
 from nmt.decode.translator import Translator
 from nmt.evaluate.plots import _pyplot
+from nmt.model.hard_attention import harden
 
 CJK_FAMILIES = ("Noto Sans CJK", "Source Han Sans", "WenQuanYi", "SimHei", "PingFang", "Microsoft YaHei", "Heiti")
 
@@ -67,12 +69,15 @@ def plot_attention(
     decode: DecodeConfig | None = None,
     font: str | Path | None = None,
     device: str = "cpu",
+    hardened: Sequence[str] = (),
 ) -> list[Path]:
     """Write the four heatmaps of (`src`, `tgt`) under `ckpt`'s model; `tgt` None: translate `src` first.
 
+    `hardened` names heads to harden first (`nmt.model.hard_attention`), which then draw as one-hots.
     Returns the paths written: `{stem}-cross.png`, `-encoder.png`, `-decoder.png`, `-alignment.png`.
     """
     translator = Translator.from_checkpoint(ckpt, decode or DecodeConfig(), device)
+    harden(translator.model, hardened)
     if tgt is None:
         (translation,) = translator.translate([src])
         tgt = translation.best

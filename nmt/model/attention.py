@@ -11,6 +11,11 @@ most a few queries and two small batched products beat the fused kernel's setup 
 Heads can be gated (Michel et al. 2019): `head_gate` [H] scales each head's output, so a gate of 0
 silences a head and the gradient of the loss with respect to a gate of 1 measures its importance.
 A pruned layer simply has fewer heads of the same width (see `nmt.model.head_removal`).
+
+Heads can be hardened, as a probe of a trained model (`nmt.model.hard_attention`): `hard_heads` [H] bool
+replaces those heads' weights by a one-hot on the highest-scoring allowed key (the first of equal ones), so
+each of them passes on one value. Only a module with hardened heads leaves the fused kernel, which has no
+weights to replace.
 """
 
 import warnings
@@ -55,6 +60,10 @@ class MultiHeadAttention(nn.Module):
         self.kind = kind
         self.dropout = dropout
         self.head_gate: Tensor | None = None  # [H] multiplies each head's output when set (not saved)
+        # [H] bool: heads whose weights become a one-hot on their argmax when set; a buffer, so it follows
+        # `.to(device)`, but not saved
+        self.hard_heads: Tensor | None
+        self.register_buffer("hard_heads", None, persistent=False)
         # Dividing by sqrt(d) keeps the logits' variance near 1 as d grows (Vaswani et al. 2017, 3.2.1).
         self.scale = self.head_dim**-0.5 if kind == "scaled_dot" else 1.0
         inner = n_heads * self.head_dim
@@ -104,7 +113,8 @@ class MultiHeadAttention(nn.Module):
         s = k.size(2)
         p = self.dropout if self.training else 0.0
         weights = None
-        if self.kind != "additive" and not need_weights and q.size(2) > FEW_QUERIES:
+        fused = self.kind != "additive" and not need_weights and self.hard_heads is None
+        if fused and q.size(2) > FEW_QUERIES:
             only_causal = causal and key_pad is None  # the flash kernel takes this as a flag, not a mask
             mask = None if only_causal else _allowed(key_pad, causal, t, s, q.device)
             out = F.scaled_dot_product_attention(
@@ -129,7 +139,7 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # [B,T,D] -> [B,H,T,D/H]
 
     def _weights(self, q: Tensor, k: Tensor, allowed: Tensor | None) -> Tensor:
-        """Softmax over keys of the scores, [B,H,T,S]; disallowed keys get weight 0."""
+        """Softmax over keys of the scores, [B,H,T,S]; disallowed keys get weight 0; hard heads a one-hot."""
         if self.kind == "additive":
             hidden = torch.tanh(q[:, :, :, None] + k[:, :, None])  # [B,H,T,1,d] + [B,H,1,S,d] -> [B,H,T,S,d]
             scores = (hidden * self.score_v[:, None, None]).sum(-1)  # [B,H,T,S,d] * [H,1,1,d] -> [B,H,T,S]
@@ -137,7 +147,13 @@ class MultiHeadAttention(nn.Module):
             scores = (q @ k.transpose(-2, -1)) * self.scale  # [B,H,T,d] @ [B,H,d,S] -> [B,H,T,S]
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
-        return scores.float().softmax(-1).to(q.dtype)
+        weights = scores.float().softmax(-1).to(q.dtype)
+        if self.hard_heads is None:
+            return weights
+        # The argmax of the scores, not of the rounded weights: a disallowed key (-inf) is never chosen, and
+        # argmax takes the first of equal scores. Every row allows a key (`_allowed`).
+        hard = F.one_hot(scores.argmax(-1), scores.size(-1)).to(weights.dtype)  # [B,H,T] -> [B,H,T,S]
+        return torch.where(self.hard_heads[:, None, None], hard, weights)  # [H,1,1] picks per head
 
 
 def _ungroup(x: Tensor, groups: int, t: int) -> Tensor:

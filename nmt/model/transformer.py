@@ -201,24 +201,26 @@ class Transformer(nn.Module):
         ]
         return DecoderCache(self_kv, [torch.empty_like(kv) for kv in self_kv], cross, src_pad_mask, rows=n)
 
-    def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False) -> Tensor:
+    def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False, attn_layer: int = -1) -> Tensor:
         """Extend each row by one token and score the next one; the cache advances in place.
 
         Args:
             tokens: [R] the last token of each row (BOS on the first step), at position `cache.length`.
             cache: from `start_decoding`, then as the previous step (and `reorder_`) left it; R is
                 a multiple of its N sources, row r reading source r // (R / N).
-            need_attn: set `cache.cross_attn` [R,S] (last layer, mean over heads); else it is None.
+            need_attn: set `cache.cross_attn` [R,S] (layer `attn_layer`, mean over heads); else it is None.
+            attn_layer: the decoder layer whose cross-attention `need_attn` keeps (negative: from the top).
 
         Returns:
             float32 log-probabilities [R,V] of the next token.
         """
         x = self.tgt_embed(tokens[:, None], start=cache.length)  # [R] -> [R,1] -> [R,1,D]
-        last, attn = len(self.decoder) - 1, None
+        kept, attn = attn_layer % len(self.decoder), None
         for i, layer in enumerate(self.decoder):
-            x, _, attn = layer(
-                x, cache.memory(i), cache.src_pad_mask, cache.past(i), cache.length, need_attn and i == last
+            x, _, weights = layer(
+                x, cache.memory(i), cache.src_pad_mask, cache.past(i), cache.length, need_attn and i == kept
             )
+            attn = weights if i == kept else attn
         cache.length += 1
         cache.cross_attn = None if attn is None else attn[:, :, 0].mean(1)  # [R,H,1,S] -> [R,H,S] -> [R,S]
         logits = self.output(self.dec_norm(x[:, 0]))  # [R,D] -> [R,V]

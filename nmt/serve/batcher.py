@@ -8,6 +8,10 @@ that long and a busy server fills its batches. Sentences of one request may shar
 a sentence's output does not depend on its neighbours (the search is batch-invariant), so the answer equals the
 offline translation.
 
+A sentence may ask for the cross-attention of its search (the character links that place markup and
+untranslatable pieces come from it): such sentences are queued apart and translated by `translate_attending`
+(`TorchEngine.translate_ids_attending`), so the batches of the others run exactly as without it.
+
 The queue is bounded in tokens: a request that would overfill it is refused at once with `QueueFull`, which
 carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP: requests are
 futures (`concurrent.futures.Future`), which the web layer awaits.
@@ -24,10 +28,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from torch import Tensor
+
 from nmt.config import DecodeConfig
 from nmt.decode.engine import NBest
 
 TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
+Attention = list[Tensor]  # one sentence's cross-attention as its search computed it: [T + 1, S + 1] per hypothesis
+# what `TorchEngine.translate_ids_attending` does for one decoder layer
+TranslateAttending = Callable[[list[list[int]], DecodeConfig], tuple[list[NBest], list[Attention]]]
 
 
 class Refused(Exception):
@@ -56,24 +65,32 @@ class DeadlineExceeded(Refused):
 
 @dataclass(eq=False)
 class Job:
-    """One request's sentences on their way through the queue; `future` gets the n-best list of each, in order."""
+    """One request's sentences on their way through the queue; `future` gets the n-best list of each, in order
+    (with `attend`: those and each sentence's attention, None where it was not asked for)."""
 
     srcs: list[list[int]]  # source ids without EOS, each non-empty and within the model's length
     decode: DecodeConfig
     deadline: float  # time.monotonic() after which the request is answered 504
+    attend: list[bool] | None = None  # per sentence: translate it with its search's attention
     future: Future = field(default_factory=Future)
     results: list[NBest | None] = field(init=False)
+    attention: list[Attention | None] = field(init=False)
     left: int = field(init=False)  # sentences without a result yet
     queued_tokens: int = field(init=False)  # tokens of its sentences still in the queue
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.srcs)
+        self.attention = [None] * len(self.srcs)
         self.left = len(self.srcs)
         self.queued_tokens = sum(len(s) + 1 for s in self.srcs)
 
     @property
     def done(self) -> bool:
         return self.future.done()
+
+    def answer(self) -> list[NBest] | tuple[list[NBest], list[Attention | None]]:
+        """What the future gets once every sentence has its result."""
+        return self.results if self.attend is None else (self.results, self.attention)
 
 
 @dataclass
@@ -87,6 +104,10 @@ class Item:
     @property
     def tokens(self) -> int:
         return len(self.job.srcs[self.index]) + 1  # + EOS, as `Translator._batches` counts
+
+    @property
+    def attends(self) -> bool:
+        return self.job.attend is not None and self.job.attend[self.index]
 
 
 @dataclass
@@ -109,6 +130,8 @@ class Batcher:
     Args:
         translate: translates one batch of source ids with the given settings (e.g. `TorchEngine.translate_ids`);
             called only from the worker thread.
+        translate_attending: the same, also giving each hypothesis's cross-attention (for sentences submitted with
+            `attend`); None: no sentence may ask for it.
         max_tokens: padded source tokens (EOS included) per batch, as `decode.max_tokens`.
         max_sentences: sentences per batch (None or 0: no cap), as `decode.max_sentences`.
         max_wait: seconds the worker waits after the oldest queued sentence arrived for a batch to fill.
@@ -126,12 +149,13 @@ class Batcher:
         max_queue_tokens: int = 32_000,
         merge_requests: bool = True,
         on_batch: Callable[[BatchStats], None] | None = None,
+        translate_attending: TranslateAttending | None = None,
     ) -> None:
-        self.translate = translate
+        self.translate, self.translate_attending = translate, translate_attending
         self.max_tokens, self.max_sentences = max_tokens, max_sentences or None
         self.max_wait, self.max_queue_tokens = max_wait, max_queue_tokens
         self.merge_requests, self.on_batch = merge_requests, on_batch
-        self._queues: dict[tuple[Any, ...], deque[Item]] = {}  # by search settings, each oldest first
+        self._queues: dict[tuple[Any, ...], deque[Item]] = {}  # by search settings and attention, oldest first
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._lock = threading.Condition()
         self._queued_tokens = self._queued_sentences = 0
@@ -163,16 +187,24 @@ class Batcher:
             self._shedding = False
         return self._shedding
 
-    def submit(self, srcs: Sequence[list[int]], decode: DecodeConfig, deadline: float) -> Future:
-        """Queue a request's sentences; the future gets their n-best lists in order.
+    def submit(
+        self, srcs: Sequence[list[int]], decode: DecodeConfig, deadline: float, attend: Sequence[bool] | None = None
+    ) -> Future:
+        """Queue a request's sentences; the future gets their n-best lists in order. With `attend` (a flag per
+        sentence), it gets a pair: the n-best lists, and the attention of each flagged sentence (None for others).
 
         Raises:
             QueueFull: taking them would put more than `max_queue_tokens` in the queue.
             ShuttingDown: the batcher is draining.
+            ValueError: `attend` does not give one flag per sentence, or flags one without `translate_attending`.
         """
-        job = Job(list(srcs), decode, deadline)
+        if attend is not None and len(attend) != len(srcs):
+            raise ValueError(f"`attend` must give one flag per sentence ({len(srcs)}), but gives {len(attend)}.")
+        if attend is not None and any(attend) and self.translate_attending is None:
+            raise ValueError("`attend` asks for attention, but this batcher has no `translate_attending`.")
+        job = Job(list(srcs), decode, deadline, None if attend is None else list(attend))
         if not srcs:
-            job.future.set_result([])
+            job.future.set_result(job.answer())
             return job.future
         with self._lock:
             if not self._accepting:
@@ -184,9 +216,10 @@ class Batcher:
                     f"queued; this request needs {job.queued_tokens}).",
                     self.retry_after(),
                 )
-            queue = self._queues.setdefault(decode_key(decode), deque())
             now = time.monotonic()
-            queue.extend(Item(job, i, now) for i in range(len(srcs)))
+            for i in range(len(srcs)):
+                item = Item(job, i, now)
+                self._queues.setdefault((*decode_key(decode), item.attends), deque()).append(item)
             self._queued_tokens += job.queued_tokens
             self._queued_sentences += len(srcs)
             self._lock.notify()
@@ -334,19 +367,24 @@ class Batcher:
     def _translate(self, batch: list[Item]) -> None:
         """Translate one batch outside the lock and hand each sentence's n-best list to its request."""
         started = time.perf_counter()
+        srcs, decode = [item.job.srcs[item.index] for item in batch], batch[0].job.decode
         try:
-            nbests = self.translate([item.job.srcs[item.index] for item in batch], batch[0].job.decode)
+            if batch[0].attends:  # a queue holds sentences that all ask for attention, or none
+                assert self.translate_attending is not None
+                nbests, attention = self.translate_attending(srcs, decode)
+            else:
+                nbests, attention = self.translate(srcs, decode), [None] * len(batch)
         except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, not the worker
             for item in batch:
                 self._finish(item.job, err)
             return
         seconds = time.perf_counter() - started
-        for item, nbest in zip(batch, nbests, strict=True):
+        for item, nbest, attn in zip(batch, nbests, attention, strict=True):
             job = item.job
-            job.results[item.index] = nbest
+            job.results[item.index], job.attention[item.index] = nbest, attn
             job.left -= 1
             if job.left == 0:
-                _set(job.future, result=job.results)
+                _set(job.future, result=job.answer())
         tokens = len(batch) * max(item.tokens for item in batch)
         rate = sum(item.tokens for item in batch) / max(seconds, 1e-6)
         self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate

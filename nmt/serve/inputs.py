@@ -1,5 +1,6 @@
 """Reading a request: its body within the byte limit, as strict UTF-8 JSON, or as LibreTranslate reads parameters
-(a JSON object, else the query string and the form body); and the limits on text a request may carry.
+(a JSON object, else the query string and the form body); the limits on text a request may carry; its texts as
+HTML.
 
 Every problem becomes a `RequestError` with a message that names the field, never a traceback.
 """
@@ -12,6 +13,9 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from nmt.documents.formats import Skeleton
+from nmt.documents.formats.markup import html_skeleton
+from nmt.documents.segment import DocumentError
 from nmt.serve.errors import RequestError
 
 JSON_TYPES = ("application/json",)
@@ -146,6 +150,30 @@ def check_text_limits(texts: list[str], name: str, max_chars: int, max_lines: in
             text.encode("utf-8")
         except UnicodeEncodeError:  # JSON's "\ud800": a lone surrogate, no character
             raise RequestError(400, f"Invalid request: text {index} of `{name}` has an unpaired surrogate.") from None
+
+
+def text_format(value: Any) -> str:
+    """`text` (the default) or `html`; anything else is a 400 with LibreTranslate's "xx format is not supported"."""
+    if value is None or value == "":
+        return "text"
+    if not isinstance(value, str):
+        raise RequestError(400, f"Invalid request: `format` must be text or html, but is {_json_type(value)}.")
+    if value not in ("text", "html"):
+        raise RequestError(400, f"{value} format is not supported")
+    return value
+
+
+def html_texts(texts: list[str], name: str) -> list[Skeleton]:
+    """Each text read as HTML (a fragment or a whole page, `nmt.documents.formats.markup`); malformed HTML (an end
+    tag missing, stray or closing the wrong element) is a 400 naming the text and the line."""
+    documents = []
+    for index, text in enumerate(texts):
+        where = f"the HTML of `{name}`" if len(texts) == 1 else f"the HTML of text {index} of `{name}`"
+        try:
+            documents.append(html_skeleton(text, where))
+        except DocumentError as err:
+            raise RequestError(400, f"Invalid request: {err}") from None
+    return documents
 
 
 def integer(value: Any, name: str, low: int, high: int, default: int) -> int:

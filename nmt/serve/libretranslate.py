@@ -2,9 +2,11 @@
 `POST /detect` and `GET /frontend/settings`, with its parameters, response shapes and error messages.
 
 Parameters come from a JSON object, or else from the query string and the form body, as LibreTranslate reads
-them. `q` is a string (whose lines are translated one by one) or, in JSON, a list of strings; `source` is the
-model's source language or `auto`; `target` its target language; `format` `text` (`html` needs the markup handling
-this server does not have yet); `alternatives` asks for that many other translations (from the beam's n-best list).
+them. `q` is a string or, in JSON, a list of strings; `source` is the model's source language or `auto`; `target`
+its target language; `format` `text` (each line translated sentence by sentence, `nmt.serve.service`) or `html` (an
+HTML fragment or page: its blocks' text translated, its tags placed back and its attributes untouched);
+`alternatives` asks for that many other translations (from the beam's n-best list; each line is then translated
+whole, and `format` must be `text`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from nmt.serve.errors import RequestError
-from nmt.serve.inputs import check_text_limits, integer, libretranslate_values, text_list
+from nmt.serve.inputs import check_text_limits, html_texts, integer, libretranslate_values, text_format, text_list
 from nmt.serve.service import Line
 from nmt.serve.state import ServerState
 
@@ -34,9 +36,9 @@ async def translate(request: Request) -> JSONResponse:
     alternatives = integer(values.get("alternatives"), "alternatives", 0, state.cfg.max_alternatives, 0)
     check_text_limits(texts, "q", state.cfg.max_chars, state.cfg.max_lines)
     source, target = _pair(state, values["source"], values["target"])
-    text_format = values.get("format") or "text"
-    if text_format != "text":
-        raise RequestError(400, f"{text_format} format is not supported")
+    html = text_format(values.get("format")) == "html"
+    if html and alternatives:
+        raise RequestError(400, "Invalid request: `alternatives` are given for text only, not with format html.")
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
     base = state.cfg.decode
     decode = (
@@ -44,8 +46,12 @@ async def translate(request: Request) -> JSONResponse:
         if alternatives
         else base
     )
-    results = await state.service.translate(texts, decode, "q")
-    best = ["\n".join(line.best for line in lines) for lines in results]
+    if html:
+        documents = await state.service.translate_html(html_texts(texts, "q"), decode, "q")
+        best, results = [document.text for document in documents], []
+    else:
+        results = await state.service.translate(texts, decode, "q")
+        best = ["\n".join(line.best for line in lines) for lines in results]
     answer: dict[str, Any] = {"translatedText": best if batch else best[0]}
     if values["source"] == "auto":
         detected = {"confidence": CONFIDENCE, "language": source}

@@ -4,6 +4,7 @@
 Request body of `/api/translate` (a JSON object; only `texts` is required):
 
     {"texts": ["A line.", "Two\\nlines."],   # or "text": "one text"
+     "format": "text",                        # or "html": each text an HTML fragment or page
      "beam_size": 5, "n_best": 3, "length_penalty": 1.0, "no_repeat_ngram": 0,   # within the server's bounds
      "alignments": true,                      # Pharaoh word links of every hypothesis
      "attention": {"text": 1, "line": 0},     # the cross-attention matrix of that line's best hypothesis
@@ -11,6 +12,10 @@ Request body of `/api/translate` (a JSON object; only `texts` is required):
 
 Answer: `{"translations": [{"text": best lines joined, "lines": [{"source", "hypotheses": [{"text", "score",
 "alignment"?}]}]}], "attention"?: {"text", "line", "layer", "source", "target", "weights"}}`.
+
+A line is translated sentence by sentence (one hypothesis, `nmt.serve.service`); with `n_best` > 1 or `alignments`
+each line is translated whole, as `nmt-translate` does. With `"format": "html"`, `text` is the HTML written back and
+`lines` are its segments (a block's text, as HTML); n-best lists and alignments are for text only.
 """
 
 from __future__ import annotations
@@ -21,12 +26,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from nmt.serve.errors import RequestError
-from nmt.serve.inputs import boolean, check_text_limits, integer, json_object, number, read_body, text_list
-from nmt.serve.service import Line
+from nmt.serve.inputs import (
+    boolean,
+    check_text_limits,
+    html_texts,
+    integer,
+    json_object,
+    number,
+    read_body,
+    text_format,
+    text_list,
+)
+from nmt.serve.service import Line, whole_lines
 from nmt.serve.state import ServerState
 
-FIELDS = ("texts", "text", "beam_size", "n_best", "length_penalty", "no_repeat_ngram", "alignments", "attention")
-FIELDS += ("api_key",)
+FIELDS = ("texts", "text", "format", "beam_size", "n_best", "length_penalty", "no_repeat_ngram", "alignments")
+FIELDS += ("attention", "api_key")
 
 
 async def translate(request: Request) -> JSONResponse:
@@ -36,16 +51,28 @@ async def translate(request: Request) -> JSONResponse:
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise RequestError(400, f"Invalid request: unknown field `{unknown[0]}`; the fields are {', '.join(FIELDS)}.")
-    texts = _texts(body)
-    check_text_limits(texts, "texts", state.cfg.max_chars, state.cfg.max_lines)
+    texts, name = _texts(body)
+    check_text_limits(texts, name, state.cfg.max_chars, state.cfg.max_lines)
     decode = _decode(state, body)
-    where = _attention_index(body.get("attention"), texts)
+    alignments = boolean(body.get("alignments"), "alignments")
+    html = text_format(body.get("format")) == "html"
+    if html and whole_lines(decode, alignments):
+        raise RequestError(400, "Invalid request: `n_best` > 1 and `alignments` are given for text only, not html.")
+    documents = html_texts(texts, name) if html else None
+    counts = [len(d.segments) for d in documents] if documents is not None else [t.count("\n") + 1 for t in texts]
+    where = _attention_index(body.get("attention"), counts)
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
     service = state.service
-    result = await service.translate(texts, decode, "texts", boolean(body.get("alignments"), "alignments"))
-    answer: dict[str, Any] = {"translations": [_text_json(lines) for lines in result]}
+    if documents is not None:
+        found = await service.translate_html(documents, decode, name)
+        result = [document.lines for document in found]
+        answer: dict[str, Any] = {"translations": [_text_json(d.lines, d.text) for d in found]}
+    else:
+        result = await service.translate(texts, decode, name, alignments)
+        answer = {"translations": [_text_json(lines, "\n".join(line.best for line in lines)) for lines in result]}
     if where is not None:
-        attention = await service.attention(result[where[0]][where[1]])
+        lines = result[where[0]]
+        attention = await service.attention(lines[where[1]]) if lines else None
         answer["attention"] = None if attention is None else {"text": where[0], "line": where[1], **vars(attention)}
     return JSONResponse(answer)
 
@@ -66,6 +93,7 @@ async def info(request: Request) -> JSONResponse:
                 "max_beam_size": cfg.max_beam_size,
                 "max_n_best": cfg.max_alternatives + 1,
                 "max_src_tokens": state.service.max_src_len,
+                "max_sentence_tokens": state.service.documents.options.max_len,  # longer ones are cut (null: never)
             },
             "key_required": bool(state.keys),
             "decoder_layers": state.decoder_layers,
@@ -73,7 +101,7 @@ async def info(request: Request) -> JSONResponse:
     )
 
 
-def _texts(body: dict[str, Any]) -> list[str]:
+def _texts(body: dict[str, Any]) -> tuple[list[str], str]:
     if ("texts" in body) == ("text" in body):
         raise RequestError(400, "Invalid request: give `texts` (a list of strings) or `text` (a string), one of them.")
     name = "texts" if "texts" in body else "text"
@@ -81,7 +109,7 @@ def _texts(body: dict[str, Any]) -> list[str]:
     if is_list != (name == "texts"):
         kind = "a list of strings" if name == "texts" else "a string"
         raise RequestError(400, f"Invalid request: `{name}` must be {kind}.")
-    return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
+    return [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts], name
 
 
 def _decode(state: ServerState, body: dict[str, Any]):
@@ -96,22 +124,21 @@ def _decode(state: ServerState, body: dict[str, Any]):
     return state.service.decode_config(beam_size=beam, n_best=n_best, length_penalty=penalty, no_repeat_ngram=no_repeat)
 
 
-def _attention_index(value: Any, texts: list[str]) -> tuple[int, int] | None:
-    """(text, line) whose attention matrix is asked for, checked against the texts."""
+def _attention_index(value: Any, counts: list[int]) -> tuple[int, int] | None:
+    """(text, line) whose attention matrix is asked for, checked against the number of lines of each text."""
     if value is None or value is False:
         return None
     if value is True:
         value = {}
     if not isinstance(value, dict) or set(value) - {"text", "line"}:
         raise RequestError(400, 'Invalid request: `attention` must be an object like {"text": 0, "line": 0}.')
-    text = integer(value.get("text"), "attention.text", 0, len(texts) - 1, 0)
-    lines = texts[text].count("\n") + 1
-    return text, integer(value.get("line"), "attention.line", 0, lines - 1, 0)
+    text = integer(value.get("text"), "attention.text", 0, len(counts) - 1, 0)
+    return text, integer(value.get("line"), "attention.line", 0, max(counts[text], 1) - 1, 0)
 
 
-def _text_json(lines: list[Line]) -> dict[str, Any]:
+def _text_json(lines: list[Line], text: str) -> dict[str, Any]:
     return {
-        "text": "\n".join(line.best for line in lines),
+        "text": text,
         "lines": [
             {
                 "source": line.source,

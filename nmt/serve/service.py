@@ -1,47 +1,62 @@
-"""The translation service behind every route: texts split into lines, lines into ids, ids through the batcher,
-n-best lists back into text; alignments and attention computed on the worker thread that owns the model.
+"""The translation service behind every route: texts split into lines, lines into sentences, sentences through the
+batcher, translations rejoined; n-best lists, alignments and attention computed on the worker thread that owns the
+model.
 
-Lines are what `nmt-translate` translates: each line of a text is stripped and translated on its own, an empty
-line gives an empty translation without touching the model, and a text comes back with its lines in order. A
-line longer than the model takes is refused with its position named (never cut silently).
+A line is translated as `nmt-translate` (split=sentences) translates it, through the document pipeline
+(`nmt.documents.pipeline`): stripped, split into sentences by the source language's rules, a sentence longer than
+the model's training length cut into chunks at clause punctuation (never refused, never truncated), URLs, e-mail
+addresses, numbers, placeholders and `code` taken out and put back verbatim along the search's own attention, and
+the sentences' translations joined into one line. An empty line gives an empty translation without touching the
+model, and a text comes back with its lines in order. HTML goes the same way, segment by segment (a block's text),
+its markup placed back along the same attention and the page written back around it.
+
+A request for n-best lists or word alignments translates each line whole instead, as `nmt-translate` does with
+n_best > 1 or alignments=true: one sentence per line, nothing taken out; a line longer than the model takes is then
+refused with its position named (never cut silently).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from nmt.config import DecodeConfig, ServeConfig
-from nmt.decode.align import Aligner, format_links
+from nmt.decode.align import Aligner, char_links, format_links
 from nmt.decode.engine import NBest, TorchEngine
 from nmt.decode.translator import Translator
+from nmt.documents.formats import Skeleton
+from nmt.documents.pipeline import DocumentOptions, DocumentTranslator
+from nmt.documents.protect import PROTECTED
+from nmt.documents.segment import CharLink, Segment, render
+from nmt.documents.sentences import split_sentences
 from nmt.serve.batcher import Batcher, BatchStats, DeadlineExceeded, QueueFull, Refused, ShuttingDown
 from nmt.serve.errors import RequestError
 
 EOS_PIECE = "</s>"
+Unit = tuple[list[int], list[int]]  # what the model translated for a line: source ids, the best hypothesis's ids
 
 
 @dataclass
 class Hypothesis:
-    """One translation of a line: text, model score (length-normalized log-probability), target ids, word links."""
+    """One translation of a line: text, model score (length-normalized log-probability), word links when asked."""
 
     text: str
     score: float
-    ids: list[int]
-    alignment: str | None = None  # Pharaoh `i-j` word links, when asked
+    alignment: str | None = None  # Pharaoh `i-j` word links
 
 
 @dataclass
 class Line:
-    """One input line and its n-best hypotheses, best first (none for an empty line)."""
+    """One input line (of HTML, one segment) and its hypotheses, best first (none when it translates to nothing),
+    with the pieces the model translated for it: its sentences and chunks, or the whole line."""
 
     source: str
-    ids: list[int]
     hypotheses: list[Hypothesis] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
 
     @property
     def best(self) -> str:
@@ -49,9 +64,18 @@ class Line:
 
 
 @dataclass
+class HtmlText:
+    """One HTML text translated: written back with its markup, and its segments as lines (HTML, as written)."""
+
+    text: str
+    lines: list[Line]
+
+
+@dataclass
 class Attention:
     """Cross-attention of one translated line (mean over heads of one decoder layer): `weights[t][s]` is how much
-    target piece t attends to source piece s; both piece lists end in EOS."""
+    target piece t attends to source piece s; each piece the model translated ends in EOS, and a line of several
+    has each one's matrix on the diagonal (its sentences never saw each other)."""
 
     layer: int
     source: list[str]
@@ -59,12 +83,35 @@ class Attention:
     weights: list[list[float]]
 
 
+@dataclass
+class _Translated:
+    """A segment's translation with its spans placed, its score (None: the model translated none of it), units."""
+
+    segment: Segment
+    score: float | None
+    units: list[Unit]
+
+
+def document_options(cfg: ServeConfig, max_src_len: int, trained_len: int | None) -> DocumentOptions:
+    """The document pipeline's options from the server's: sentences are cut at `max_len`, by default the training
+    data's (else the model's longest source), never past what the model takes; `max_len=0` never cuts."""
+    max_len = None if cfg.max_len == 0 else min(cfg.max_len or trained_len or max_src_len, max_src_len)
+    protect = PROTECTED if cfg.protect is None else tuple(cfg.protect)
+    align = (cfg.align_method, cfg.align_layer)
+    return DocumentOptions(cfg.split == "sentences", cfg.splitter, protect, max_len, align)
+
+
+def whole_lines(decode: DecodeConfig, alignments: bool) -> bool:
+    """Whether a request's lines are translated whole (n-best lists, word alignments), not sentence by sentence."""
+    return decode.n_best > 1 or alignments
+
+
 class TranslationService:
     """A model behind a batching worker, answering texts with n-best lines.
 
     Args:
         translator: the loaded model (`Translator.from_checkpoint`), whose engine the worker thread owns.
-        cfg: the server's settings: default search, batching and limits.
+        cfg: the server's settings: default search, batching, sentence splitting and limits.
         on_batch: called after every batch (metrics).
         on_accept: called with the number of sentences of every request the queue takes (metrics).
     """
@@ -78,6 +125,10 @@ class TranslationService:
     ) -> None:
         self.translator, self.cfg, self.on_accept = translator, cfg, on_accept
         self.tokenizer = translator.tokenizer
+        options = document_options(cfg, translator.max_src_len, translator.trained_len)
+        if options.split:  # a missing `documents` extra fails now, not at the first request
+            split_sentences("A.", translator.langs[0], options.splitter)
+        self.documents = DocumentTranslator(translator, options, translator.langs)
         self.batcher = Batcher(
             translator.engine.translate_ids,
             max_tokens=cfg.decode.max_tokens,
@@ -86,6 +137,7 @@ class TranslationService:
             max_queue_tokens=cfg.max_queue_tokens,
             merge_requests=cfg.merge_requests,
             on_batch=on_batch,
+            translate_attending=self._translate_attending,
         )
         self._aligner: Aligner | None = None
 
@@ -98,7 +150,8 @@ class TranslationService:
         return self.batcher.ready.is_set() and self.batcher.accepting
 
     def start(self) -> None:
-        """Start the worker; it warms the model up (one translation, one attention map) before `ready`."""
+        """Start the worker; it warms the model up (one translation, one attending, one attention map) before
+        `ready`."""
         self.batcher.start(self._warm_up)
 
     def _warm_up(self) -> None:
@@ -106,19 +159,14 @@ class TranslationService:
         for _ in range(2):
             nbest = self.translator.engine.translate_ids([ids], self.cfg.decode)[0]
         if isinstance(self.translator.engine, TorchEngine) and nbest[0]:
+            self._translate_attending([ids], self.cfg.decode)
             self._attention(ids, nbest[0][0], -1)
 
-    def encode(self, lines: list[str], name: str) -> list[list[int]]:
-        """Source ids of stripped lines; a line longer than the model takes is refused, naming it."""
-        ids = self.tokenizer.encode_src([line.strip() for line in lines])
-        for number, src in enumerate(ids, start=1):
-            if len(src) > self.max_src_len:
-                raise RequestError(
-                    400,
-                    f"Invalid request: line {number} of `{name}` has {len(src)} subword tokens, more than this model "
-                    f"takes ({self.max_src_len}); split it into shorter lines.",
-                )
-        return ids
+    def _translate_attending(
+        self, srcs: list[list[int]], decode: DecodeConfig
+    ) -> tuple[list[NBest], list[list[torch.Tensor]]]:
+        """A batch's n-best lists and their search's attention in `align_layer` (on the worker thread)."""
+        return self.translator.engine.translate_ids_attending(srcs, decode, None, self.cfg.align_layer)
 
     def decode_config(self, **options: int | float) -> DecodeConfig:
         """The server's search settings with a request's changes (already checked against the server's bounds)."""
@@ -127,44 +175,64 @@ class TranslationService:
     async def translate(
         self, texts: list[str], decode: DecodeConfig, name: str = "texts", alignments: bool = False
     ) -> list[list[Line]]:
-        """Each text's lines with their n-best hypotheses (`decode.n_best` of them), in order.
+        """Each text's lines with their translations, in order: sentence by sentence (one hypothesis per line), or
+        whole with `decode.n_best` hypotheses per line when `whole_lines`.
 
         Raises:
-            RequestError: 400 a line too long or a request larger than the queue; 503 the queue is full or the
-                server shuts down (with Retry-After); 504 the request timeout passed.
+            RequestError: 400 a line too long (whole lines, or `max_len=0`) or a request larger than the queue;
+                503 the queue is full or the server shuts down (with Retry-After); 504 the request timeout passed.
         """
         split = [text.split("\n") for text in texts]
-        lines = [Line(line.strip(), []) for text in split for line in text]
-        ids = self.encode([line.source for line in lines], name)
-        todo = [i for i, src in enumerate(ids) if src]
-        nbests = await self._run_sentences([ids[i] for i in todo], decode)
-        for i, (hyps, scores) in zip(todo, nbests, strict=True):
-            lines[i].ids = ids[i]
-            lines[i].hypotheses = [
-                Hypothesis(self.tokenizer.decode_tgt(hyp), float(score), list(hyp))
-                for hyp, score in zip(hyps, scores, strict=True)
-            ]
-        if alignments:
-            await self._align(lines)
+        sources = [line.strip() for text in split for line in text]
+        if whole_lines(decode, alignments):
+            lines = await self._whole_lines(sources, decode, name)
+            if alignments:
+                await self._align(lines)
+        else:
+            found = await self._segments([Segment(s) for s in sources], decode, lambda i: f"line {i + 1} of `{name}`")
+            # as `nmt-translate` writes a line: its protected pieces back in, on one line
+            lines = [_line(s, render(f.segment).replace("\n", " "), f) for s, f in zip(sources, found, strict=True)]
         out, start = [], 0
         for text in split:
             out.append(lines[start : start + len(text)])
             start += len(text)
         return out
 
+    async def translate_html(self, documents: list[Skeleton], decode: DecodeConfig, name: str) -> list[HtmlText]:
+        """Each HTML text (`nmt.serve.inputs.html_texts`) translated segment by segment and written back: its
+        markup placed along the search's attention, attributes and everything outside the segments as read.
+
+        Raises:
+            RequestError: as `translate`.
+        """
+        segments = [segment for document in documents for segment in document.segments]
+        found = await self._segments(segments, decode, lambda i: f"segment {i + 1} of `{name}`")
+        out, start = [], 0
+        for document in documents:
+            mine = found[start : start + len(document.segments)]
+            start += len(document.segments)
+            lines = [
+                _line(verbatim, verbatim if f.segment == source else render(f.segment, document.escape), f)
+                for source, verbatim, f in zip(document.segments, document.verbatim, mine, strict=True)
+            ]
+            text = document.render([f.segment for f in mine]).decode(document.encoding)
+            out.append(HtmlText(text, lines))
+        return out
+
     async def attention(self, line: Line, layer: int | None = None) -> Attention | None:
-        """The cross-attention of a line's best hypothesis (None for an empty line), computed on the worker."""
-        if not line.hypotheses or not isinstance(self.translator.engine, TorchEngine):
+        """The cross-attention of a line's best translation (None where the model translated none of it), computed
+        on the worker by teacher forcing each piece (sentence, chunk) the model translated."""
+        if not line.units or not isinstance(self.translator.engine, TorchEngine):
             return None
         layers = len(self.translator.model.decoder)
         layer = (self.cfg.align_layer if layer is None else layer) % layers  # -1: the top layer, by its index
-        hyp = line.hypotheses[0].ids
-        weights = await self._call(lambda: self._attention(line.ids, hyp, layer))
+        maps = await self._call(lambda: [self._attention(src, hyp, layer) for src, hyp in line.units])
         src_pieces, tgt_pieces = self.tokenizer.src_pieces(), self.tokenizer.tgt_pieces()
+        weights = torch.block_diag(*maps)  # [sum of T_k + 1, sum of S_k + 1]
         return Attention(
             layer,
-            [src_pieces[i] for i in line.ids] + [EOS_PIECE],
-            [tgt_pieces[i] for i in hyp] + [EOS_PIECE],
+            [piece for src, _ in line.units for piece in [src_pieces[i] for i in src] + [EOS_PIECE]],
+            [piece for _, hyp in line.units for piece in [tgt_pieces[i] for i in hyp] + [EOS_PIECE]],
             [[round(w, 4) for w in row] for row in weights.tolist()],
         )
 
@@ -178,6 +246,67 @@ class TranslationService:
         _, maps = model.attention_maps(src_t, tgt_in)
         return maps.cross[layer][0].float().mean(0).cpu()  # [H, T+1, S+1] -> [T+1, S+1]
 
+    async def _whole_lines(self, sources: list[str], decode: DecodeConfig, name: str) -> list[Line]:
+        """Each stripped line translated as one sentence, with its n-best hypotheses; a line too long is refused."""
+        ids = self.tokenizer.encode_src(sources)
+        for number, src in enumerate(ids, start=1):
+            if len(src) > self.max_src_len:
+                raise RequestError(
+                    400,
+                    f"Invalid request: line {number} of `{name}` has {len(src)} subword tokens, more than this model "
+                    f"takes ({self.max_src_len}) in one sentence with n-best lists or alignments; split it into "
+                    "shorter lines.",
+                )
+        lines = [Line(source) for source in sources]
+        todo = [i for i, src in enumerate(ids) if src]
+        nbests = await self._run_sentences([ids[i] for i in todo], decode)
+        for i, (hyps, scores) in zip(todo, nbests, strict=True):
+            lines[i].hypotheses = [
+                Hypothesis(self.tokenizer.decode_tgt(hyp), float(score))
+                for hyp, score in zip(hyps, scores, strict=True)
+            ]
+            lines[i].units = [(ids[i], list(hyps[0]))] if hyps else []
+        return lines
+
+    async def _segments(
+        self, segments: Sequence[Segment], decode: DecodeConfig, where: Callable[[int], str]
+    ) -> list[_Translated]:
+        """Segments translated by the document pipeline, their units in the batcher's queue; the units whose
+        segment has spans bring the attention of their search, which places the spans. `where(i)` names segment
+        i in the error of a sentence too long for the model (only with `max_len=0`)."""
+        plan = self.documents.plan(segments)
+        texts = [text.strip() for text in plan.texts]  # as `Translator.translate` strips each line
+        ids = self.tokenizer.encode_src(texts)
+        for unit, src in zip(plan.units, ids, strict=True):
+            if len(src) > self.max_src_len:
+                raise RequestError(
+                    400,
+                    f"Invalid request: {where(unit.segment)} has a sentence of {len(src)} subword tokens, more than "
+                    f"this model takes ({self.max_src_len}), and this server does not cut sentences (max_len=0); "
+                    "split it into shorter sentences.",
+                )
+        todo = [k for k, src in enumerate(ids) if src]
+        nbests, attention = await self._run_sentences([ids[k] for k in todo], decode, [plan.linked[k] for k in todo])
+        found: list[tuple[str, list[CharLink]]] = [("", [])] * len(ids)
+        units: list[list[Unit]] = [[] for _ in segments]
+        weighted: list[list[tuple[float, int]]] = [[] for _ in segments]  # each unit's (score, target length)
+        for k, (hyps, scores), attn in zip(todo, nbests, attention, strict=True):
+            if not hyps:  # every hypothesis ended at -inf: an empty translation, as `Translator` gives
+                continue
+            links = [] if attn is None else self._links(texts[k], hyps[0], attn)
+            found[k] = (self.tokenizer.decode_tgt(hyps[0]), links)
+            segment = plan.units[k].segment
+            units[segment].append((ids[k], list(hyps[0])))
+            weighted[segment].append((float(scores[0]), len(hyps[0]) + 1))
+        translated = self.documents.assemble(plan, found)
+        return [_Translated(t, _mean(w), u) for t, w, u in zip(translated, weighted, units, strict=True)]
+
+    def _links(self, source: str, hyp: list[int], attention: list[torch.Tensor]) -> list[CharLink]:
+        """The character links of a unit's best hypothesis from its search's attention (as `Translator._link`)."""
+        src_spans = self.tokenizer.encode_src_spans([source])[0][1]
+        _, tgt_spans = self.tokenizer.decode_tgt_spans(hyp)
+        return char_links(attention[0], src_spans, tgt_spans, self.cfg.align_method)
+
     async def _align(self, lines: list[Line]) -> None:
         """Word links of every hypothesis, from the model's cross-attention (as `nmt-translate alignments=true`)."""
         if self._aligner is None:
@@ -189,8 +318,11 @@ class TranslationService:
         for (_, hyp), pairs in zip(hyps, links, strict=True):
             hyp.alignment = format_links(pairs)
 
-    async def _run_sentences(self, srcs: list[list[int]], decode: DecodeConfig) -> list[NBest]:
-        """The batcher's n-best lists for these sources, within the request timeout."""
+    async def _run_sentences(
+        self, srcs: list[list[int]], decode: DecodeConfig, attend: list[bool] | None = None
+    ) -> list[NBest] | tuple[list[NBest], list[list[torch.Tensor] | None]]:
+        """The batcher's n-best lists for these sources (with `attend`: and the attention of those it flags), within
+        the request timeout."""
         tokens = sum(len(s) + 1 for s in srcs)
         if tokens > self.cfg.max_queue_tokens:
             raise RequestError(
@@ -200,7 +332,7 @@ class TranslationService:
             )
         deadline = time.monotonic() + self.cfg.request_timeout
         try:
-            future = self.batcher.submit(srcs, decode, deadline)
+            future = self.batcher.submit(srcs, decode, deadline, attend)
         except Refused as err:
             raise _as_request_error(err, self.cfg.request_timeout) from None
         if self.on_accept is not None:
@@ -226,6 +358,18 @@ class TranslationService:
         except asyncio.CancelledError:  # the client went away: drop its queued sentences
             self.batcher.cancel(future)
             raise
+
+
+def _line(source: str, text: str, found: _Translated) -> Line:
+    """A line (or segment) translated as `text`: one hypothesis, none when the text is empty."""
+    score = 0.0 if found.score is None else found.score  # nothing translated: all of it passed through verbatim
+    return Line(source, [Hypothesis(text, score)] if text else [], found.units)
+
+
+def _mean(weighted: list[tuple[float, int]]) -> float | None:
+    """The score of a line translated in several units: their scores' mean, weighted by their target lengths."""
+    total = sum(length for _, length in weighted)
+    return sum(score * length for score, length in weighted) / total if total else None
 
 
 def _as_request_error(err: Refused, timeout: float) -> RequestError:

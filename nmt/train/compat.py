@@ -26,6 +26,15 @@ def batches_done_in_run(trainer: L.Trainer) -> int:
     return int(trainer.fit_loop.epoch_loop.total_batch_idx) + 1
 
 
+def validate_after_this_batch(trainer: L.Trainer, validate: bool) -> None:
+    """Have Lightning validate after the current training batch, or not: its batch rule (with
+    `check_val_every_n_epoch=None`) validates when the batches done in the run are a multiple of `val_check_batch`,
+    so that is set to the count now, or to the next one. Lightning reads it after `on_train_batch_end`, and when a
+    resumed run restarts, to learn whether its checkpoint was written at a validation."""
+    done = batches_done_in_run(trainer)
+    trainer.val_check_batch = done if validate else done + 1
+
+
 def save_last_checkpoint(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
     """Have `callback` write its `last.ckpt` now, with the metrics it monitors."""
     callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))

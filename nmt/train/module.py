@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -16,6 +16,7 @@ from nmt.decode.search import beam_search, greedy_search
 from nmt.errors import UserError
 from nmt.evaluate.metrics import score
 from nmt.model import Transformer
+from nmt.train.budget import TrainingClock
 from nmt.train.loss import label_smoothed_nll
 from nmt.train.optim import build_optimizer
 
@@ -38,12 +39,15 @@ class TranslationModule(L.LightningModule):
         decode: search settings for validation BLEU (greedy when beam_size is 1).
         valid_refs: detokenized validation references, indexed like the validation set.
         metadata: the checkpoint's `nmt` entry (see `nmt.checkpoint.metadata`).
-        max_steps: total optimizer steps (for the linear schedule).
+        max_steps: total optimizer steps (for the linear schedule by steps).
         val_samples: sample translations printed at each validation.
         compile: run the teacher-forcing forward of training and validation through
             `torch.compile(model, dynamic=True)`: it is most of the step's work, and batches vary in B and T,
             so static shapes would recompile for most new batch shapes. Beam search uses the plain model,
             and the compiled wrapper is no submodule, so `state_dict` keys and checkpoints stay the same.
+        clock: the run's training clock, which checkpoints save and a resume restores (a new one if None).
+        progress: the share of the time budget spent, which the learning rate follows with
+            `optim.schedule_by=time` (`nmt.train.budget.TimeBudget.progress`).
     """
 
     def __init__(
@@ -57,6 +61,8 @@ class TranslationModule(L.LightningModule):
         max_steps: int,
         val_samples: int = 3,
         compile: bool = False,
+        clock: TrainingClock | None = None,
+        progress: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -75,8 +81,9 @@ class TranslationModule(L.LightningModule):
         self._skips_since_check: torch.Tensor | int = 0
         self._update_tokens = 0  # target tokens of the micro-batches of the current update, on this rank
         self._hyps: dict[int, str] = {}
-        self._train_start = time.perf_counter()
-        self._elapsed_before = 0.0  # wall seconds of the run before this process (a resume continues the clock)
+        self.clock = clock or TrainingClock()  # wall seconds of training, across resumes
+        self._validation_start = 0.0  # the clock when the current validation began
+        self.progress = progress
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """The summed loss of this micro-batch; `configure_gradient_clipping` divides the gradients by the
@@ -225,13 +232,14 @@ class TranslationModule(L.LightningModule):
             )
 
     def on_train_start(self) -> None:
-        self._train_start = time.perf_counter()
+        self.clock.start()
 
     def on_train_end(self) -> None:
         self._check_skips()  # the updates since the last periodic check
 
     def on_validation_epoch_start(self) -> None:
         self._hyps = {}
+        self._validation_start = self.clock.elapsed()
 
     def on_validation_epoch_end(self) -> None:
         """Score the decoded validation set with sacreBLEU (detokenized text, signature logged).
@@ -245,14 +253,13 @@ class TranslationModule(L.LightningModule):
         bleu, chrf = score(hyps, [self.valid_refs], metrics=("bleu", "chrf"), tgt_lang=self._tgt_lang)
         self.log("val/bleu", bleu.value, prog_bar=True, batch_size=1, sync_dist=True)  # equal on all ranks
         self.log("val/chrf", chrf.value, batch_size=1, sync_dist=True)
-        self.log("val/elapsed_s", self._elapsed(), batch_size=1, sync_dist=True)  # for BLEU-vs-time plots
+        elapsed = self.clock.elapsed()
+        self.log("val/elapsed_s", elapsed, batch_size=1, sync_dist=True)  # for BLEU-vs-time plots
+        # The validation's own share of the time (loss, search, scoring), which a time budget counts too.
+        self.log("val/seconds", elapsed - self._validation_start, batch_size=1, sync_dist=True)
         self.print(f"\nstep {self.global_step}: valid BLEU {bleu.value:.2f} chrF {chrf.value:.2f} ({bleu.signature})")
         for i in range(min(self.val_samples, len(hyps))):
             self.print(f"  ref: {self.valid_refs[i]}\n  hyp: {hyps[i]}")
-
-    def _elapsed(self) -> float:
-        """Wall seconds since the run started, across resumes."""
-        return self._elapsed_before + time.perf_counter() - self._train_start
 
     @property
     def _bos(self) -> int:
@@ -270,11 +277,12 @@ class TranslationModule(L.LightningModule):
         """The optimizer, fused unless a GradScaler (16-mixed) is in charge: it would not unscale the
         gradients of a fused optimizer before `configure_gradient_clipping`, and clipping needs them unscaled."""
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        return build_optimizer(self.model, self.optim, self.max_steps, allow_fused=scaler is None)
+        allow_fused = scaler is None
+        return build_optimizer(self.model, self.optim, self.max_steps, allow_fused, progress=self.progress)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nmt"] = self.metadata
-        checkpoint["elapsed_s"] = self._elapsed()
+        checkpoint["elapsed_s"] = self.clock.elapsed()
         # Lightning does not save random states; dropout draws from them, so a resumed run needs them to continue
         # exactly as an uninterrupted one would: every rank's own (rank 0 writes the file; this runs on all).
         checkpoint["rng"] = gather_objects(self._rng_state())
@@ -287,7 +295,7 @@ class TranslationModule(L.LightningModule):
         return state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._elapsed_before = float(checkpoint.get("elapsed_s", 0.0))
+        self.clock.restore(float(checkpoint.get("elapsed_s", 0.0)))
         states = checkpoint.get("rng", {})
         # One state per rank; older checkpoints hold rank 0's only. `nmt.train.resume` refuses another world size.
         rng = states[self.global_rank] if isinstance(states, list) else states

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from nmt.config import OptimConfig
-from nmt.train.schedule import inverse_sqrt, linear_warmup_decay
+from nmt.train.schedule import inverse_sqrt, inverse_sqrt_by_time, linear_by_time, linear_warmup_decay
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -37,7 +38,13 @@ def fused_kernels_apply(model: nn.Module) -> bool:
     return all(p.device.type in FUSED_DEVICES and p.dtype in FUSED_DTYPES for p in model.parameters())
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, max_steps: int, allow_fused: bool = True) -> dict[str, Any]:
+def build_optimizer(
+    model: nn.Module,
+    cfg: OptimConfig,
+    max_steps: int,
+    allow_fused: bool = True,
+    progress: Callable[[], float] | None = None,
+) -> dict[str, Any]:
     """Adam or AdamW with its per-step LambdaLR schedule, in the form `configure_optimizers` returns.
 
     Fused where the kernels apply (else foreach): one kernel per step, and it skips a non-finite update on
@@ -46,16 +53,35 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, max_steps: int, allow_fu
     Args:
         model: the network whose parameters to optimise (on their training device already).
         cfg: optimizer and schedule settings.
-        max_steps: total optimizer steps (for the linear schedule).
+        max_steps: total optimizer steps (for the linear schedule by steps).
         allow_fused: False where fused kernels must not be used (a GradScaler would not unscale them in time).
+        progress: the share of the time budget spent so far (`nmt.train.budget.TimeBudget.progress`); needed
+            with `cfg.schedule_by` time.
     """
     optimizer_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     groups = parameter_groups(model, cfg.weight_decay)
     fused = allow_fused and fused_kernels_apply(model)
     optimizer = optimizer_class(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused, foreach=not fused)
-    if cfg.schedule == "inverse_sqrt":
-        factor = functools.partial(inverse_sqrt, warmup=cfg.warmup_steps)
-    else:
-        factor = functools.partial(linear_warmup_decay, warmup=cfg.warmup_steps, total=max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(cfg, max_steps, progress))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def schedule_factor(
+    cfg: OptimConfig, max_steps: int, progress: Callable[[], float] | None = None
+) -> Callable[[int], float]:
+    """The multiplier of the peak rate LambdaLR asks for after each step: of the step count, or, by time, of the
+    budget's share spent then (the step count is ignored)."""
+    if cfg.schedule_by == "time":
+        if progress is None:
+            raise ValueError("a schedule by time needs `progress`, the share of the time budget spent")
+        shape = linear_by_time if cfg.schedule == "linear" else inverse_sqrt_by_time
+        # A partial, not a closure: LambdaLR saves a callable object's __dict__ in checkpoints (a partial's is empty).
+        return functools.partial(_by_time, progress=progress, shape=shape, warmup=cfg.warmup_fraction)
+    if cfg.schedule == "inverse_sqrt":
+        return functools.partial(inverse_sqrt, warmup=cfg.warmup_steps)
+    return functools.partial(linear_warmup_decay, warmup=cfg.warmup_steps, total=max_steps)
+
+
+def _by_time(step: int, progress: Callable[[], float], shape: Callable[[float, float], float], warmup: float) -> float:
+    """`shape` at the budget's share spent now, whatever the step."""
+    return shape(progress(), warmup)

@@ -15,6 +15,7 @@ from nmt.checkpoint import CheckpointError, check_training_checkpoint, from_raw,
 from nmt.config import ConfigError, DataConfig, ModelConfig, TokenizerConfig, TrainConfig
 from nmt.config.options import fields_with_role
 from nmt.data.tokenizer import Tokenizer
+from nmt.train.budget import max_time_seconds
 
 
 @dataclass
@@ -47,7 +48,8 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
         check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
     check_same_model(ckpt.model_config, cfg.model, path)
     check_same_world_size(raw, cfg.trainer.devices * cfg.trainer.num_nodes, path)
-    state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), _train_seconds(raw))
+    seconds = _train_seconds(raw, by_time=cfg.optim.schedule_by == "time")
+    state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), seconds)
     check_time_budget(state, cfg.trainer.max_time)
     return state
 
@@ -95,21 +97,15 @@ def check_same_world_size(raw: dict[str, Any], world_size: int, path: str) -> No
         )
 
 
-def _train_seconds(raw: dict[str, Any]) -> float | None:
-    """Training seconds that Lightning's `Timer` (present when the run had `max_time`) saved."""
+def _train_seconds(raw: dict[str, Any], by_time: bool) -> float | None:
+    """Training seconds that the run's clock saved (`by_time`: the one a schedule by time follows), else those of
+    Lightning's `Timer` (present when the run had `max_time`)."""
+    if by_time:
+        return float(raw.get("elapsed_s", 0.0))
     timer = raw.get("callbacks", {}).get("Timer")
     if not isinstance(timer, dict):
         return None
     return float(timer.get("time_elapsed", {}).get("train", 0.0))
-
-
-def max_time_seconds(max_time: str) -> int:
-    """Seconds of a `DD:HH:MM:SS` budget."""
-    try:
-        days, hours, minutes, seconds = (int(part) for part in max_time.split(":"))
-    except ValueError:
-        raise ConfigError(f"`trainer.max_time` must be DD:HH:MM:SS, but is {max_time!r} instead.") from None
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def check_time_budget(state: ResumeState, max_time: str | None) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import logging
 import sys
+import time
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from nmt.atomic import atomic_write_bytes, remove_stale_temporaries
+from nmt.average import average_checkpoints, kept_checkpoints
 from nmt.checkpoint import (
     check_training_checkpoint,
     export_checkpoint,
@@ -38,6 +41,7 @@ from nmt.data.prepared import PreparedCorpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
 from nmt.model import Transformer
+from nmt.train.budget import TimeBudget, TrainingClock, describe_budget, max_time_seconds
 from nmt.train.compat import batches_done_in_run, last_saved_step, save_last_checkpoint
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.ema import DelayedEMA
@@ -56,9 +60,10 @@ class TrainResult:
 
     best_checkpoint: str
     best_bleu: float | None
-    model_path: str  # slim export of the best checkpoint (weights + metadata)
+    model_path: str  # slim export of the best checkpoint (weights + metadata), or the average of `averaged`
     steps: int
     throughput: dict[str, float]  # see `Throughput.summary`
+    averaged: list[str] = field(default_factory=list)  # the kept checkpoints model.pt averages (average_last)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -117,8 +122,14 @@ class ValidateTheLastStep(Callback):
             trainer.should_stop = True
 
 
-def build_module(cfg: TrainConfig, data: PreparedCorpus) -> TranslationModule:
-    """The model wrapped in its LightningModule, with the metadata every checkpoint carries."""
+def build_module(
+    cfg: TrainConfig,
+    data: PreparedCorpus,
+    clock: TrainingClock | None = None,
+    progress: Callable[[], float] | None = None,
+) -> TranslationModule:
+    """The model wrapped in its LightningModule, with the metadata every checkpoint carries; `clock` and
+    `progress` as `TranslationModule` takes them."""
     tok = data.tokenizer
     model = Transformer(cfg.model, tok.src_vocab_size, tok.tgt_vocab_size, PAD_ID)
     meta = metadata(
@@ -141,15 +152,19 @@ def build_module(cfg: TrainConfig, data: PreparedCorpus) -> TranslationModule:
         cfg.trainer.max_steps,
         cfg.val_samples,
         compile=cfg.trainer.compile,
+        clock=clock,
+        progress=progress,
     )
 
 
 def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int | None = None) -> L.Trainer:
     """A Lightning Trainer from `cfg.trainer`, logging and checkpointing under `cfg.run_dir`.
 
-    A resumed run (`resume_step` given) continues its `logs/metrics.csv` from that step.
+    A resumed run (`resume_step` given) continues its `logs/metrics.csv` from that step. A run scheduled by time
+    has no step, epoch or time limit here: its `TimeBudget` callback ends it.
     """
     t = cfg.trainer
+    by_time = cfg.optim.schedule_by == "time"
     callbacks = [*callbacks, *progress_callbacks(t.progress_bar, t.log_every_n_steps)]
     if cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStopping("val/bleu", mode="max", patience=cfg.early_stopping_patience))
@@ -171,9 +186,9 @@ def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int 
         num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=None if precision == "16-mixed" else precision,
-        max_steps=t.max_steps,
-        max_epochs=t.max_epochs,
-        max_time=t.max_time,
+        max_steps=-1 if by_time else t.max_steps,
+        max_epochs=-1 if by_time else t.max_epochs,
+        max_time=None if by_time else t.max_time,
         gradient_clip_val=t.gradient_clip_val or None,
         accumulate_grad_batches=t.accumulate_grad_batches,
         val_check_interval=t.val_check_interval,
@@ -248,12 +263,15 @@ def quiet_lightning() -> Iterator[None]:
         chatty.setLevel(level)
 
 
-def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(
+    cfg: TrainConfig, callbacks: Sequence[Callback] = (), clock: Callable[[], float] = time.monotonic
+) -> TrainResult:
     """Train a model as `cfg` says; return the best checkpoint and its validation BLEU.
 
     Args:
         cfg: the whole training configuration.
         callbacks: extra Lightning callbacks (after nmt's own: checkpoints, throughput).
+        clock: the time read, in seconds, by the training clock that a schedule by time follows.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     check_environment(cfg)
@@ -277,7 +295,9 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
             print(describe(resume, cfg.trainer.max_time))
         elif init is not None:
             print(f"fine-tuning {cfg.init_from} (trained {init.step:,} steps): its weights and tokenizer")
-        return _fit(cfg, checkpoint_dir, resume, tokenizer, weights, threads, list(callbacks))
+        if cfg.optim.schedule_by == "time":
+            print(describe_budget(cfg))
+        return _fit(cfg, checkpoint_dir, resume, tokenizer, weights, threads, list(callbacks), TrainingClock(clock))
 
 
 def with_prepared_data(cfg: TrainConfig, data: PreparedCorpus) -> TrainConfig:
@@ -301,13 +321,17 @@ def _fit(
     weights: dict[str, torch.Tensor] | None,
     threads: int,
     extra: list[Callback],
+    clock: TrainingClock,
 ) -> TrainResult:
     """Prepare the data (with `tokenizer`, a resumed or fine-tuned model's, when given), build the model
-    (starting from `weights` when fine-tuning) and fit it."""
+    (starting from `weights` when fine-tuning), fit it, and write `model.pt`."""
     data = load_training_data(cfg.data, cfg.tokenizer, tokenizer=tokenizer)
     cfg = with_prepared_data(cfg, data)
     print(f"data: {len(data.train)} training pairs kept ({data.filter_stats}); {len(data.valid)} validation pairs")
-    module = build_module(cfg, data)
+    budget = None
+    if cfg.optim.schedule_by == "time":
+        budget = TimeBudget(clock, max_time_seconds(cfg.trainer.max_time), cfg.trainer.val_check_fraction)
+    module = build_module(cfg, data, clock, None if budget is None else budget.progress)
     if weights is not None:
         module.model.load_state_dict(weights)
     print(f"model: {module.model.param_count():,} parameters; {threads} CPU threads; run dir {cfg.run_dir}")
@@ -332,8 +356,11 @@ def _fit(
     throughput = Throughput()
     preemption = WriteLastOnPreemption(checkpoints)
     callbacks: list[Callback] = [checkpoints, throughput, ValidateTheLastStep(), preemption, *extra]
+    if budget is not None:  # before the EMA, whose start it may decide
+        callbacks.insert(0, budget)
     if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights, once begun
-        callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start))
+        start_reached = None if budget is None else functools.partial(budget.reached, cfg.ema_start_fraction)
+        callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start, start_reached))
     if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)
         latest = ModelCheckpoint(
             dirpath=checkpoint_dir,
@@ -353,9 +380,27 @@ def _fit(
         raise Preempted(preemption.stopped_at, checkpoint_dir / "last.ckpt") from None
     best = checkpoints.best_model_path or str(checkpoint_dir / "last.ckpt")
     model_path = Path(cfg.run_dir) / "model.pt"
+    averaged: list[Path] = []
     if trainer.is_global_zero and Path(best).is_file():
-        export_checkpoint(best, model_path)
+        averaged = write_average(cfg.run_dir, cfg.average_last, model_path) if cfg.average_last else []
+        if not averaged:
+            export_checkpoint(best, model_path)
         save_tokenizer(data.tokenizer.to_bytes(), Path(cfg.run_dir) / "tokenizer")
     score = checkpoints.best_model_score
     bleu = None if score is None else float(score)
-    return TrainResult(best, bleu, str(model_path), trainer.global_step, throughput.summary())
+    steps, speed = trainer.global_step, throughput.summary()
+    return TrainResult(best, bleu, str(model_path), steps, speed, [str(p) for p in averaged])
+
+
+def write_average(run_dir: str, n: int, model_path: Path) -> list[Path]:
+    """Write the average of the run's `n` latest kept checkpoints (`keep_last`) to `model_path`, say which, and
+    return them: fewer when the run kept fewer (a budget too short for `n` validations), none when it kept none
+    (then nothing is written). What it did is printed in the run's log."""
+    kept = kept_checkpoints(run_dir)[-n:]
+    if not kept:
+        print("model.pt: the best checkpoint; the run kept no checkpoints of its latest validations to average")
+        return []
+    save_checkpoint(average_checkpoints(kept), model_path)
+    short = f" (only {len(kept)} kept, not the {n} of average_last)" if len(kept) < n else ""
+    print(f"model.pt: the average of the last {len(kept)} kept checkpoints{short}: {', '.join(p.name for p in kept)}")
+    return kept

@@ -5,9 +5,11 @@
 
 (a) Paragraphs of 2-16 consecutive sentences of --ckpt's test set: line by line, split into sentences, and
 whole (cut into chunks of the training length, and not: the truncation baseline). (b) Tags around
-gold-aligned spans of the Hansards en-fr pairs (with --fr-ckpt) and, for a model of the built-in corpus, of
-its test pairs: placed on the references along the forced search's alignment and by substring search (the
-argos baseline); BLEU of the tagged and the untagged sources; AER of the search's links and of nmt-align's.
+gold-aligned spans of the Hansards en-fr pairs (with --fr-ckpt), for a model of the built-in corpus, of
+its test pairs, and with --silver FILE, of --ckpt's test pairs along eflomal's links (`pip install eflomal`;
+the links of the first run are kept in FILE, as eflomal samples without a seed): placed on the references
+along the forced search's alignment and by substring search (the argos baseline); BLEU of the tagged and the
+untagged sources; AER of the search's links and of nmt-align's.
 (c) The test set with a URL, e-mail address, number, placeholder or code inserted per line, kept verbatim
 with protection on and off; and the plain test set's BLEU both ways. The sets and scores live in
 `nmt.evaluate.documents`.
@@ -24,9 +26,11 @@ from pathlib import Path
 
 from nmt.checkpoint import trained_on
 from nmt.config import DecodeConfig
+from nmt.data.sources import get_corpus
 from nmt.decode.translator import Translator
 from nmt.device import set_threads
 from nmt.evaluate import to_markdown_table
+from nmt.evaluate.alignment import read_alignments
 from nmt.evaluate.benchmark import environment
 from nmt.evaluate.documents import (
     benchmark_markup,
@@ -39,6 +43,7 @@ from nmt.evaluate.documents import (
     piece_lines,
     tagged_pairs,
 )
+from nmt.evaluate.silver_links import eflomal_links, write_links
 
 PARAGRAPH_COLUMNS = ["run", "bleu", "chrf", "units", "over_trained_len", "chunked", "truncated", "same_as_lines"]
 PARAGRAPH_COLUMNS += ["wall_s"]
@@ -49,6 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="the model for sets (a) and (c), and (b) if built-in")
     parser.add_argument("--fr-ckpt", help="an en->fr model for set (b) on the Hansards gold alignments")
+    parser.add_argument(
+        "--silver",
+        type=Path,
+        help="set (b) on --ckpt's own test set with eflomal's links, kept in this file (made by the first run)",
+    )
     parser.add_argument("--set", default="a,b,c", help="which sets, comma-separated")
     parser.add_argument("--data", default="../shared/data", type=Path, help="the shared data directory")
     parser.add_argument("--threads", type=int, default=2)
@@ -91,8 +101,16 @@ def main() -> None:
         if args.fr_ckpt:
             french = Translator.from_checkpoint(args.fr_ckpt, decode, device="cpu", expect_langs=("en", "fr"))
             markup.append(("Hansards en-fr, gold sure links", french, hansards_set(args.data)))
+        if args.silver:
+            pairs = list(zip(src, ref, strict=True))
+            if not args.silver.exists():
+                train = get_corpus(data, "train")
+                write_links(args.silver, eflomal_links(pairs, list(zip(train.src, train.tgt, strict=True))))
+            markup.append(
+                (f"{data.name} {data.test}, eflomal's links", translator, (pairs, read_alignments(args.silver)))
+            )
         if not markup:
-            print("## (b) markup: skipped (it needs --fr-ckpt, or a model of the built-in corpus)\n")
+            print("## (b) markup: skipped (it needs --fr-ckpt, --silver, or a model of the built-in corpus)\n")
         result["markup"] = {}
         for name, model, (pairs, gold) in markup:
             pairs, gold = pairs[: args.pairs], gold[: args.pairs]

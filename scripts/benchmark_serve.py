@@ -1,13 +1,18 @@
 """Load benchmark of `nmt-serve` on 127.0.0.1: throughput against offline `nmt-translate` and against the same
-server with batching off, latency at half load, and a 10x open-loop overload.
+server with batching off, latency at half load, a 10x open-loop overload; with --soak, a long run at half load
+and a SIGTERM under load.
 
     python scripts/benchmark_serve.py --ckpt /tmp/serve-model/model.pt --duration 20 --output docs/benchmark_serve.json
+    python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --soak 1800 --output soak.json
 
 Every request carries one sentence of the test split (the built-in corpus, or `--sentences FILE`). Scenarios:
 offline (nmt-translate of all the sentences, its own timing line); closed loop (`--clients` clients, each sending
 its next request when the last is answered) with batching on and off; idle (one client); half load (requests at
 half the peak rate, whatever the answers: open loop); overload (10x the peak rate, open loop): every request must
 be answered 200 or 503 with Retry-After, without connection errors, and the server must be ready afterwards.
+With --soak SECONDS, instead: the peak, then half load for that long (resident memory read every minute, growth
+counted from the end of the first tenth), then SIGTERM sent to a server under closed-loop load, its request log
+compared with what the clients received: every request it accepted must be answered.
 Answers are checked against the offline translation. Each scenario runs at most `--duration` seconds (<= 60);
 the server and `nmt-translate` get `--threads` threads; the load generator is one asyncio process.
 """
@@ -18,6 +23,7 @@ import argparse
 import asyncio
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -175,13 +181,17 @@ def offline(ckpt: str, sentences: list[str], threads: int, beam: int) -> tuple[f
         return rate, out.read_text(encoding="utf-8").splitlines()
 
 
-def start_server(ckpt: str, threads: int, beam: int, *settings: str) -> tuple[subprocess.Popen, str]:
+def start_server(
+    ckpt: str, threads: int, beam: int, *settings: str, log: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """A server on a free port, ready; with `log`, its request lines (JSON) go to that file."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     args = [f"ckpt={ckpt}", f"port={port}", f"num_threads={threads}", "device=cpu", f"decode.beam_size={beam}"]
-    args += ["log_requests=false", *settings]
-    proc = subprocess.Popen([str(BIN / "nmt-serve"), *args], stderr=subprocess.DEVNULL)
+    args += [f"log_requests={log is not None}", *settings]
+    stderr = log.open("w") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen([str(BIN / "nmt-serve"), *args], stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -201,6 +211,75 @@ def rss_mb(url: str) -> float:
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(60)
+
+
+async def soak(pool: Pool, url: str, sentences: list[str], rate: float, seconds: float, tally: Tally) -> dict:
+    """Half load for `seconds`, resident memory read every minute; growth from the end of the first tenth."""
+    samples: list[tuple[float, float]] = []
+    started = time.perf_counter()
+
+    async def watch() -> None:
+        while time.perf_counter() - started < seconds:
+            samples.append((round(time.perf_counter() - started), round(await asyncio.to_thread(rss_mb, url), 1)))
+            await asyncio.sleep(60)
+
+    watcher = asyncio.create_task(watch())
+    elapsed = await open_loop(pool, sentences, rate, seconds, tally)
+    watcher.cancel()
+    samples.append((round(elapsed), round(rss_mb(url), 1)))
+    warm = next(mb for t, mb in samples if t >= seconds / 10)
+    return {
+        "seconds": elapsed,
+        "rss_mb": samples,
+        "growth_after_warm_up_pct": round(100 * (samples[-1][1] / warm - 1), 2),
+    }
+
+
+def sigterm(args: argparse.Namespace, sentences: list[str], target: str, expected: dict[str, str]) -> dict:
+    """SIGTERM to a server under closed-loop load after 5 s; its request log against what the clients got."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "requests.log"
+        proc, url = start_server(args.ckpt, args.threads, args.beam, f"max_queue_tokens={args.queue_tokens}", log=log)
+        pool, tally = Pool(url, target), Tally(expected)
+
+        async def load() -> float:
+            asyncio.get_running_loop().call_later(5, proc.send_signal, signal.SIGTERM)
+            return await closed_loop(pool, sentences, args.clients, 5 + args.duration, tally)
+
+        seconds = asyncio.run(load())
+        exit_status = proc.wait(120)
+        logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    served: dict = {}
+    for line in logged:
+        served[line["status"]] = served.get(line["status"], 0) + 1
+    received = {status: n for status, n in tally.statuses.items() if isinstance(status, int)}
+    return {
+        **tally.summary(seconds),
+        "server_answered": served,
+        "clients_received": received,
+        "accepted_but_unanswered": sum(served.values()) - sum(received.values()),
+        "exit_status": exit_status,
+    }
+
+
+def run_soak(args: argparse.Namespace, sentences: list[str]) -> dict:
+    """The peak, a soak at half of it, then SIGTERM under load."""
+    _, translations = offline(args.ckpt, sentences, args.threads, args.beam)
+    expected = dict(zip(sentences, translations, strict=True))
+    proc, url = start_server(args.ckpt, args.threads, args.beam, f"max_queue_tokens={args.queue_tokens}")
+    target = httpx.get(f"{url}/languages", timeout=10).json()[0]["targets"][0]
+    api = Pool(url, target)
+    tally = Tally(expected)
+    peak = tally.summary(asyncio.run(closed_loop(api, sentences, args.clients, args.duration, tally)))
+    print(f"peak: {json.dumps(peak)}")
+    tally = Tally(expected)
+    found = asyncio.run(soak(api, url, sentences, peak["throughput_per_s"] / 2, args.soak, tally))
+    results = {"peak": peak, "soak": {**tally.summary(found.pop("seconds")), **found}}
+    print(f"soak: {json.dumps(results['soak'])}")
+    stop(proc)
+    results["sigterm"] = sigterm(args, sentences, target, expected)
+    print(f"sigterm: {json.dumps(results['sigterm'])}")
+    return results
 
 
 def run(args: argparse.Namespace, sentences: list[str]) -> dict:
@@ -246,6 +325,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server and of nmt-translate")
     parser.add_argument("--beam", type=int, default=5, help="decode.beam_size of both")
     parser.add_argument("--queue-tokens", type=int, default=8000, help="the server's max_queue_tokens")
+    parser.add_argument("--soak", type=float, help="instead: a soak of this many seconds at half load, then SIGTERM")
     parser.add_argument("--output", help="write the figures as JSON here")
     args = parser.parse_args()
     args.duration = min(args.duration, 60.0)
@@ -257,15 +337,17 @@ def main() -> None:
 
         sentences = get_corpus(DataConfig(), "test").src
     sentences = list(dict.fromkeys(s.strip() for s in sentences if s.strip()))  # unique: one expected answer each
-    results = run(args, sentences)
+    results = run_soak(args, sentences) if args.soak else run(args, sentences)
     results["setup"] = {k: v for k, v in vars(args).items() if k != "output"} | {"sentences": len(sentences)}
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if args.soak:
+        return
     speedup = results["peak"]["throughput_per_s"]
     print(
         f"\npeak / offline: {speedup / results['offline_sentences_per_s']:.2f}x; "
         f"peak / batching off: {speedup / max(results['batching_off']['throughput_per_s'], 1e-9):.2f}x"
     )
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -20,13 +21,16 @@ from nmt.decode.constraints import (
     advance,
     allocate,
     avoid_,
+    avoid_states,
+    close_words_,
     force_prefix_,
     meets,
     progress_of,
-    tail,
 )
+from nmt.decode.spelling import BOUNDARY, Spelling
 from nmt.decode.terms import glossary_constraints, parse_jsonl, read_glossary
 from nmt.decode.translator import Translator
+from nmt.evaluate.term_use import found_terms
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 INF = float("inf")
@@ -43,30 +47,88 @@ def test_progress_follows_repeated_subwords():
 
 def test_met_constraints_stay_met_and_bank_counts_subwords():
     include = torch.tensor([[[4, NONE], [7, 8]]])  # [1, C=2, L=2]
-    length = torch.tensor([[1, 2]])
-    met = torch.tensor([[[True, False]]])  # [1, N=1, C]
-    met, progress, bank = advance(met, torch.tensor([[[3, 7]]]), include, length, ordered=False)
+    length, once = torch.tensor([[1, 2]]), torch.tensor([[1, 1]])
+    found = torch.tensor([[[1, 0]]])  # [1, N=1, C]
+    found, met, progress, bank = advance(found, torch.tensor([[[3, 7]]]), include, length, once, ordered=False)
     assert met.tolist() == [[[True, False]]] and progress[0, 0, 1] == 1 and bank.item() == 2
-    met, _, bank = advance(met, torch.tensor([[[7, 8]]]), include, length, ordered=False)
-    assert met.tolist() == [[[True, True]]] and bank.item() == 3
+    found, met, _, bank = advance(found, torch.tensor([[[7, 8]]]), include, length, once, ordered=False)
+    assert met.tolist() == [[[True, True]]] and found.tolist() == [[[1, 1]]] and bank.item() == 3
+
+
+def test_a_phrase_asked_for_twice_is_met_at_its_second_occurrence():
+    batch = ConstraintBatch.of([Constraints(include=[[7, 8], [4], [7, 8]])], torch.device("cpu"))
+    assert batch.include[0].tolist() == [[7, 8], [4, NONE]] and batch.include_times.tolist() == [[2, 1]]
+    found = torch.zeros(1, 1, 2, dtype=torch.long)
+    for history, expected in [((3, 4), [0, 1]), ((7, 8), [1, 1]), ((8, 7), [1, 1]), ((7, 8), [2, 1])]:
+        found, met, _, _ = advance(
+            found, torch.tensor([[history]]), batch.include, batch.include_len, batch.include_times, ordered=False
+        )
+        assert found.tolist() == [[expected]], history
+    assert met.tolist() == [[[True, True]]]
+    assert meets([7, 8, 4, 7, 8], Constraints(include=[[7, 8], [4], [7, 8]]))
+    assert not meets([7, 8, 4], Constraints(include=[[7, 8], [4], [7, 8]]))
 
 
 def test_ordered_constraints_wait_for_the_earlier_ones():
     include = torch.tensor([[[4], [7]]])
-    length = torch.tensor([[1, 1]])
-    met = torch.zeros(1, 1, 2, dtype=torch.bool)
-    met, _, _ = advance(met, torch.tensor([[[7]]]), include, length, ordered=True)
+    length, once = torch.tensor([[1, 1]]), torch.tensor([[1, 1]])
+    found = torch.zeros(1, 1, 2, dtype=torch.long)
+    _, met, _, _ = advance(found, torch.tensor([[[7]]]), include, length, once, ordered=True)
     assert met.tolist() == [[[False, False]]]
 
 
-def test_avoid_masks_only_the_completing_token():
-    log_probs = torch.zeros(1, 2, 10)  # [b, W, V]
-    avoid = torch.tensor([[[NONE, 3], [4, 5]]])  # right-aligned: "3" and "4 5"
-    ends = torch.tensor([[[4], [9]]])  # the last token of each hypothesis
-    avoid_(log_probs, ends, avoid)
-    assert torch.isinf(log_probs[0, 0]).nonzero().flatten().tolist() == [3, 5]
-    assert torch.isinf(log_probs[0, 1]).nonzero().flatten().tolist() == [3]
-    assert tail(torch.tensor([[1]]), 3).tolist() == [[-2, -2, 1]]
+# A vocabulary that spells "Hund" in four ways and "Hunde" in two, with pieces around them.
+PIECES = ["<pad>", "<s>", "</s>", "▁Hund", "▁Hu", "nd", "▁Hunde", "e", "▁(", "Hund", ",", "▁a", "H", "u", "▁"]
+SPELLING = Spelling(PIECES, special={0, 1, 2})
+
+
+def _completes(text: str, piece: str, phrase: str) -> bool:
+    """The rule on text: `piece` after `text` completes `phrase` as a word (it starts at the start or after a
+    non-word character, and ends inside the piece, before a non-word character or at the piece's end)."""
+    whole, n = text + piece, len(phrase)
+    word = re.compile(r"\w")
+    return any(
+        whole[i : i + n] == phrase
+        and i + n > len(text)
+        and (i == 0 or not word.match(whole[i - 1]))
+        and (i + n == len(whole) or not word.match(whole[i + n]))
+        for i in range(len(whole) - n + 1)
+    )
+
+
+@pytest.mark.parametrize("pieces", [["▁Hund"], ["▁Hunde"], ["▁", "u"], ["▁Hund", ",", "▁Hund"], ["▁(", "Hund"]])
+def test_avoided_phrases_are_blocked_in_every_spelling(pieces):
+    ids = [PIECES.index(p) for p in pieces]
+    batch = ConstraintBatch.of([Constraints(avoid=[ids])], torch.device("cpu"), spelling=SPELLING)
+    phrase = "".join(pieces).removeprefix("▁")
+    rng = random.Random(phrase)
+    for _ in range(200):  # random outputs, each piece checked against the rule on their text
+        state, text = torch.tensor([[[BOUNDARY]]]), ""
+        for _ in range(rng.randrange(1, 7)):
+            log_probs = avoid_(torch.zeros(1, 1, len(PIECES)), state, batch.avoid, batch.avoid_tables)
+            for token in range(3, len(PIECES)):
+                expected = _completes(text, PIECES[token], phrase)
+                assert log_probs[0, 0, token].isinf().item() == expected, (text, PIECES[token], phrase)
+            token = rng.choice([t for t in range(3, len(PIECES)) if not log_probs[0, 0, t].isinf()])
+            state = avoid_states(state, batch.avoid, batch.avoid_tables, torch.tensor([[token]]))
+            text += PIECES[token]
+
+
+def test_avoid_needs_the_spelling_and_leaves_other_sentences_alone():
+    with pytest.raises(ValueError, match="spelling"):
+        ConstraintBatch.of([Constraints(avoid=[[3]])], torch.device("cpu"))
+    batch = ConstraintBatch.of([None, Constraints(avoid=[[3]])], torch.device("cpu"), spelling=SPELLING)
+    log_probs = avoid_(torch.zeros(2, 1, len(PIECES)), torch.full((2, 1, 1), BOUNDARY), batch.avoid, batch.avoid_tables)
+    assert not log_probs[0].isinf().any() and log_probs[1, 0].isinf().nonzero().flatten().tolist() == [
+        3,
+        9,
+    ]  # ▁Hund, Hund
+
+
+def test_a_met_phrase_is_not_followed_by_a_piece_of_the_same_word():
+    log_probs = close_words_(torch.zeros(1, 2, len(PIECES)), torch.tensor([[True, False]]), SPELLING.joins)
+    assert [PIECES[i] for i in log_probs[0, 0].isinf().nonzero().flatten()] == ["nd", "e", "Hund", "H", "u"]
+    assert not log_probs[0, 1].isinf().any()
 
 
 def test_prefix_is_forced_but_the_length_limit_wins():
@@ -106,7 +168,7 @@ def test_a_forced_term_appears(translator, test_set):
     terms = [[random.Random(i).choice(test_set.tgt[(i + 7) % len(test_set.tgt)].split())] for i in range(12)]
     out = translator.translate(lines, constraints=terms)
     for translation, term, before in zip(out, terms, plain, strict=True):
-        assert term[0] in translation.best, (term, translation.best, before.best)
+        assert found_terms(translation.best, term) == [True], (term, translation.best, before.best)
         assert translation.met == [True] * len(translation.texts)
 
 
@@ -120,12 +182,18 @@ def test_two_terms_with_shared_subwords_appear(translator, test_set):
     assert overlapping[1] in out.best and out.met[0]
 
 
+def test_a_term_given_twice_appears_twice(translator, test_set):
+    term = test_set.tgt[20].split()[1]
+    out = translator.translate([test_set.src[5]], constraints=[[term, term]])[0]
+    assert found_terms(out.best, [term, term]) == [True, True] and out.met[0], (term, out.best)
+
+
 def test_a_forbidden_word_never_appears(translator, test_set):
     lines = test_set.src[:12]
     plain = translator.translate(lines)
     avoid = [[t.best.split()[0], t.best.split()[-1]] for t in plain]
     for translation, words in zip(translator.translate(lines, avoid=avoid), avoid, strict=True):
-        assert not set(words) & set(translation.best.split()), (words, translation.best)
+        assert not any(found_terms(translation.best, words)), (words, translation.best)
 
 
 def test_a_prefix_is_kept(translator, test_set):
@@ -176,9 +244,11 @@ def test_constraint_lists_must_match_the_lines(translator):
 
 
 def test_constraint_batch_pads_sentences_without_constraints():
-    batch = ConstraintBatch.of([None, Constraints(include=[[4, 5]], avoid=[[6]], prefix=[7])], torch.device("cpu"))
+    wanted = Constraints(include=[[4, 5]], avoid=[[6]], prefix=[7])
+    batch = ConstraintBatch.of([None, wanted], torch.device("cpu"), spelling=SPELLING)
     assert batch.include_len.tolist() == [[0], [2]] and batch.has_include.tolist() == [False, True]
-    assert batch.avoid[1, 0].tolist() == [6] and batch.prefix_len.tolist() == [0, 1]
+    assert batch.avoid.tolist() == [[NONE], [0]] and batch.prefix_len.tolist() == [0, 1]
+    assert batch.include_times.tolist() == [[0], [1]]
 
 
 def test_ensembles_and_bf16_keep_constraints(model_path, test_set):

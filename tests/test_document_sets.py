@@ -158,3 +158,18 @@ def test_the_three_benchmarks_run_on_the_tiny_model(model_path):
     everything = c["rows"][-1]
     assert everything["kind"] == "all" and everything["kept_on"] == 100.0 > everything["kept_off"]
     assert c["plain"]["identical_without_piece"] == c["plain"]["lines"] - c["plain"]["with_piece"]
+
+
+def test_silver_links_from_eflomal_agree_with_the_gold_links_and_read_back(tmp_path):
+    from nmt.evaluate.alignment import alignment_error_rate, read_alignments
+    from nmt.evaluate.silver_links import eflomal_links, write_links
+
+    pairs, gold = builtin_set(400)
+    silver = eflomal_links(pairs[:100], pairs[100:])
+    assert len(silver) == 100
+    for (src, tgt), links in zip(pairs, silver, strict=False):
+        assert all(s < len(src.split()) and t < len(tgt.split()) for s, t in links.sure)
+    aer = alignment_error_rate([a.sure for a in silver], gold[:100]).aer
+    assert aer < 0.3, aer  # the built-in corpus is word for word: a real aligner finds most links
+    write_links(tmp_path / "links", silver)
+    assert read_alignments(tmp_path / "links") == silver

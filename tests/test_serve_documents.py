@@ -24,7 +24,7 @@ from test_serve_api import DECODE, Server, _error  # noqa: E402
 from nmt.config import ConfigError, ServeConfig, check  # noqa: E402
 from nmt.data.builtin import builtin_corpus  # noqa: E402
 from nmt.decode.translator import Translator  # noqa: E402
-from nmt.documents.formats.markup import html_skeleton  # noqa: E402
+from nmt.documents.formats.html_tree import html_skeleton  # noqa: E402
 from nmt.documents.pipeline import DocumentOptions, DocumentTranslator  # noqa: E402
 from nmt.documents.segment import Segment, render  # noqa: E402
 

@@ -93,7 +93,7 @@ def test_our_exact_match_reproduces_the_published_wmt21_term_accuracy(wmt21_dir)
 def test_wmt21_test_set_is_detokenized_with_one_constraint_per_term(wmt21_dir):
     test = wmt21_test_set(read_wmt21(wmt21_dir / "dev.en-fr.en.sgm", wmt21_dir / "dev.en-fr.fr.sgm"))
     assert test.ref[0].startswith("et avez-vous l'un des symptômes") and test.include[0] == ["symptômes"]
-    assert sum(map(len, test.accepted)) == 901 and all(len(set(c)) == len(c) for c in test.include)
+    assert sum(map(len, test.accepted)) == sum(map(len, test.include)) == 901
     assert term_use(test.ref, test.accepted).exact == 900  # one reference span is none of its accepted forms
 
 

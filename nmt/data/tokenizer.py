@@ -112,6 +112,11 @@ class Tokenizer:
         """The target vocabulary: piece `i` has id `i`."""
         return [self._tgt.id_to_piece(i) for i in range(self.tgt_vocab_size)]
 
+    def tgt_special_ids(self) -> set[int]:
+        """Target ids that spell no text of their own: control (PAD, BOS, EOS), unknown and byte pieces."""
+        sp = self._tgt
+        return {i for i in range(self.tgt_vocab_size) if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)}
+
     def encode_src(self, lines: list[str]) -> list[list[int]]:
         """Source token ids per line, without BOS/EOS (the caller adds them)."""
         return self._src.encode(lines)

@@ -1,11 +1,11 @@
 """Lexically constrained beam search: `beam_search`'s loop with the step functions of `nmt.decode.constraints`.
 
 The model, cache, finishing and stopping rules are those of `nmt.decode.search`; what changes per step is
-that the log-probs are masked (avoided phrases, forced prefix, no EOS before every positive constraint is
-met) and that sentences with positive constraints fill their beam by dynamic beam allocation over the 2K
-best extensions plus, for each hypothesis, its best token and the next token of each unmet phrase
-(Post & Vilar 2018; Hu et al. 2019). Sentences without positive constraints keep `beam_search`'s choice,
-bit for bit. Greedy search with constraints is this search with K = 1.
+that the log-probs are masked (avoided phrases, forced prefix, no piece going on a word a positive phrase just
+ended, no EOS before every positive constraint is met) and that sentences with positive constraints fill
+their beam by dynamic beam allocation over the 2K best extensions plus, for each hypothesis, its best token
+and the next token of each unmet phrase (Post & Vilar 2018; Hu et al. 2019). Sentences without positive
+constraints keep `beam_search`'s choice, bit for bit. Greedy search with constraints is this search with K = 1.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from nmt.decode.constraints import (
     all_met,
     allocate,
     avoid_,
+    avoid_states,
+    close_words_,
     forbid_early_eos_,
     force_prefix_,
     tail,
@@ -42,14 +44,14 @@ Candidates = tuple[Tensor, Tensor, Tensor]  # origins, tokens, scores, each [b, 
 def mask_(
     log_probs: Tensor,
     step: int,
-    history: Tensor,
     at_max: Tensor,
     batch: ConstraintBatch,
     state: ConstraintState,
     eos_id: int,
 ) -> Tensor:
-    """Apply the constraints to one step's log-probs [b, W, V] in place; history [b, W, step], at_max [b]."""
-    avoid_(log_probs, tail(history, batch.avoid.size(2) - 1), batch.avoid)
+    """Apply the constraints to one step's log-probs [b, W, V] in place; at_max [b]."""
+    avoid_(log_probs, state.avoid, batch.avoid, batch.avoid_tables)
+    close_words_(log_probs, state.closing, batch.joins)
     force_prefix_(log_probs, step, batch.prefix, batch.prefix_len, at_max)
     return forbid_early_eos_(log_probs, all_met(state.met, batch.include_len), eos_id, at_max)
 
@@ -85,14 +87,19 @@ def select(found: Candidates, history: Tensor, batch: ConstraintBatch, state: Co
     c, width = batch.include.size(1), batch.include.size(2)
     before = tail(history, width - 1).gather(1, origins.unsqueeze(2).expand(-1, -1, width - 1))  # [b, N, L-1]
     ends = torch.cat([before, tokens.unsqueeze(2)], dim=2)  # [b, N, L]
-    met = state.met.gather(1, origins.unsqueeze(2).expand(-1, -1, c))  # [b, N, C]
-    met, progress, bank = advance(met, ends, batch.include, batch.include_len, batch.ordered)
+    found_before = state.found.gather(1, origins.unsqueeze(2).expand(-1, -1, c))  # [b, N, C]
+    found, met, progress, bank = advance(
+        found_before, ends, batch.include, batch.include_len, batch.include_times, batch.ordered
+    )
     active = scores.masked_fill(tokens == eos_id, float("-inf"))  # [b, N]
     plain = first_active(tokens[:, : 2 * k], eos_id, k)  # [b, K]
     pick = torch.where(batch.has_include.unsqueeze(1), allocate(active, bank, k), plain)  # [b, K]
     picked = (origins.gather(1, pick), tokens.gather(1, pick), active.gather(1, pick))
     index = pick.unsqueeze(2).expand(-1, -1, c)  # [b, K, C]
-    chosen = ConstraintState(met.gather(1, index), progress.gather(1, index))
+    closing = (found > found_before).any(2).gather(1, pick)  # [b, K]
+    avoid = state.avoid.gather(1, picked[0].unsqueeze(2).expand(-1, -1, state.avoid.size(2)))  # [b, K, A]
+    avoid = avoid_states(avoid, batch.avoid, batch.avoid_tables, picked[1])
+    chosen = ConstraintState(found.gather(1, index), met.gather(1, index), progress.gather(1, index), closing, avoid)
     return picked, chosen, all_met(met, batch.include_len)
 
 
@@ -116,11 +123,11 @@ def constrained_search(
         rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
         running, finished = _start(model, src, src_pad_mask, cfg, k, attn_layer)
         finished.met = torch.ones_like(finished.lengths, dtype=torch.bool)  # [B, K]
-        state = ConstraintState.start(src.size(0), constraints.include.size(1), src.device)
+        state = ConstraintState.start(constraints)
         for step in range(finished.tokens.size(2)):
             log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, attn_layer)  # [b, W, V]
             batch, history = constraints.rows(running.rows), running.tokens[:, :, :step]  # history [b, W, step]
-            mask_(log_probs, step, history, running.max_len <= step, batch, state, eos_id)
+            mask_(log_probs, step, running.max_len <= step, batch, state, eos_id)
             wanted = wanted_tokens(state.progress, state.met, batch.include, batch.include_len)  # [b, W, C]
             found = candidates(log_probs, running.scores, k, eos_id, wanted)  # [b, N]
             (origins, tokens, scores), chosen, met = select(found, history, batch, state, k, eos_id)

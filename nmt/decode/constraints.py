@@ -1,25 +1,31 @@
 """Lexical constraints as pure, vectorised step functions: phrases to include, phrases to avoid, forced prefixes.
 
 Each sentence may carry C positive constraints (subword phrases that must appear, in any order or in the given
-order), A negative ones (phrases never completed: the token that would complete one is masked) and a forced
-prefix. Per hypothesis the state is two tensors: which constraints are met, and how far each unmet one has
-progressed (the longest prefix of the phrase that ends the history, as in Knuth-Morris-Pratt, so repeated
-subwords and overlapping phrases are tracked exactly). Candidates are allocated to the beam over banks of
-equal progress, best of each bank first: dynamic beam allocation (Post & Vilar 2018) in the vectorised form
-of Hu et al. (2019) and fairseq's `LexicallyConstrainedBeamSearch`.
+order, each ending where a word ends; a phrase given twice must appear twice), A negative ones (phrases never
+written as words, however they are spelled: `nmt.decode.spelling`) and a forced prefix. Per hypothesis the
+state is how often each positive phrase has occurred (up to the times it is asked for), which are met, how
+far each unmet one has progressed (the longest prefix of the phrase that ends the history, as in
+Knuth-Morris-Pratt, so repeated subwords and overlapping phrases are tracked exactly), whether the last token
+completed one (then no piece that goes on the word may follow) and each avoided phrase's automaton state.
+Candidates are allocated to the beam over banks of equal progress, best of each bank first: dynamic beam
+allocation (Post & Vilar 2018) in the vectorised form of Hu et al. (2019) and fairseq's
+`LexicallyConstrainedBeamSearch`. A phrase contained in another may be met by the same occurrence (`die` and `die
+auf dem`); repeats of one phrase are counted, overlapping occurrences included.
 
-Shapes: B sentences, W hypotheses each (R = B*W rows), C positive and A negative phrases of at most L subwords,
-N candidates per sentence, V vocabulary.
+Shapes: B sentences, W hypotheses each (R = B*W rows), C positive phrases of at most L subwords, A negative
+ones, N candidates per sentence, V vocabulary; P avoided phrases in the batch, S states, K pieces per state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
-NONE = -1  # padding of phrases; a padded position of an avoided phrase matches any token
+from nmt.decode.spelling import BOUNDARY, AvoidTable, Spelling
+
+NONE = -1  # padding of phrases
 BEFORE = -2  # history before the first token: matches no phrase token
 
 
@@ -29,7 +35,7 @@ class Constraints:
 
     Args:
         include: phrases that must appear (positive constraints).
-        avoid: phrases that must never be completed (negative constraints).
+        avoid: phrases that must never be written (negative constraints), each in its own spelling.
         prefix: ids the output starts with.
     """
 
@@ -41,16 +47,30 @@ class Constraints:
         return bool(self.include or self.avoid or self.prefix)
 
 
-def _pad(rows: list[list[list[int]]], right: bool = False) -> Tensor:
-    """Phrases of each sentence as one tensor [B, C, L], padded with `NONE` (left-aligned, or right-aligned)."""
+def _pad(rows: list[list[list[int]]]) -> Tensor:
+    """Phrases of each sentence as one tensor [B, C, L], left-aligned and padded with `NONE`."""
     count = max((len(r) for r in rows), default=0)
     width = max((len(p) for r in rows for p in r), default=0)
     out = torch.full((len(rows), count, max(width, 1)), NONE, dtype=torch.long)
     for b, phrases in enumerate(rows):
         for c, phrase in enumerate(phrases):
-            start = out.size(2) - len(phrase) if right else 0
-            out[b, c, start : start + len(phrase)] = torch.tensor(phrase, dtype=torch.long)
+            out[b, c, : len(phrase)] = torch.tensor(phrase, dtype=torch.long)
     return out
+
+
+def _stack(tables: list[AvoidTable], device: torch.device) -> AvoidTable:
+    """The automata of a batch's avoided phrases as one table [P, S, K], rows and columns padded with -1."""
+    states = max(t.states for t in tables)
+
+    def stacked(name: str) -> Tensor:
+        width = max(getattr(t, name).size(1) for t in tables)
+        out = torch.full((len(tables), states, width), NONE, dtype=torch.long)
+        for p, table in enumerate(tables):
+            part = getattr(table, name)
+            out[p, : part.size(0), : part.size(1)] = part
+        return out.to(device)
+
+    return AvoidTable(stacked("blocked"), stacked("advancing"), stacked("advance_to"), tables[0].reset.to(device))
 
 
 @dataclass(frozen=True)
@@ -59,34 +79,61 @@ class ConstraintBatch:
 
     include: Tensor  # [B, C, L] left-aligned, NONE-padded
     include_len: Tensor  # [B, C] subwords of each phrase; 0 = no phrase
-    avoid: Tensor  # [B, A, L] right-aligned, NONE-padded
+    include_times: Tensor  # [B, C] the times each phrase must occur; 0 = no phrase
+    avoid: Tensor  # [B, A] index of each avoided phrase in `avoid_tables`, NONE for none
+    avoid_tables: AvoidTable | None  # [P, S, *] the automata of the batch's avoided phrases (None: there are none)
     prefix: Tensor  # [B, P] NONE-padded
     prefix_len: Tensor  # [B]
+    joins: Tensor | None = None  # [V] pieces that go on a word: none may follow a met phrase (None: no rule)
     ordered: bool = False  # positive constraints must appear in the given order
 
     @classmethod
-    def of(cls, items: list[Constraints | None], device: torch.device, ordered: bool = False) -> ConstraintBatch:
+    def of(
+        cls,
+        items: list[Constraints | None],
+        device: torch.device,
+        ordered: bool = False,
+        spelling: Spelling | None = None,
+    ) -> ConstraintBatch:
+        """The batch of `items` (None: no constraints); `spelling` of the target vocabulary closes met phrases
+        at a word's end and matches avoided ones on characters.
+
+        Raises:
+            ValueError: a phrase to avoid without a `spelling`.
+        """
         items = [c or Constraints() for c in items]
-        include = _pad([[p for p in c.include if p] for c in items])
+        wanted = [[tuple(p) for p in c.include if p] for c in items]
+        counts = [{p: 1 for p in w} if ordered else {p: w.count(p) for p in w} for w in wanted]  # ordered: as given
+        include = _pad([[list(p) for p in (w if ordered else n)] for w, n in zip(wanted, counts, strict=True)])
+        times = _pad([[[1] * len(w)] if ordered else [list(n.values())] for w, n in zip(wanted, counts, strict=True)])
         prefixes = _pad([[c.prefix] for c in items])[:, 0]  # [B, 1, P] -> [B, P]
+        phrases = list(dict.fromkeys(tuple(p) for c in items for p in c.avoid if p))
+        if phrases and spelling is None:
+            raise ValueError("phrases to avoid are matched on characters: the search needs the target spelling.")
+        index = {phrase: i for i, phrase in enumerate(phrases)}
+        avoid = _pad([[[index[tuple(p)]] for p in c.avoid if p] for c in items])[:, :, 0]  # [B, A]
         return cls(
             include=include.to(device),
             include_len=(include != NONE).sum(2).to(device),
-            avoid=_pad([[p for p in c.avoid if p] for c in items], right=True).to(device),
+            include_times=times[:, 0, : include.size(1)].clamp(min=0).to(device),
+            avoid=avoid.to(device),
+            avoid_tables=_stack([spelling.table(p) for p in phrases], device) if phrases else None,
             prefix=prefixes.to(device),
             prefix_len=(prefixes != NONE).sum(1).to(device),
+            joins=spelling.joins.to(device) if spelling is not None else None,
             ordered=ordered,
         )
 
     def rows(self, rows: Tensor) -> ConstraintBatch:
         """The constraints of the sentences `rows` [b]."""
-        return ConstraintBatch(
-            self.include[rows],
-            self.include_len[rows],
-            self.avoid[rows],
-            self.prefix[rows],
-            self.prefix_len[rows],
-            self.ordered,
+        return replace(
+            self,
+            include=self.include[rows],
+            include_len=self.include_len[rows],
+            include_times=self.include_times[rows],
+            avoid=self.avoid[rows],
+            prefix=self.prefix[rows],
+            prefix_len=self.prefix_len[rows],
         )
 
     @property
@@ -97,19 +144,34 @@ class ConstraintBatch:
 
 @dataclass(frozen=True)
 class ConstraintState:
-    """Per hypothesis: which positive constraints are met and how far each unmet one has progressed."""
+    """Per hypothesis: how often each positive phrase has occurred, which are met, how far each unmet one has
+    progressed, whether its last token completed one, and where each avoided phrase's automaton stands."""
 
+    found: Tensor  # [b, W, C] occurrences, at most the phrase's `include_times`
     met: Tensor  # [b, W, C] bool
     progress: Tensor  # [b, W, C] subwords of the phrase that end the history
+    closing: Tensor  # [b, W] bool: the last token met a positive phrase
+    avoid: Tensor  # [b, W, A] automaton states (`nmt.decode.spelling`)
 
     @classmethod
-    def start(cls, batch: int, constraints: int, device: torch.device) -> ConstraintState:
-        met = torch.zeros(batch, 1, constraints, dtype=torch.bool, device=device)
-        return cls(met, torch.zeros(batch, 1, constraints, dtype=torch.long, device=device))
+    def start(cls, batch: ConstraintBatch) -> ConstraintState:
+        b, c = batch.include_len.shape
+        device = batch.include.device
+        return cls(
+            found=torch.zeros(b, 1, c, dtype=torch.long, device=device),
+            met=torch.zeros(b, 1, c, dtype=torch.bool, device=device),
+            progress=torch.zeros(b, 1, c, dtype=torch.long, device=device),
+            closing=torch.zeros(b, 1, dtype=torch.bool, device=device),
+            avoid=torch.full((b, 1, batch.avoid.size(1)), BOUNDARY, dtype=torch.long, device=device),
+        )
 
     def keep(self, kept: Tensor | None) -> ConstraintState:
         """The state of the sentences `kept` [n] that go on (all when None)."""
-        return self if kept is None else ConstraintState(self.met[kept], self.progress[kept])
+        if kept is None:
+            return self
+        return ConstraintState(
+            self.found[kept], self.met[kept], self.progress[kept], self.closing[kept], self.avoid[kept]
+        )
 
 
 def all_met(met: Tensor, include_len: Tensor) -> Tensor:
@@ -150,28 +212,31 @@ def progress_of(ends: Tensor, include: Tensor, include_len: Tensor) -> Tensor:
 
 
 def advance(
-    met: Tensor, ends: Tensor, include: Tensor, include_len: Tensor, ordered: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The state after one token: met and progress [b, N, C] and bank [b, N] of each candidate.
+    found: Tensor, ends: Tensor, include: Tensor, include_len: Tensor, times: Tensor, ordered: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The state after one token: occurrences, met and progress [b, N, C] and bank [b, N] of each candidate.
 
     Args:
-        met: met constraints of each candidate's origin, [b, N, C].
+        found: occurrences of each phrase in each candidate's origin, [b, N, C].
         ends: the candidate's last L tokens (its new token last), [b, N, L].
-        include, include_len: the phrases, [b, C, L] and [b, C].
+        include, include_len, times: the phrases [b, C, L], their lengths and the times each must occur [b, C].
         ordered: a phrase counts only once the ones before it are met.
 
-    The bank is the subwords of constraints produced: all of each met phrase, plus the furthest progress
-    in an unmet one.
+    The bank is the subwords of constraints produced: each phrase's length for each occurrence asked for, plus
+    the furthest progress in an unmet one.
     """
+    times = times.unsqueeze(1)  # [b, 1, C]
     progress = progress_of(ends, include, include_len)  # [b, N, C]
     if ordered:  # a phrase may progress only once every earlier one is met
+        met = found >= times
         earlier = torch.cat([torch.ones_like(met[..., :1]), met[..., :-1]], dim=2).cummin(2).values
         progress = progress * earlier
     lengths = include_len.unsqueeze(1)  # [b, 1, C]
-    met = met | ((progress == lengths) & (lengths > 0))
+    found = torch.minimum(found + ((progress == lengths) & (lengths > 0)).long(), times)
+    met = found >= times
     partial = progress * ~met  # [b, N, C]
-    bank = (met * lengths).sum(2) + (partial.amax(2) if partial.size(2) else 0)  # [b, N]
-    return met, progress, bank
+    bank = (found * lengths).sum(2) + (partial.amax(2) if partial.size(2) else 0)  # [b, N]
+    return found, met, progress, bank
 
 
 def wanted_tokens(progress: Tensor, met: Tensor, include: Tensor, include_len: Tensor) -> Tensor:
@@ -185,26 +250,51 @@ def wanted_tokens(progress: Tensor, met: Tensor, include: Tensor, include_len: T
     return tokens.masked_fill(met | (include_len.unsqueeze(1) == 0), NONE)
 
 
-def avoid_(log_probs: Tensor, ends: Tensor, avoid: Tensor) -> Tensor:
-    """Mask, in place, every token that would complete an avoided phrase.
+def avoid_(log_probs: Tensor, states: Tensor, avoid: Tensor, tables: AvoidTable | None) -> Tensor:
+    """Mask, in place, every piece that would complete an avoided phrase as a word.
 
     Args:
         log_probs: [b, W, V].
-        ends: the last L-1 tokens of each history, [b, W, L-1].
-        avoid: phrases [b, A, L], right-aligned; NONE-padded positions match any token.
+        states: each hypothesis's automaton state per phrase, [b, W, A].
+        avoid: the phrases' rows in `tables`, [b, A] (NONE: no phrase).
+        tables: the batch's automata [P, S, K].
 
     Returns:
         `log_probs`.
     """
-    if avoid.size(1) == 0:
+    if tables is None or avoid.size(1) == 0:
         return log_probs
-    head, last = avoid[:, :, :-1], avoid[:, :, -1]  # [b, A, L-1], [b, A]
-    match = (head.unsqueeze(1) == ends.unsqueeze(2)) | (head.unsqueeze(1) == NONE)  # [b, W, A, L-1]
-    hit = match.all(3) & (last.unsqueeze(1) != NONE)  # [b, W, A]
-    index = last.clamp(min=0).unsqueeze(1).expand_as(hit)  # [b, W, A]
-    # scatter_add, not scatter: two phrases may end in the same token.
-    blocked = torch.zeros_like(log_probs).scatter_add_(2, index, hit.to(log_probs.dtype))  # [b, W, V]
-    return log_probs.masked_fill_(blocked > 0, float("-inf"))
+    b, w, v = log_probs.shape
+    pieces = tables.blocked[avoid.clamp(min=0).unsqueeze(1), states]  # [b, W, A, K]
+    pieces = pieces.masked_fill((avoid < 0).view(b, 1, -1, 1) | (pieces < 0), v).view(b, w, -1)  # v: no piece
+    blocked = torch.zeros(b, w, v + 1, dtype=torch.bool, device=log_probs.device).scatter_(2, pieces, True)
+    return log_probs.masked_fill_(blocked[:, :, :v], float("-inf"))
+
+
+def avoid_states(states: Tensor, avoid: Tensor, tables: AvoidTable | None, tokens: Tensor) -> Tensor:
+    """The automaton states after each hypothesis's new token.
+
+    Args:
+        states: the states of each hypothesis's origin, [b, K, A].
+        avoid: [b, A]; tables: the batch's automata; tokens: the new tokens, [b, K].
+
+    Returns:
+        [b, K, A].
+    """
+    if tables is None or avoid.size(1) == 0:
+        return states
+    rows = (avoid.clamp(min=0).unsqueeze(1), states)  # [b, 1, A], [b, K, A]
+    hit = tables.advancing[rows] == tokens.view(*tokens.shape, 1, 1)  # [b, K, A, M]
+    moved = (tables.advance_to[rows] * hit).sum(3)  # [b, K, A]: a piece appears once per row
+    return torch.where(hit.any(3), moved, tables.reset[tokens].unsqueeze(2))
+
+
+def close_words_(log_probs: Tensor, closing: Tensor, joins: Tensor | None) -> Tensor:
+    """Mask, in place, the pieces that go on a word ([V] `joins`) right after a positive phrase was met
+    ([b, W] `closing`): a term ends where a word ends."""
+    if joins is not None:
+        log_probs.masked_fill_(closing.unsqueeze(2) & joins, float("-inf"))
+    return log_probs
 
 
 def force_prefix_(log_probs: Tensor, step: int, prefix: Tensor, prefix_len: Tensor, free: Tensor) -> Tensor:
@@ -266,13 +356,20 @@ def allocate(scores: Tensor, banks: Tensor, k: int) -> Tensor:
 
 
 def meets(ids: list[int], constraints: Constraints | None, ordered: bool = False) -> bool:
-    """Whether the output `ids` contains every positive constraint (in order, with `ordered`): the search's
-    `met` flag, recomputed on a finished hypothesis for engines that do not report it."""
+    """Whether the output `ids` contains every positive constraint (as often as it is given; in order, with
+    `ordered`): the search's `met` flag, recomputed on a finished hypothesis for engines that do not report it."""
+    phrases = [p for p in constraints.include if p] if constraints is not None else []
+    if not ordered:
+        return all(_occurrences(ids, p) >= phrases.count(p) for p in phrases)
     start = 0
-    for phrase in constraints.include if constraints is not None else []:
-        n = len(phrase)
-        at = next((i for i in range(start, len(ids) - n + 1) if ids[i : i + n] == phrase), None)
-        if phrase and at is None:
+    for phrase in phrases:
+        at = next((i for i in range(start, len(ids) - len(phrase) + 1) if ids[i : i + len(phrase)] == phrase), None)
+        if at is None:
             return False
-        start = at + n if ordered and phrase else 0
+        start = at + len(phrase)
     return True
+
+
+def _occurrences(ids: list[int], phrase: list[int]) -> int:
+    """How often `phrase` occurs in `ids`, overlapping occurrences included (as the search counts them)."""
+    return sum(ids[i : i + len(phrase)] == phrase for i in range(len(ids) - len(phrase) + 1))

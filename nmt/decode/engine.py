@@ -20,6 +20,7 @@ from nmt.decode.constraints import ConstraintBatch, Constraints
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import model_for
 from nmt.decode.search import SearchResult, beam_search, greedy_search, sample_search
+from nmt.decode.spelling import Spelling
 from nmt.model import Transformer
 
 NBest = tuple[list[list[int]], list[float]]  # one source's hypotheses (ids without BOS/EOS) and scores, best first
@@ -63,12 +64,20 @@ class TorchEngine:
         model: the network (or an ensemble of networks), already on `device` and in eval mode.
         special_ids: the ids of padding, BOS and EOS.
         device: where the tensors go.
+        spelling: the target vocabulary's characters, which constraints need (None: decoding without them).
     """
 
-    def __init__(self, model: Transformer | Ensemble, special_ids: SpecialIds, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: Transformer | Ensemble,
+        special_ids: SpecialIds,
+        device: torch.device,
+        spelling: Spelling | None = None,
+    ) -> None:
         self.model = model
         self.special_ids = special_ids
         self.device = device
+        self.spelling = spelling
         self.max_src_len = model.cfg.max_positions - 1  # room for EOS
         self._models: dict[str, Transformer | Ensemble] = {}  # the network of each precision, made on first use
         self._generators: dict[int, torch.Generator] = {}  # sampling's random streams, by seed
@@ -116,7 +125,7 @@ class TorchEngine:
         if constraints is not None and any(constraints):
             if cfg.sampling:
                 raise ValueError("constraints, avoid and prefix need beam or greedy search, not decode.sampling=true.")
-            batch = ConstraintBatch.of(constraints, src.device, cfg.ordered_constraints)
+            batch = ConstraintBatch.of(constraints, src.device, cfg.ordered_constraints, self.spelling)
             return constrained_search(model, src, pad_mask, cfg, ids.bos, ids.eos, batch, attn_layer)
         if cfg.sampling:
             generator = self._generator(cfg.seed)

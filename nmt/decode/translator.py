@@ -23,6 +23,7 @@ from nmt.decode.align import CharLink, Link, char_links, format_links, search_li
 from nmt.decode.constraints import Constraints, meets
 from nmt.decode.engine import Engine, TorchEngine, load_model
 from nmt.decode.ensemble import Ensemble
+from nmt.decode.spelling import Spelling
 from nmt.device import resolve_device
 from nmt.model import Transformer
 
@@ -151,7 +152,7 @@ class Translator:
         members = [load_model(ckpt, path) for path, ckpt in loaded]
         target = resolve_device(device)
         model = members[0][0] if len(members) == 1 else Ensemble([m for m, _ in members])
-        engine = TorchEngine(model.to(target), first.special_ids, target)
+        engine = TorchEngine(model.to(target), first.special_ids, target, Spelling.of(members[0][1]))
         return cls(
             engine, members[0][1], decode, langs=(first.src_lang, first.tgt_lang), trained_len=trained_len(first)
         )
@@ -173,7 +174,7 @@ class Translator:
     def from_loaded(cls, ckpt: Checkpoint, decode: DecodeConfig, device: torch.device, path: str | Path) -> Translator:
         """A translator running the network of a loaded checkpoint with `TorchEngine`."""
         model, tokenizer = load_model(ckpt, path)
-        engine = TorchEngine(model.to(device), ckpt.special_ids, device)
+        engine = TorchEngine(model.to(device), ckpt.special_ids, device, Spelling.of(tokenizer))
         return cls(engine, tokenizer, decode, langs=(ckpt.src_lang, ckpt.tgt_lang), trained_len=trained_len(ckpt))
 
     def translate(

@@ -154,8 +154,8 @@ class TermTestSet:
 def wmt21_test_set(segments: list[TermSegment], src_lang: str = "en", tgt_lang: str = "fr") -> TermTestSet:
     """The WMT21 segments detokenized (sentences and term forms alike), for a model of untokenized text.
 
-    A term annotated twice in a sentence is one constraint (the search meets both at once) but two
-    annotations to score, as the task scores them.
+    A term annotated twice in a sentence is two constraints (the search writes it twice) and two annotations
+    to score, as the task scores them.
     """
     forms = sorted({f for s in segments for t in s.terms for f in t.forms})
     plain = dict(zip(forms, detokenize(forms, tgt_lang), strict=True))
@@ -163,6 +163,6 @@ def wmt21_test_set(segments: list[TermSegment], src_lang: str = "en", tgt_lang: 
     return TermTestSet(
         src=detokenize([s.source for s in segments], src_lang),
         ref=detokenize([s.reference for s in segments], tgt_lang),
-        include=[list(dict.fromkeys(terms[0] for terms in line)) for line in accepted],
+        include=[[terms[0] for terms in line] for line in accepted],
         accepted=accepted,
     )

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from nmt.documents.formats import Skeleton
-from nmt.documents.formats.markup import html_skeleton
+from nmt.documents.formats.html_tree import html_skeleton
 from nmt.documents.segment import DocumentError
 from nmt.serve.errors import RequestError
 
@@ -164,7 +164,7 @@ def text_format(value: Any) -> str:
 
 
 def html_texts(texts: list[str], name: str) -> list[Skeleton]:
-    """Each text read as HTML (a fragment or a whole page, `nmt.documents.formats.markup`); malformed HTML (an end
+    """Each text read as HTML (a fragment or a whole page, `nmt.documents.formats.html_tree`); malformed HTML (an end
     tag missing, stray or closing the wrong element) is a 400 naming the text and the line."""
     documents = []
     for index, text in enumerate(texts):

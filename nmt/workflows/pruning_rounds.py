@@ -24,6 +24,7 @@ from nmt.data.batching import teacher_forcing_batches
 from nmt.data.corpus import ParallelText
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import TorchEngine
+from nmt.decode.spelling import Spelling
 from nmt.decode.translator import Translator
 from nmt.evaluate.heads import HeadStats, head_statistics
 from nmt.evaluate.metrics import score
@@ -182,6 +183,7 @@ def torch_translator_of(
     """`translator_of` for `prune_in_rounds`: the PyTorch engine on the model's own device."""
 
     def translator_of(model: Transformer) -> Translator:
-        return Translator(TorchEngine(model, special_ids, next(model.parameters()).device), tokenizer, decode)
+        engine = TorchEngine(model, special_ids, next(model.parameters()).device, Spelling.of(tokenizer))
+        return Translator(engine, tokenizer, decode)
 
     return translator_of

@@ -6,8 +6,9 @@ everything else as read. A segment whose translation equals it is written exactl
 document and rendering its own segments gives the same bytes (for .docx, whose zip container is rewritten,
 the same paragraphs, runs and formatting).
 
-Formats: `html` and `xml` (`markup`), `srt` and `vtt` (`subtitles`), `docx`; the subtitle and .docx readers
-need the `documents` extra (srt, webvtt-py, python-docx). Plain `text` is not read whole: `nmt-translate`
+Formats: `html` and `xml` (`html_tree` and `xml_tree` read them, `markup` cuts them into segments), `srt` and
+`vtt` (`subtitles`), `docx`; the subtitle and .docx readers need the `documents` extra (srt, webvtt-py,
+python-docx). Plain `text` is not read whole: `nmt-translate`
 streams it line by line, a segment per line, so memory stays flat however long the file.
 """
 
@@ -65,13 +66,13 @@ def read_document(path: Path, fmt: str) -> Document:
         MissingExtraError: the format needs the `documents` extra and it is not installed.
     """
     # The readers import this package (for `Skeleton`), so they are imported here, not at the top.
-    from nmt.documents.formats import docx, markup, subtitles
+    from nmt.documents.formats import docx, html_tree, subtitles, xml_tree
 
     if fmt == "text":
         raise ValueError("plain text is translated line by line as it streams, not read as a document.")
     readers: dict[str, Callable[[Path], Document]] = {
-        "html": markup.read_html,
-        "xml": markup.read_xml,
+        "html": html_tree.read_html,
+        "xml": xml_tree.read_xml,
         "srt": subtitles.read_srt,
         "vtt": subtitles.read_vtt,
         "docx": docx.read_docx,

@@ -12,7 +12,7 @@ along the forced search's alignment and by substring search (the argos baseline)
 untagged sources; AER of the search's links and of nmt-align's.
 (c) The test set with a URL, e-mail address, number, placeholder or code inserted per line, kept verbatim
 with protection on and off; and the plain test set's BLEU both ways. The sets and scores live in
-`nmt.evaluate.documents`.
+`nmt.evaluate.documents`, `markup_sets` and `piece_sets`.
 """
 
 from __future__ import annotations
@@ -32,17 +32,9 @@ from nmt.device import set_threads
 from nmt.evaluate import to_markdown_table
 from nmt.evaluate.alignment import read_alignments
 from nmt.evaluate.benchmark import environment
-from nmt.evaluate.documents import (
-    benchmark_markup,
-    benchmark_paragraphs,
-    benchmark_pieces,
-    builtin_set,
-    hansards_set,
-    held_out_corpus,
-    paragraph_pairs,
-    piece_lines,
-    tagged_pairs,
-)
+from nmt.evaluate.documents import benchmark_paragraphs, held_out_corpus, paragraph_pairs
+from nmt.evaluate.markup_sets import benchmark_markup, builtin_set, hansards_set, tagged_pairs
+from nmt.evaluate.piece_sets import benchmark_pieces, piece_lines
 from nmt.evaluate.silver_links import eflomal_links, write_links
 
 PARAGRAPH_COLUMNS = ["run", "bleu", "chrf", "units", "over_trained_len", "chunked", "truncated", "same_as_lines"]

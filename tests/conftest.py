@@ -98,9 +98,11 @@ def perturbed_checkpoint(model_path: Path, path: Path, seed: int, scale: float =
     return path
 
 
-def untrained_checkpoint(model_path: Path, path: Path, attention: str = "scaled_dot") -> Path:
+def untrained_checkpoint(model_path: Path, path: Path, attention: str = "scaled_dot", weights: str = "softmax") -> Path:
     """A valid checkpoint of a tiny untrained network (d_model 16) with the tokenizer of `model_path`."""
-    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, attention=attention)
+    cfg = ModelConfig(
+        d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, attention=attention, attention_weights=weights
+    )
     ckpt = load_checkpoint(model_path)
     model = Transformer(cfg, ckpt.src_vocab_size, ckpt.tgt_vocab_size, PAD_ID)
     meta = metadata(

@@ -1,6 +1,6 @@
-"""The test sets of document translation (`nmt.evaluate.documents`): built the same under a seed and as they
-claim (tags around consistent aligned spans, one piece per line), scored right on hand-made placements, and
-the three benchmarks run end to end on the session's tiny model."""
+"""The test sets of document translation (`nmt.evaluate.documents`, `markup_sets`, `piece_sets`): built the
+same under a seed and as they claim (tags around consistent aligned spans, one piece per line), scored right
+on hand-made placements, and the three benchmarks run end to end on the session's tiny model."""
 
 from __future__ import annotations
 
@@ -12,20 +12,16 @@ from nmt.data.corpus import read_lines
 from nmt.decode.translator import Translator
 from nmt.documents.protect import protect
 from nmt.documents.segment import Segment, Span, Tag
-from nmt.evaluate.documents import (
-    KINDS,
+from nmt.evaluate.documents import benchmark_paragraphs, held_out_corpus, paragraph_pairs
+from nmt.evaluate.markup_sets import (
     benchmark_markup,
-    benchmark_paragraphs,
-    benchmark_pieces,
     builtin_set,
     consistent_spans,
-    held_out_corpus,
-    paragraph_pairs,
-    piece_lines,
     tag_scores,
     tagged_pairs,
     well_formed,
 )
+from nmt.evaluate.piece_sets import KINDS, benchmark_pieces, piece_lines
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -155,6 +155,14 @@ def test_attention_ctranslate2_lacks_is_refused(model_path, tmp_path, attention)
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]
 
 
+@pytest.mark.parametrize("weights", ["entmax15", "hard"])
+def test_attention_weights_ctranslate2_lacks_are_refused(model_path, tmp_path, weights):
+    ckpt = untrained_checkpoint(model_path, tmp_path / f"{weights}.pt", weights=weights)
+    with pytest.raises(ExportError, match=f"`model.attention_weights` must be softmax .* but is '{weights}'"):
+        export_ctranslate2(ckpt, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]
+
+
 def test_interrupted_export_leaves_the_output_as_it_was(model_path, tmp_path, monkeypatch):
     def crash(spec, output_dir):
         (Path(output_dir) / "model.bin").write_bytes(b"half a model")

@@ -140,6 +140,51 @@ def test_attention_weights_sum_to_one_over_real_keys(kind: str) -> None:
     assert mha(x, *mha.project_kv(mem), key_pad=key_pad)[1] is None
 
 
+WEIGHTINGS = ["softmax", "entmax15", "sparsemax", "topk", "hard"]
+
+
+@pytest.mark.parametrize("weights", WEIGHTINGS)
+def test_every_weighting_gives_masked_keys_nothing(weights: str) -> None:
+    """Padding keys and, in self-attention, later keys get weight 0 under every weighting, including the
+    positions that score highest; each row sums to 1; hard is one-hot and topk keeps at most k keys."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, "dot", weights=weights, topk=2).eval()
+    x, mem = torch.randn(3, 5, 32), torch.randn(3, 6, 32)
+    mem[1, 3:] = 50 * x[1].mean(0)  # padding keys that would win every query's attention
+    key_pad = torch.tensor([[False] * 6, [False] * 3 + [True] * 3, [False] * 5 + [True]])
+    _, w = mha(x, *mha.project_kv(mem), key_pad=key_pad, need_weights=True)
+    assert (w[1, ..., 3:] == 0).all() and (w[2, ..., 5:] == 0).all()
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, 4, 5))
+    nonzero = (w > 0).sum(-1)
+    assert (nonzero == 1).all() if weights == "hard" else True
+    assert (nonzero <= 2).all() if weights == "topk" else True
+    assert (nonzero < 6).any() if weights in ("sparsemax", "entmax15") else True  # sparse somewhere
+    _, causal = mha(x, *mha.project_kv(x), causal=True, need_weights=True)
+    assert (causal.masked_select(torch.ones(5, 5, dtype=torch.bool).triu(1)) == 0).all()
+
+
+@pytest.mark.parametrize("weights", WEIGHTINGS)
+def test_every_weighting_decodes_with_the_cache_as_in_the_forward_pass(weights: str) -> None:
+    model = make_model(attention_weights=weights, attention_topk=2).eval()
+    src, tgt_in = make_batch()
+    with torch.no_grad():
+        full = model(src, tgt_in).float().log_softmax(-1)
+        steps = decode_all(model, src, tgt_in)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=0)
+
+
+def test_hard_attention_trains_through_the_softmax_gradient() -> None:
+    """The forward pass takes one key per query, the backward pass softmax's gradient: the query projection
+    gets a gradient, which a plain one-hot would not give it."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, "scaled_dot", weights="hard")
+    x, mem = torch.randn(2, 5, 32), torch.randn(2, 6, 32)
+    out, w = mha(x, *mha.project_kv(mem), need_weights=True)
+    assert ((w == 0) | (w == 1)).all()
+    out.square().sum().backward()
+    assert mha.q_proj.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_model_returns_cross_attention_on_request(kind: str) -> None:
     model = make_model(attention=kind).eval()

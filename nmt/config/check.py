@@ -53,6 +53,7 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(cfg.d_model % cfg.n_heads == 0, "d_model", f"divisible by n_heads ({cfg.n_heads})")
         need(cfg.enc_layers >= 1, "enc_layers", ">= 1")
         need(cfg.dec_layers >= 1, "dec_layers", ">= 1")
+        need(cfg.attention_topk >= 1, "attention_topk", ">= 1")
         for attention, layers in (("enc", cfg.enc_layers), ("dec_self", cfg.dec_layers), ("dec_cross", cfg.dec_layers)):
             counts = getattr(cfg, f"{attention}_heads")
             rule = f"empty or {layers} counts in [0, n_heads]"

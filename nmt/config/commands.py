@@ -325,7 +325,9 @@ class ServeConfig:
     num_threads: int = option(0, _THREADS)
     host: str = option("127.0.0.1", "address to listen on; 0.0.0.0 for every interface (e.g. behind a proxy)")
     port: int = option(5000, "TCP port to listen on (5000, as LibreTranslate)")
-    max_wait_ms: float = option(5.0, "how long a batch waits for more sentences after its first one arrived, in ms")
+    max_wait_ms: float = option(
+        5.0, "how long a batch waits for more sentences, after its first one arrived and after the last batch, in ms"
+    )
     merge_requests: bool = option(True, "batch the sentences of concurrent requests together; false: one per batch")
     max_queue_tokens: int = option(
         16000,

@@ -116,6 +116,14 @@ class ModelConfig:
     act_dropout: float = option(0.0, "dropout after the feed-forward activation")
     activation: str = option("relu", "feed-forward activation", choices=("relu", "gelu"))
     attention: str = option("scaled_dot", "attention score", choices=("scaled_dot", "dot", "additive"))
+    attention_weights: str = option(
+        "softmax",
+        "how scores become weights: softmax (the fused kernel), entmax15 or sparsemax (sparse; the entmax extra), "
+        "topk (softmax over the attention_topk best keys), hard (one-hot on the best key, straight-through "
+        "softmax gradient)",
+        choices=("softmax", "entmax15", "sparsemax", "topk", "hard"),
+    )
+    attention_topk: int = option(4, "keys each query keeps with attention_weights=topk")
     positions: str = option("sinusoidal", "position encoding", choices=("sinusoidal", "learned"))
     max_positions: int = option(1024, "longest sequence the model accepts, in tokens")
     norm: str = option("pre", "LayerNorm placement around each sublayer", choices=("pre", "post"))

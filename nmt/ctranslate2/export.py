@@ -51,6 +51,11 @@ def export_ctranslate2(ckpt: str | Path, output: str | Path, quantization: str =
             f"checkpoint {ckpt}: `model.attention` must be scaled_dot to export to CTranslate2 (its only "
             f"attention score), but is {loaded.model_config.attention!r} instead; translate it with backend=torch."
         )
+    if loaded.model_config.attention_weights != "softmax":
+        raise ExportError(
+            f"checkpoint {ckpt}: `model.attention_weights` must be softmax to export to CTranslate2 (its only "
+            f"weighting), but is {loaded.model_config.attention_weights!r} instead; translate it with backend=torch."
+        )
     model, tokenizer = load_model(loaded, ckpt)
     spec = _spec(ct2, model, tokenizer)
     spec.validate()

@@ -12,6 +12,12 @@ Heads can be gated (Michel et al. 2019): `head_gate` [H] scales each head's outp
 silences a head and the gradient of the loss with respect to a gate of 1 measures its importance.
 A pruned layer simply has fewer heads of the same width (see `nmt.model.head_removal`).
 
+Scores become weights by softmax, or by a sparser map chosen per model (`weights`): entmax-1.5 or sparsemax
+(Peters et al. 2019; Martins & Astudillo 2016; the `entmax` package), softmax over the k best keys (`topk`), or
+hard attention trained with a straight-through estimator (`hard`: the forward pass is a one-hot on the best key,
+the backward pass softmax's gradient). Disallowed keys score -inf before any of them, so none can be chosen.
+Only softmax runs in the fused kernel.
+
 Heads can be hardened, as a probe of a trained model (`nmt.model.hard_attention`): `hard_heads` [H] bool
 replaces those heads' weights by a one-hot on the highest-scoring allowed key (the first of equal ones), so
 each of them passes on one value. Only a module with hardened heads leaves the fused kernel, which has no
@@ -24,7 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nmt.errors import MissingExtraError
+
 KINDS = ("scaled_dot", "dot", "additive")
+WEIGHTS = ("softmax", "entmax15", "sparsemax", "topk", "hard")
 FEW_QUERIES = 8  # queries per key row (G*T) up to which the explicit path is the faster one
 
 
@@ -45,17 +54,29 @@ class MultiHeadAttention(nn.Module):
         dropout: dropout on the attention weights, active only in training.
         head_dim: width of each head (default D/H); a pruned layer keeps the width and has fewer heads,
             possibly none (its output is then the output projection's bias).
+        weights: how scores become weights, one of `WEIGHTS` (see the module docstring).
+        topk: keys each query keeps with `weights="topk"`.
     """
 
     def __init__(
-        self, d_model: int, n_heads: int, kind: str = "scaled_dot", dropout: float = 0.0, head_dim: int | None = None
+        self,
+        d_model: int,
+        n_heads: int,
+        kind: str = "scaled_dot",
+        dropout: float = 0.0,
+        head_dim: int | None = None,
+        weights: str = "softmax",
+        topk: int = 4,
     ):
         super().__init__()
         if head_dim is None and d_model % n_heads:
             raise ValueError(f"`d_model` must be divisible by `n_heads` ({n_heads}), but is {d_model} instead.")
         if kind not in KINDS:
             raise ValueError(f"`kind` must be one of {', '.join(KINDS)}, but is {kind!r} instead.")
+        if weights not in WEIGHTS:
+            raise ValueError(f"`weights` must be one of {', '.join(WEIGHTS)}, but is {weights!r} instead.")
         self.n_heads = n_heads
+        self.weights, self.topk = weights, topk
         self.head_dim = head_dim or d_model // n_heads
         self.kind = kind
         self.dropout = dropout
@@ -113,7 +134,7 @@ class MultiHeadAttention(nn.Module):
         s = k.size(2)
         p = self.dropout if self.training else 0.0
         weights = None
-        fused = self.kind != "additive" and not need_weights and self.hard_heads is None
+        fused = self.kind != "additive" and self.weights == "softmax" and not need_weights and self.hard_heads is None
         if fused and q.size(2) > FEW_QUERIES:
             only_causal = causal and key_pad is None  # the flash kernel takes this as a flag, not a mask
             mask = None if only_causal else _allowed(key_pad, causal, t, s, q.device)
@@ -139,7 +160,7 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # [B,T,D] -> [B,H,T,D/H]
 
     def _weights(self, q: Tensor, k: Tensor, allowed: Tensor | None) -> Tensor:
-        """Softmax over keys of the scores, [B,H,T,S]; disallowed keys get weight 0; hard heads a one-hot."""
+        """The weights over keys of the scores, [B,H,T,S]; disallowed keys get weight 0; hard heads a one-hot."""
         if self.kind == "additive":
             hidden = torch.tanh(q[:, :, :, None] + k[:, :, None])  # [B,H,T,1,d] + [B,H,1,S,d] -> [B,H,T,S,d]
             scores = (hidden * self.score_v[:, None, None]).sum(-1)  # [B,H,T,S,d] * [H,1,1,d] -> [B,H,T,S]
@@ -147,13 +168,36 @@ class MultiHeadAttention(nn.Module):
             scores = (q @ k.transpose(-2, -1)) * self.scale  # [B,H,T,d] @ [B,H,d,S] -> [B,H,T,S]
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
-        weights = scores.float().softmax(-1).to(q.dtype)
+        weights = normalise(scores.float(), self.weights, self.topk).to(q.dtype)
         if self.hard_heads is None:
             return weights
         # The argmax of the scores, not of the rounded weights: a disallowed key (-inf) is never chosen, and
         # argmax takes the first of equal scores. Every row allows a key (`_allowed`).
         hard = F.one_hot(scores.argmax(-1), scores.size(-1)).to(weights.dtype)  # [B,H,T] -> [B,H,T,S]
         return torch.where(self.hard_heads[:, None, None], hard, weights)  # [H,1,1] picks per head
+
+
+def normalise(scores: Tensor, how: str, topk: int = 4) -> Tensor:
+    """Weights over the last dimension of `scores` (-inf at disallowed keys, at least one allowed per row), by
+    one of `WEIGHTS`; each row sums to 1.
+
+    Raises:
+        MissingExtraError: entmax15 or sparsemax without the `entmax` package.
+    """
+    if how == "softmax":
+        return scores.softmax(-1)
+    if how == "topk":
+        kept = scores.topk(min(topk, scores.size(-1)), dim=-1)
+        return torch.full_like(scores, float("-inf")).scatter(-1, kept.indices, kept.values).softmax(-1)
+    if how == "hard":  # one-hot forward, softmax backward (straight-through)
+        soft = scores.softmax(-1)
+        return F.one_hot(scores.argmax(-1), scores.size(-1)).to(soft.dtype) + (soft - soft.detach())
+    try:
+        import entmax
+    except ImportError as err:
+        extra = 'pip install "nmt-toolkit[entmax]"'
+        raise MissingExtraError(f"attention weights {how} need the entmax package: {extra}.") from err
+    return entmax.entmax15(scores, dim=-1) if how == "entmax15" else entmax.sparsemax(scores, dim=-1)
 
 
 def _ungroup(x: Tensor, groups: int, t: int) -> Tensor:

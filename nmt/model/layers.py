@@ -47,7 +47,15 @@ class Residual(nn.Module):
 
 
 def _attention(cfg: ModelConfig, heads: int) -> MultiHeadAttention:
-    return MultiHeadAttention(cfg.d_model, heads, cfg.attention, cfg.attn_dropout, cfg.d_model // cfg.n_heads)
+    return MultiHeadAttention(
+        cfg.d_model,
+        heads,
+        cfg.attention,
+        cfg.attn_dropout,
+        cfg.d_model // cfg.n_heads,
+        weights=cfg.attention_weights,
+        topk=cfg.attention_topk,
+    )
 
 
 class EncoderLayer(nn.Module):

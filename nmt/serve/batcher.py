@@ -3,10 +3,11 @@ batches by one worker thread that owns the model.
 
 The worker forms a batch as `nmt-translate` does (at most `max_tokens` padded source tokens, EOS included, and at
 most `max_sentences` sentences), from the sentences that share the search settings, oldest first. It starts a
-batch once it is full or once its oldest sentence has waited `max_wait` seconds, so a lone request waits at most
-that long and a busy server fills its batches. Sentences of one request may share a batch with other requests';
-a sentence's output does not depend on its neighbours (the search is batch-invariant), so the answer equals the
-offline translation.
+batch once it is full, or once its oldest sentence has waited `max_wait` seconds and `max_wait` has passed since the
+last batch ended: a lone request waits at most that long, and the clients a batch has just answered have that long
+to send their next sentences into the next batch, so a busy server fills its batches. Sentences of one request
+may share a batch with other requests'; a sentence's output does not depend on its neighbours (the search is
+batch-invariant), so the answer equals the offline translation.
 
 A sentence may ask for the cross-attention of its search (the character links that place markup and
 untranslatable pieces come from it): such sentences are queued apart and translated by `translate_attending`
@@ -134,7 +135,8 @@ class Batcher:
             `attend`); None: no sentence may ask for it.
         max_tokens: padded source tokens (EOS included) per batch, as `decode.max_tokens`.
         max_sentences: sentences per batch (None or 0: no cap), as `decode.max_sentences`.
-        max_wait: seconds the worker waits after the oldest queued sentence arrived for a batch to fill.
+        max_wait: seconds the worker waits for a batch to fill, after its oldest sentence arrived and after the last
+            batch ended.
         max_queue_tokens: source tokens (EOS included) the queue holds at most; a request past it is refused.
         merge_requests: whether a batch may hold sentences of several requests (False: one request per batch).
         on_batch: called after each batch with its `BatchStats` (from the worker thread).
@@ -161,6 +163,7 @@ class Batcher:
         self._queued_tokens = self._queued_sentences = 0
         self._accepting, self._stop_at = True, math.inf  # the drain deadline, once draining
         self._tokens_per_second = 0.0  # moving average of the worker's rate, for Retry-After
+        self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
         self.ready = threading.Event()  # set once the warm-up has run
         self._thread: threading.Thread | None = None
@@ -308,7 +311,7 @@ class Batcher:
         if not self._queues:
             return [], self._stop_at - now
         key, queue = min(self._queues.items(), key=lambda kv: kv[1][0].arrived)
-        due = queue[0].arrived + self.max_wait
+        due = max(queue[0].arrived, self._idle_since) + self.max_wait
         count, full = self._fits(queue)
         if not (full or now >= due or not self._accepting or not self.merge_requests):
             return [], min(due, self._stop_at) - now
@@ -385,6 +388,7 @@ class Batcher:
             job.left -= 1
             if job.left == 0:
                 _set(job.future, result=job.answer())
+        self._idle_since = time.monotonic()
         tokens = len(batch) * max(item.tokens for item in batch)
         rate = sum(item.tokens for item in batch) / max(seconds, 1e-6)
         self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate

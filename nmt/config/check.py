@@ -21,7 +21,15 @@ from nmt.config.commands import (
     TranslateConfig,
     reference_paths,
 )
-from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+from nmt.config.groups import (
+    AugmentConfig,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    OptimConfig,
+    TokenizerConfig,
+    TrainerConfig,
+)
 from nmt.errors import UserError
 
 # A `harden` spec, as `nmt.model.hard_attention.parse_spec` reads it (which the model needs, and config cannot import)
@@ -92,6 +100,8 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
             f">= {math.ceil(1 - cfg.max_len_a)} with `{prefix}max_len_a` = {cfg.max_len_a:g}, "
             "so that a one-token source allows one output token",
         )
+    if isinstance(cfg, AugmentConfig):
+        need(cfg.switchout >= 0, "switchout", ">= 0 (0 = off)")
     if isinstance(cfg, DataConfig):
         need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
         need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")

@@ -14,6 +14,17 @@ PRECISIONS = ("32", "bf16", "fp16", "int8")  # decode.precision
 
 
 @dataclass
+class AugmentConfig:
+    """Augmentation of the training pairs, drawn afresh every epoch (`nmt.data.augment`)."""
+
+    switchout: float = option(
+        0.0,
+        "SwitchOut's temperature tau (Wang et al. 2018): random words put into both sides, about "
+        "1/(e^(1/tau) - 1) per long sentence; 0 = off",
+    )
+
+
+@dataclass
 class DataConfig:
     """Which parallel corpus to read, and how to filter and batch it.
 
@@ -72,6 +83,7 @@ class DataConfig:
         "DataLoader worker processes assembling training batches; 0 = in the training process",
         roles=("runtime",),
     )
+    augment: AugmentConfig = option(AugmentConfig, "training-time augmentation", roles=("runtime",))
 
 
 @dataclass

@@ -10,6 +10,8 @@ import torch
 
 from nmt.compat import foreach_mul_, foreach_norm, skip_update_on_device
 from nmt.config import DecodeConfig, OptimConfig
+from nmt.config.groups import AugmentConfig
+from nmt.data.augment import switchout
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.search import beam_search, greedy_search
@@ -48,6 +50,7 @@ class TranslationModule(L.LightningModule):
         clock: the run's training clock, which checkpoints save and a resume restores (a new one if None).
         progress: the share of the time budget spent, which the learning rate follows with
             `optim.schedule_by=time` (`nmt.train.budget.TimeBudget.progress`).
+        augment: augmentation of the training batches (`nmt.data.augment`), drawn from `seed` and the epoch.
     """
 
     def __init__(
@@ -63,8 +66,11 @@ class TranslationModule(L.LightningModule):
         compile: bool = False,
         clock: TrainingClock | None = None,
         progress: Callable[[], float] | None = None,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        self.augment, self.seed = augment or AugmentConfig(), seed
         self.model = model
         self.tokenizer = tokenizer
         self.optim = optim
@@ -92,6 +98,9 @@ class TranslationModule(L.LightningModule):
 
         Nothing here reads a device value on the host (a sync that stalls the GPU queue): the token count
         comes from the batch, and a non-finite loss is logged as it is."""
+        if self.augment.switchout > 0:
+            sizes = (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size)
+            batch = switchout(batch, self.augment.switchout, self.seed, self.current_epoch, sizes)
         logits = self._teacher_forcing(batch.src, batch.tgt_in)  # [B, T, V]
         loss_sum, nll_sum, _ = label_smoothed_nll(logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id)
         self._update_tokens += batch.tgt_tokens

@@ -154,6 +154,8 @@ def build_module(
         compile=cfg.trainer.compile,
         clock=clock,
         progress=progress,
+        augment=cfg.data.augment,
+        seed=cfg.seed,
     )
 
 

@@ -97,3 +97,56 @@ def test_the_training_step_trains_on_each_epochs_own_draw(monkeypatch):
         losses.setdefault(epoch, []).append(module.training_step(batch, 0).item())
     base = plain.training_step(batch, 0).item()
     assert losses[0][0] == losses[0][1] != losses[1][0] and base not in (losses[0][0], losses[1][0])
+
+
+class _WordTokenizer:
+    """A word-level stand-in for `Tokenizer`'s source side: `▁word` pieces, and `s` and `,` that follow words."""
+
+    PIECES = ["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁big", "▁large", "▁huge", "▁dog", "▁cat", "s", ",", "▁rare"]
+
+    def src_pieces(self) -> list[str]:
+        return self.PIECES
+
+    def encode_src(self, lines: list[str]) -> list[list[int]]:
+        return [[self.PIECES.index(f"▁{w}")] if f"▁{w}" in self.PIECES else [1] for w in (x.strip() for x in lines)]
+
+
+def _ids(text: str) -> list[int]:
+    return [_WordTokenizer.PIECES.index(p) for p in text.split()]
+
+
+def test_synonym_sets_are_read_with_their_lines_checked(tmp_path):
+    from nmt.data.corpus import CorpusError
+    from nmt.data.synonyms import read_synonym_sets
+
+    path = tmp_path / "syn.txt"
+    path.write_text("big large huge  # sizes\n\n# nothing\ncat cat dog\n")
+    assert read_synonym_sets(path) == [["big", "large", "huge"], ["cat", "dog"]]
+    path.write_text("big large\nlonely\n")
+    with pytest.raises(CorpusError, match="syn.txt, line 2: a synonym set needs two words"):
+        read_synonym_sets(path)
+
+
+def test_synonyms_replace_whole_source_words_with_frequent_ones_and_leave_targets():
+    from nmt.data.synonyms import SynonymTable, replace_synonyms
+
+    training = [_ids("▁a ▁big ▁dog"), _ids("▁a ▁large ▁cat")] * 3 + [_ids("▁huge ▁cat")]
+    table = SynonymTable.build([["big", "large", "huge"], ["dog", "rare"]], _WordTokenizer(), training, min_count=2)
+    big, large, huge = (tuple(_ids(w)) for w in ("▁big", "▁large", "▁huge"))
+    assert table.words[big] == [large] and table.words[huge] == [big, large]  # huge occurs once: never drawn
+    assert tuple(_ids("▁dog")) not in table.words  # its only synonym is not in the training text
+    src = [_ids("▁a ▁big ▁dog ,"), _ids("▁big s ▁cat"), _ids("▁huge ▁big")] * 40
+    tgt = [[20, 21]] * len(src)
+    batch = collate(src, tgt, PAD_ID, BOS_ID, EOS_ID, index=list(range(len(src))))
+    out = replace_synonyms(batch, table, rate=0.5, seed=1, epoch=0)
+    assert torch.equal(out.tgt_out, batch.tgt_out) and torch.equal(out.tgt_in, batch.tgt_in)
+    rows = [[t for t in row if t not in (PAD_ID, EOS_ID)] for row in out.src.tolist()]
+    words = _WordTokenizer.PIECES
+    assert all(words[r[1]] in ("▁big", "▁large") and words[r[3]] == "," for r in rows[0::3])
+    assert sum(words[r[1]] == "▁large" for r in rows[0::3]) in range(10, 31)  # about half of 40
+    assert all(r == _ids("▁big s ▁cat") for r in rows[1::3])  # `big` goes on as `bigs`: not a whole word
+    assert {words[r[0]] for r in rows[2::3]} <= {"▁huge", "▁big", "▁large"}
+    assert out.src_tokens == sum(len(r) + 1 for r in rows)
+    again = replace_synonyms(batch, table, rate=0.5, seed=1, epoch=0)
+    assert torch.equal(again.src, out.src)
+    assert not torch.equal(replace_synonyms(batch, table, rate=0.5, seed=1, epoch=1).src, out.src)

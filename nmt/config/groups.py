@@ -22,6 +22,11 @@ class AugmentConfig:
         "SwitchOut's temperature tau (Wang et al. 2018): random words put into both sides, about "
         "1/(e^(1/tau) - 1) per long sentence; 0 = off",
     )
+    synonyms: str | None = option(
+        None, "a file of synonym sets, one per line (scripts/build_synonyms.py): source words replaced by them"
+    )
+    synonym_rate: float = option(0.1, "chance that each source word found in `synonyms` is replaced, per epoch")
+    synonym_min_count: int = option(5, "occurrences in the training sources a replacement needs")
 
 
 @dataclass

@@ -13,6 +13,7 @@ from nmt.config import DecodeConfig, OptimConfig
 from nmt.config.groups import AugmentConfig
 from nmt.data.augment import switchout
 from nmt.data.batching import Batch
+from nmt.data.synonyms import SynonymTable, replace_synonyms
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.search import beam_search, greedy_search
 from nmt.errors import UserError
@@ -51,6 +52,7 @@ class TranslationModule(L.LightningModule):
         progress: the share of the time budget spent, which the learning rate follows with
             `optim.schedule_by=time` (`nmt.train.budget.TimeBudget.progress`).
         augment: augmentation of the training batches (`nmt.data.augment`), drawn from `seed` and the epoch.
+        synonyms: the table of `augment.synonyms` (`nmt.data.synonyms`), built against the training sources.
     """
 
     def __init__(
@@ -68,9 +70,10 @@ class TranslationModule(L.LightningModule):
         progress: Callable[[], float] | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        synonyms: SynonymTable | None = None,
     ) -> None:
         super().__init__()
-        self.augment, self.seed = augment or AugmentConfig(), seed
+        self.augment, self.seed, self.synonyms = augment or AugmentConfig(), seed, synonyms
         self.model = model
         self.tokenizer = tokenizer
         self.optim = optim
@@ -90,6 +93,13 @@ class TranslationModule(L.LightningModule):
         self.clock = clock or TrainingClock()  # wall seconds of training, across resumes
         self._validation_start = 0.0  # the clock when the current validation began
         self.progress = progress
+
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Training sources with synonyms put in (on the host: their lengths change) when `synonyms` is set."""
+        if self.synonyms is not None and self.trainer.training:
+            rate = self.augment.synonym_rate
+            return replace_synonyms(batch, self.synonyms, rate, self.seed, self.current_epoch)
+        return batch
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """The summed loss of this micro-batch; `configure_gradient_clipping` divides the gradients by the

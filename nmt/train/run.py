@@ -38,6 +38,7 @@ from nmt.config import ConfigError, DataConfig, TrainConfig, TrainerConfig, chec
 from nmt.config.options import fields_with_role
 from nmt.data.prepare import load_training_data
 from nmt.data.prepared import PreparedCorpus
+from nmt.data.synonyms import SynonymTable, synonym_table
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
 from nmt.model import Transformer
@@ -156,7 +157,16 @@ def build_module(
         progress=progress,
         augment=cfg.data.augment,
         seed=cfg.seed,
+        synonyms=_synonyms(cfg, data),
     )
+
+
+def _synonyms(cfg: TrainConfig, data: PreparedCorpus) -> SynonymTable | None:
+    """The table of `data.augment.synonyms` against the training sources (None without a file)."""
+    table = synonym_table(cfg.data.augment, data.tokenizer, (data.train.src[i] for i in range(len(data.train))))
+    if table is not None:
+        print(f"synonyms: {len(table.words):,} source words of {cfg.data.augment.synonyms} can be replaced")
+    return table
 
 
 def build_trainer(cfg: TrainConfig, callbacks: list[Callback], resume_step: int | None = None) -> L.Trainer:

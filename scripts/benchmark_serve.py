@@ -1,9 +1,10 @@
 """Load benchmark of `nmt-serve` on 127.0.0.1: throughput against offline `nmt-translate` and against the same
 server with batching off, latency at half load, a 10x open-loop overload; with --soak, a long run at half load
-and a SIGTERM under load.
+and, with --sigterm, a SIGTERM under load.
 
     python scripts/benchmark_serve.py --ckpt /tmp/serve-model/model.pt --duration 20 --output docs/benchmark_serve.json
     python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --soak 1800 --output soak.json
+    python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --sigterm --output sigterm.json
 
 Every request carries one sentence of the test split (the built-in corpus, or `--sentences FILE`). Scenarios:
 offline (nmt-translate of all the sentences, its own timing line); closed loop (`--clients` clients, each sending
@@ -11,7 +12,8 @@ its next request when the last is answered) with batching on and off; idle (one 
 half the peak rate, whatever the answers: open loop); overload (10x the peak rate, open loop): every request must
 be answered 200 or 503 with Retry-After, without connection errors, and the server must be ready afterwards.
 With --soak SECONDS, instead: the peak, then half load for that long (resident memory read every minute, growth
-counted from the end of the first tenth), then SIGTERM sent to a server under closed-loop load, its request log
+counted from the end of the first tenth). With --sigterm, instead: SIGTERM sent to a server under closed-loop
+load after 5 s (each client stops at its first refused connection), the translation requests of its log
 compared with what the clients received: every request it accepted must be answered.
 Answers are checked against the offline translation. Each scenario runs at most `--duration` seconds (<= 60);
 the server and `nmt-translate` get `--threads` threads; the load generator is one asyncio process.
@@ -128,20 +130,27 @@ class Pool:
         self.slots, self.failures = None, {}
 
 
-async def one(pool: Pool, sentence: str, tally: Tally, scheduled: float | None = None) -> None:
-    """One request, its latency counted from when it was due (`scheduled`), so waiting for a connection counts."""
+async def one(pool: Pool, sentence: str, tally: Tally, scheduled: float | None = None) -> bool:
+    """One request, its latency counted from when it was due (`scheduled`), so waiting for a connection counts;
+    whether it was answered."""
     started = scheduled or time.perf_counter()
-    tally.add(sentence, await pool.post(sentence), time.perf_counter() - started)
+    answer = await pool.post(sentence)
+    tally.add(sentence, answer, time.perf_counter() - started)
+    return answer is not None
 
 
-async def closed_loop(pool: Pool, sentences: list[str], clients: int, seconds: float, tally: Tally) -> float:
-    """`clients` clients, each sending its next sentence when the last is answered, for `seconds`."""
+async def closed_loop(
+    pool: Pool, sentences: list[str], clients: int, seconds: float, tally: Tally, until_refused: bool = False
+) -> float:
+    """`clients` clients, each sending its next sentence when the last is answered, for `seconds` (with
+    `until_refused`, a client also stops at its first connection error)."""
     stop = time.perf_counter() + seconds
 
     async def client_loop(k: int) -> None:
         i = k
         while time.perf_counter() < stop:
-            await one(pool, sentences[i % len(sentences)], tally)
+            if not await one(pool, sentences[i % len(sentences)], tally) and until_refused:
+                return
             i += clients
 
     started = time.perf_counter()
@@ -244,11 +253,12 @@ def sigterm(args: argparse.Namespace, sentences: list[str], target: str, expecte
 
         async def load() -> float:
             asyncio.get_running_loop().call_later(5, proc.send_signal, signal.SIGTERM)
-            return await closed_loop(pool, sentences, args.clients, 5 + args.duration, tally)
+            return await closed_loop(pool, sentences, args.clients, 5 + args.duration, tally, until_refused=True)
 
         seconds = asyncio.run(load())
         exit_status = proc.wait(120)
         logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        logged = [line for line in logged if line["path"] == "/translate"]  # not the readiness probes
     served: dict = {}
     for line in logged:
         served[line["status"]] = served.get(line["status"], 0) + 1
@@ -263,7 +273,7 @@ def sigterm(args: argparse.Namespace, sentences: list[str], target: str, expecte
 
 
 def run_soak(args: argparse.Namespace, sentences: list[str]) -> dict:
-    """The peak, a soak at half of it, then SIGTERM under load."""
+    """The peak, then a soak at half of it."""
     _, translations = offline(args.ckpt, sentences, args.threads, args.beam)
     expected = dict(zip(sentences, translations, strict=True))
     proc, url = start_server(args.ckpt, args.threads, args.beam, f"max_queue_tokens={args.queue_tokens}")
@@ -277,7 +287,16 @@ def run_soak(args: argparse.Namespace, sentences: list[str]) -> dict:
     results = {"peak": peak, "soak": {**tally.summary(found.pop("seconds")), **found}}
     print(f"soak: {json.dumps(results['soak'])}")
     stop(proc)
-    results["sigterm"] = sigterm(args, sentences, target, expected)
+    return results
+
+
+def run_sigterm(args: argparse.Namespace, sentences: list[str]) -> dict:
+    """SIGTERM under load, its answers checked against offline translation."""
+    from nmt.checkpoint import trained_on
+
+    _, translations = offline(args.ckpt, sentences, args.threads, args.beam)
+    target = trained_on(args.ckpt).tgt_lang
+    results = {"sigterm": sigterm(args, sentences, target, dict(zip(sentences, translations, strict=True)))}
     print(f"sigterm: {json.dumps(results['sigterm'])}")
     return results
 
@@ -325,7 +344,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server and of nmt-translate")
     parser.add_argument("--beam", type=int, default=5, help="decode.beam_size of both")
     parser.add_argument("--queue-tokens", type=int, default=8000, help="the server's max_queue_tokens")
-    parser.add_argument("--soak", type=float, help="instead: a soak of this many seconds at half load, then SIGTERM")
+    parser.add_argument("--soak", type=float, help="instead: a soak of this many seconds at half load")
+    parser.add_argument("--sigterm", action="store_true", help="instead: SIGTERM to a server under load")
     parser.add_argument("--output", help="write the figures as JSON here")
     args = parser.parse_args()
     args.duration = min(args.duration, 60.0)
@@ -337,11 +357,17 @@ def main() -> None:
 
         sentences = get_corpus(DataConfig(), "test").src
     sentences = list(dict.fromkeys(s.strip() for s in sentences if s.strip()))  # unique: one expected answer each
-    results = run_soak(args, sentences) if args.soak else run(args, sentences)
+    results = (
+        run_soak(args, sentences)
+        if args.soak
+        else run_sigterm(args, sentences)
+        if args.sigterm
+        else run(args, sentences)
+    )
     results["setup"] = {k: v for k, v in vars(args).items() if k != "output"} | {"sentences": len(sentences)}
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.soak:
+    if args.soak or args.sigterm:
         return
     speedup = results["peak"]["throughput_per_s"]
     print(

@@ -150,3 +150,19 @@ def test_synonyms_replace_whole_source_words_with_frequent_ones_and_leave_target
     again = replace_synonyms(batch, table, rate=0.5, seed=1, epoch=0)
     assert torch.equal(again.src, out.src)
     assert not torch.equal(replace_synonyms(batch, table, rate=0.5, seed=1, epoch=1).src, out.src)
+
+
+def test_the_data_module_puts_synonyms_into_training_batches_only():
+    from types import SimpleNamespace
+
+    from nmt.data.synonyms import SynonymTable
+    from nmt.train.datamodule import TranslationDataModule
+
+    table = SynonymTable.build([["big", "large"]], _WordTokenizer(), [_ids("▁big ▁large")] * 2, min_count=1)
+    module = TranslationDataModule(None, None, 4096, seed=0, synonyms=table, synonym_rate=1.0)
+    batch = collate([_ids("▁a ▁big ▁dog")] * 4, [[20]] * 4, PAD_ID, BOS_ID, EOS_ID, index=[0, 1, 2, 3])
+    module.trainer = SimpleNamespace(training=False, current_epoch=0)
+    assert module.on_before_batch_transfer(batch, 0) is batch
+    module.trainer = SimpleNamespace(training=True, current_epoch=0)
+    swapped = module.on_before_batch_transfer(batch, 0).src
+    assert (swapped[:, 1] == _WordTokenizer.PIECES.index("▁large")).all()

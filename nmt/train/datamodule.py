@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.data.prepared import PairSplit, TokenArrays
+from nmt.data.synonyms import SynonymTable, replace_synonyms
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.train.compat import batches_done
 
@@ -46,8 +47,11 @@ class TranslationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         max_sentences: int | None = None,
+        synonyms: SynonymTable | None = None,
+        synonym_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.synonyms, self.synonym_rate = synonyms, synonym_rate
         self.train, self.valid = train, valid
         self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, seed
         self.num_workers, self.pin_memory = num_workers, pin_memory
@@ -98,6 +102,12 @@ class TranslationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         # Each rank decodes its share of the validation set; the module gathers the hypotheses for BLEU.
         return self._loader(self.valid, self._sampler(self.valid, shuffle=False))
+
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Training sources with synonyms put in (`nmt.data.synonyms`), on the host: their lengths change."""
+        if self.synonyms is not None and self.trainer.training:
+            return replace_synonyms(batch, self.synonyms, self.synonym_rate, self.seed, self.trainer.current_epoch)
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
         """Where the epoch stands, and across how many ranks its batches are dealt (see `nmt.train.resume`)."""

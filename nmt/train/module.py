@@ -13,7 +13,6 @@ from nmt.config import DecodeConfig, OptimConfig
 from nmt.config.groups import AugmentConfig
 from nmt.data.augment import switchout
 from nmt.data.batching import Batch
-from nmt.data.synonyms import SynonymTable, replace_synonyms
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.search import beam_search, greedy_search
 from nmt.errors import UserError
@@ -51,8 +50,8 @@ class TranslationModule(L.LightningModule):
         clock: the run's training clock, which checkpoints save and a resume restores (a new one if None).
         progress: the share of the time budget spent, which the learning rate follows with
             `optim.schedule_by=time` (`nmt.train.budget.TimeBudget.progress`).
-        augment: augmentation of the training batches (`nmt.data.augment`), drawn from `seed` and the epoch.
-        synonyms: the table of `augment.synonyms` (`nmt.data.synonyms`), built against the training sources.
+        augment: augmentation of the training batches (`nmt.data.augment`), drawn from `seed` and the epoch
+            (synonyms are put in by the data module, before the batch reaches the device).
     """
 
     def __init__(
@@ -70,10 +69,9 @@ class TranslationModule(L.LightningModule):
         progress: Callable[[], float] | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
-        synonyms: SynonymTable | None = None,
     ) -> None:
         super().__init__()
-        self.augment, self.seed, self.synonyms = augment or AugmentConfig(), seed, synonyms
+        self.augment, self.seed = augment or AugmentConfig(), seed
         self.model = model
         self.tokenizer = tokenizer
         self.optim = optim
@@ -93,13 +91,6 @@ class TranslationModule(L.LightningModule):
         self.clock = clock or TrainingClock()  # wall seconds of training, across resumes
         self._validation_start = 0.0  # the clock when the current validation began
         self.progress = progress
-
-    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        """Training sources with synonyms put in (on the host: their lengths change) when `synonyms` is set."""
-        if self.synonyms is not None and self.trainer.training:
-            rate = self.augment.synonym_rate
-            return replace_synonyms(batch, self.synonyms, rate, self.seed, self.current_epoch)
-        return batch
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """The summed loss of this micro-batch; `configure_gradient_clipping` divides the gradients by the

@@ -157,7 +157,6 @@ def build_module(
         progress=progress,
         augment=cfg.data.augment,
         seed=cfg.seed,
-        synonyms=_synonyms(cfg, data),
     )
 
 
@@ -355,6 +354,8 @@ def _fit(
         cfg.data.num_workers,
         pin_memory=_on_gpu(cfg.trainer),
         max_sentences=cfg.data.max_sentences,
+        synonyms=_synonyms(cfg, data),
+        synonym_rate=cfg.data.augment.synonym_rate,
     )
     checkpoints = CheckpointEveryValidation(
         dirpath=checkpoint_dir,

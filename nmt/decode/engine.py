@@ -19,7 +19,8 @@ from nmt.decode.constrained import constrained_search
 from nmt.decode.constraints import ConstraintBatch, Constraints
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import model_for
-from nmt.decode.search import SearchResult, beam_search, greedy_search, sample_search
+from nmt.decode.sampling import sample_search
+from nmt.decode.search import SearchResult, beam_search, greedy_search
 from nmt.decode.spelling import Spelling
 from nmt.model import Transformer
 

@@ -1,4 +1,5 @@
-"""Greedy search, batched beam search and sampling over `Transformer.decode_step`.
+"""Greedy search and batched beam search over `Transformer.decode_step`, and the search loop's parts that
+sampling (`nmt.decode.sampling`) and constrained search (`nmt.decode.constrained`) reuse.
 
 Both advance the whole batch, and all K hypotheses of each sentence, with one
 `decode_step` per time step, and drop a sentence from the running batch once it
@@ -43,7 +44,6 @@ from nmt.decode.beam import (
     max_lengths,
     row_max,
 )
-from nmt.decode.sampling import sample_tokens
 
 # Where the cache stays in place (greedy search, sampling), ended sentences leave the running batch once they are
 # this share of it: dropping rows copies the whole cache, at every step where one ends (in greedy search most late
@@ -372,43 +372,3 @@ def beam_search(
                 break
             running = running.advance(keep, step, (origins, tokens, scores), step_attn)
         return finished.result(cfg.n_best, src_pad_mask)
-
-
-def sample_search(
-    model: Transformer,
-    src: Tensor,
-    src_pad_mask: Tensor,
-    cfg: DecodeConfig,
-    bos_id: int,
-    eos_id: int,
-    generator: torch.Generator | None = None,
-    attn_layer: int | None = None,
-) -> SearchResult:
-    """Translate a batch by sampling: `cfg.n_best` independent outputs per sentence, each token drawn from
-    the model's distribution as `cfg.temperature`, `top_k`, `top_p` and `epsilon` shape it.
-
-    Scores are the model's own log-probs of the drawn tokens (before temperature and filters), normalised
-    as in beam search; samples come best first. The same `generator` state, batch and settings give the
-    same samples. Arguments as `beam_search`'s, with `cfg.n_best` the samples per sentence, plus the
-    random stream `generator` to draw from (None: torch's global one).
-    """
-    n = cfg.n_best
-    with torch.inference_mode():
-        rules = Rules.of(cfg, SpecialIds(pad=model.pad_id, bos=bos_id, eos=eos_id), src.device)
-        running, finished = _start(model, src, src_pad_mask, cfg, n, attn_layer)
-        alive = torch.ones(src.size(0), n, dtype=torch.bool, device=src.device)  # [b, n] samples without EOS yet
-        for step in range(finished.tokens.size(2)):
-            log_probs, step_attn = _next_log_probs(model, running, step, rules, bos_id, attn_layer)  # [b, W, V]
-            b, w, v = log_probs.shape
-            origins = torch.arange(n, device=src.device).div(n // w, rounding_mode="floor").expand(b, n)  # W=1 fans out
-            log_probs = log_probs.gather(1, origins.unsqueeze(2).expand(b, n, v))  # [b, n, V]
-            tokens = sample_tokens(log_probs, cfg, generator).masked_fill(~alive, model.pad_id)  # [b, n]
-            scores = running.scores.gather(1, origins) + log_probs.gather(2, tokens.unsqueeze(2)).squeeze(2)
-            _finish(finished, running, step, (origins, tokens, scores), step_attn, cfg, eos_id)
-            alive &= tokens != eos_id
-            keep = alive.any(dim=1).nonzero().squeeze(1)  # [k]
-            if keep.numel() == 0:
-                break
-            running = running.advance(keep, step, (origins, tokens, scores), step_attn, moved=w != n)
-            alive = alive if running.kept is None else alive[running.kept]
-        return finished.result(n, src_pad_mask)

@@ -18,7 +18,8 @@ pytest.importorskip("starlette", reason="nmt-serve needs the `serve` extra: pip 
 from nmt.config import DataConfig, DecodeConfig  # noqa: E402
 from nmt.data.sources import get_corpus  # noqa: E402
 from nmt.decode.translator import Translator  # noqa: E402
-from nmt.serve.batcher import Batcher, DeadlineExceeded, QueueFull, ShuttingDown  # noqa: E402
+from nmt.serve.batcher import Batcher  # noqa: E402
+from nmt.serve.jobs import DeadlineExceeded, QueueFull, ShuttingDown  # noqa: E402
 
 DECODE = DecodeConfig(beam_size=1)
 LATER = 1e9  # a deadline that never passes

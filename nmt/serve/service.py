@@ -33,8 +33,9 @@ from nmt.documents.pipeline import DocumentOptions, DocumentTranslator
 from nmt.documents.protect import PROTECTED
 from nmt.documents.segment import CharLink, Segment, render
 from nmt.documents.sentences import split_sentences
-from nmt.serve.batcher import Batcher, BatchStats, DeadlineExceeded, QueueFull, Refused, ShuttingDown
+from nmt.serve.batcher import Batcher
 from nmt.serve.errors import RequestError
+from nmt.serve.jobs import BatchStats, DeadlineExceeded, QueueFull, Refused, ShuttingDown
 
 EOS_PIECE = "</s>"
 Unit = tuple[list[int], list[int]]  # what the model translated for a line: source ids, the best hypothesis's ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import fields, is_dataclass
+from importlib.util import find_spec
 from typing import Any
 
 from nmt.config.commands import (
@@ -62,6 +63,11 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(cfg.enc_layers >= 1, "enc_layers", ">= 1")
         need(cfg.dec_layers >= 1, "dec_layers", ">= 1")
         need(cfg.attention_topk >= 1, "attention_topk", ">= 1")
+        need(
+            cfg.attention_weights not in ("entmax15", "sparsemax") or find_spec("entmax") is not None,
+            "attention_weights",
+            'softmax, topk or hard without the entmax package (pip install "nmt-toolkit[entmax]")',
+        )
         for attention, layers in (("enc", cfg.enc_layers), ("dec_self", cfg.dec_layers), ("dec_cross", cfg.dec_layers)):
             counts = getattr(cfg, f"{attention}_heads")
             rule = f"empty or {layers} counts in [0, n_heads]"

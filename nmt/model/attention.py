@@ -30,8 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.errors import MissingExtraError
-
 KINDS = ("scaled_dot", "dot", "additive")
 WEIGHTS = ("softmax", "entmax15", "sparsemax", "topk", "hard")
 FEW_QUERIES = 8  # queries per key row (G*T) up to which the explicit path is the faster one
@@ -182,7 +180,7 @@ def normalise(scores: Tensor, how: str, topk: int = 4) -> Tensor:
     one of `WEIGHTS`; each row sums to 1.
 
     Raises:
-        MissingExtraError: entmax15 or sparsemax without the `entmax` package.
+        ImportError: entmax15 or sparsemax without the `entmax` package (`check` refuses such a config first).
     """
     if how == "softmax":
         return scores.softmax(-1)
@@ -195,8 +193,9 @@ def normalise(scores: Tensor, how: str, topk: int = 4) -> Tensor:
     try:
         import entmax
     except ImportError as err:
-        extra = 'pip install "nmt-toolkit[entmax]"'
-        raise MissingExtraError(f"attention weights {how} need the entmax package: {extra}.") from err
+        raise ImportError(
+            f'attention weights {how} need the entmax package: pip install "nmt-toolkit[entmax]".'
+        ) from err
     return entmax.entmax15(scores, dim=-1) if how == "entmax15" else entmax.sparsemax(scores, dim=-1)
 
 

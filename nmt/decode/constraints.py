@@ -58,6 +58,14 @@ def _pad(rows: list[list[list[int]]]) -> Tensor:
     return out
 
 
+def _times(phrases: list[tuple[int, ...]], ordered: bool) -> list[tuple[tuple[int, ...], int]]:
+    """The phrases to track and the times each must occur: in order, every phrase as given, once each;
+    else each distinct phrase, as often as it is given."""
+    if ordered:
+        return [(p, 1) for p in phrases]
+    return [(p, phrases.count(p)) for p in dict.fromkeys(phrases)]
+
+
 def _stack(tables: list[AvoidTable], device: torch.device) -> AvoidTable:
     """The automata of a batch's avoided phrases as one table [P, S, K], rows and columns padded with -1."""
     states = max(t.states for t in tables)
@@ -102,10 +110,9 @@ class ConstraintBatch:
             ValueError: a phrase to avoid without a `spelling`.
         """
         items = [c or Constraints() for c in items]
-        wanted = [[tuple(p) for p in c.include if p] for c in items]
-        counts = [{p: 1 for p in w} if ordered else {p: w.count(p) for p in w} for w in wanted]  # ordered: as given
-        include = _pad([[list(p) for p in (w if ordered else n)] for w, n in zip(wanted, counts, strict=True)])
-        times = _pad([[[1] * len(w)] if ordered else [list(n.values())] for w, n in zip(wanted, counts, strict=True)])
+        wanted = [_times([tuple(p) for p in c.include if p], ordered) for c in items]
+        include = _pad([[list(p) for p, _ in w] for w in wanted])
+        times = _pad([[[n for _, n in w]] for w in wanted])
         prefixes = _pad([[c.prefix] for c in items])[:, 0]  # [B, 1, P] -> [B, P]
         phrases = list(dict.fromkeys(tuple(p) for c in items for p in c.avoid if p))
         if phrases and spelling is None:

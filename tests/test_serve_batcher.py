@@ -129,6 +129,33 @@ def test_a_lone_request_waits_at_most_max_wait():
     assert time.perf_counter() - started < 0.5
 
 
+def test_the_clients_a_batch_answered_join_the_next_batch():
+    """After a batch the worker waits `max_wait` more: a request sent just after the first one is answered
+    shares a batch with one queued meanwhile, which is overdue (the first batch took longer than `max_wait`)."""
+    engine = FakeEngine()
+    batcher = _batcher(engine, max_wait=1.0)
+    engine.gate.clear()
+    first = batcher.submit([[1]], DECODE, LATER)
+    deadline = time.monotonic() + 5
+    while batcher.queued_sentences and time.monotonic() < deadline:  # until the worker took it
+        time.sleep(0.01)
+    queued = batcher.submit([[2]], DECODE, LATER)
+    followers: list = []
+
+    def follow(_) -> None:  # the client answered sends its next request 50 ms later, from its own thread
+        threading.Timer(0.05, lambda: followers.append(batcher.submit([[3]], DECODE, LATER))).start()
+
+    first.add_done_callback(follow)
+    time.sleep(1.2)  # the first batch outlasts max_wait: the queued request is overdue when it ends
+    engine.gate.set()
+    assert queued.result(5) == [([[2]], [1.0])]
+    deadline = time.monotonic() + 5
+    while not followers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert followers[0].result(5) == [([[3]], [1.0])]
+    assert engine.batches == [[[1]], [[2], [3]]]
+
+
 def test_requests_with_other_search_settings_never_share_a_batch():
     engine = FakeEngine()
     batcher = _batcher(engine)

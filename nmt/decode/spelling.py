@@ -86,7 +86,7 @@ class Spelling:
         phrase = list(self.text(ids))
         if not phrase:
             raise ValueError("a phrase to avoid must have characters.")
-        moves = _moves(phrase)  # [S, A + 1] over the phrase's own characters, then "any other"
+        moves = _moves(phrase)  # [S, A + 3]: the phrase's own characters, two stand-ins, padding
         column = torch.full((len(self._char_index) + 1,), -1, dtype=torch.long)  # character index -> column
         for char, col in {c: phrase.index(c) for c in phrase}.items():
             if char in self._char_index:

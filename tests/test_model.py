@@ -182,7 +182,42 @@ def test_hard_attention_trains_through_the_softmax_gradient() -> None:
     out, w = mha(x, *mha.project_kv(mem), need_weights=True)
     assert ((w == 0) | (w == 1)).all()
     out.square().sum().backward()
-    assert mha.q_proj.weight.grad.abs().sum() > 0
+    assert mha.q_proj.weight.grad.abs().sum() > 0 and mha.k_proj.weight.grad.abs().sum() > 0
+
+
+def _sparsemax_reference(z: list[float]) -> list[float]:
+    """Sparsemax by its definition (Martins & Astudillo 2016): the Euclidean projection onto the simplex."""
+    ordered = sorted((x for x in z if x != float("-inf")), reverse=True)
+    k = max(j for j in range(1, len(ordered) + 1) if 1 + j * ordered[j - 1] > sum(ordered[:j]))
+    tau = (sum(ordered[:k]) - 1) / k
+    return [max(x - tau, 0.0) for x in z]
+
+
+@pytest.mark.parametrize("how", ["softmax", "topk", "hard", "sparsemax", "entmax15"])
+def test_each_weighting_matches_a_reference_implementation(how: str) -> None:
+    """Against torch's softmax; top-k by sorting; hard as the one-hot of the argmax; sparsemax by its
+    definition; entmax-1.5 against the package's bisection algorithm (a different implementation)."""
+    import entmax
+
+    from nmt.model.attention import normalise
+
+    torch.manual_seed(0)
+    scores = torch.randn(6, 9, dtype=torch.float64) * 3
+    scores[:, 5:][torch.rand(6, 4) < 0.5] = float("-inf")  # some masked keys
+    got = normalise(scores, how, topk=3)
+    if how == "softmax":
+        expected = torch.softmax(scores, -1)
+    elif how == "topk":
+        kth = scores.sort(-1, descending=True).values[:, 2:3]
+        expected = torch.softmax(scores.masked_fill(scores < kth, float("-inf")), -1)
+    elif how == "hard":
+        expected = torch.nn.functional.one_hot(scores.argmax(-1), 9).double()
+    elif how == "sparsemax":
+        expected = torch.tensor([_sparsemax_reference(row) for row in scores.tolist()], dtype=torch.float64)
+    else:
+        expected = entmax.entmax_bisect(scores, alpha=1.5, dim=-1, n_iter=200)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert (got[scores == float("-inf")] == 0).all()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,4 +1,4 @@
-"""Write English synonym sets for `data.augment.synonyms` from WordNet's database files, offline.
+"""Write English synonym sets for `augment.synonyms` from WordNet's database files, offline.
 
     apt-get install wordnet-base   # Princeton WordNet 3.0 in /usr/share/wordnet (Debian)
     python scripts/build_synonyms.py --wordnet /usr/share/wordnet --out runs/synonyms.en.txt

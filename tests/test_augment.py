@@ -8,8 +8,7 @@ import random
 import pytest
 import torch
 
-from nmt.config import ConfigError, DataConfig, check
-from nmt.config.groups import AugmentConfig
+from nmt.config import AugmentConfig, ConfigError, TrainConfig, check
 from nmt.data.augment import FIRST_WORD, switchout
 from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -70,7 +69,7 @@ def test_switchout_needs_the_pairs_index_and_a_non_negative_temperature():
     with pytest.raises(ValueError, match="index"):
         switchout(batch, 1.0, 0, 0, (V, V))
     with pytest.raises(ConfigError, match="switchout"):
-        check(DataConfig(augment=AugmentConfig(switchout=-1.0)))
+        check(TrainConfig(augment=AugmentConfig(switchout=-1.0)))
 
 
 def test_the_training_step_trains_on_each_epochs_own_draw(monkeypatch):

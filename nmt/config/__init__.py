@@ -32,6 +32,7 @@ from nmt.config.commands import (
 )
 from nmt.config.groups import (
     PRECISIONS,
+    AugmentConfig,
     DataConfig,
     DecodeConfig,
     ModelConfig,
@@ -46,6 +47,7 @@ __all__ = [
     "PRUNE_RANKS",
     "QUANTIZATIONS",
     "AlignConfig",
+    "AugmentConfig",
     "AverageConfig",
     "BacktranslateConfig",
     "BenchmarkConfig",

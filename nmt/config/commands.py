@@ -10,6 +10,7 @@ from typing import Any
 
 from nmt.config.groups import (
     PRECISIONS,
+    AugmentConfig,
     DataConfig,
     DecodeConfig,
     ModelConfig,
@@ -44,6 +45,7 @@ class TrainConfig:
     optim: OptimConfig = option(OptimConfig, "optimizer, learning-rate schedule and loss")
     trainer: TrainerConfig = option(TrainerConfig, "devices, precision, budget and validation interval")
     decode: DecodeConfig = option(DecodeConfig, "the search that validation BLEU translates with")
+    augment: AugmentConfig = option(AugmentConfig, "training pairs varied every epoch: SwitchOut, synonyms")
     seed: int = option(1, "random seed for initialisation and data order")
     run_dir: str = option(".", "Hydra sets the working run directory; checkpoints go under it")
     resume: str | None = option(None, 'checkpoint path, or "last" for run_dir/checkpoints/last.ckpt')

@@ -88,7 +88,6 @@ class DataConfig:
         "DataLoader worker processes assembling training batches; 0 = in the training process",
         roles=("runtime",),
     )
-    augment: AugmentConfig = option(AugmentConfig, "training-time augmentation", roles=("runtime",))
 
 
 @dataclass

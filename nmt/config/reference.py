@@ -21,7 +21,15 @@ from nmt.config.commands import (
     TrainConfig,
     TranslateConfig,
 )
-from nmt.config.groups import DataConfig, DecodeConfig, ModelConfig, OptimConfig, TokenizerConfig, TrainerConfig
+from nmt.config.groups import (
+    AugmentConfig,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    OptimConfig,
+    TokenizerConfig,
+    TrainerConfig,
+)
 from nmt.config.options import ROLES, groups_of, shown
 
 GROUPS = {
@@ -31,6 +39,7 @@ GROUPS = {
     "optim": OptimConfig,
     "trainer": TrainerConfig,
     "decode": DecodeConfig,
+    "augment": AugmentConfig,
 }
 COMMANDS = {
     "nmt-train": TrainConfig,

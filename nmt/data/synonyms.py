@@ -10,7 +10,7 @@ sources, so rare or odd senses do not enter. No part-of-speech tagger is used: a
 speech in WordNet, but the sentence's word is not tagged in context.
 
 Each occurrence is replaced with probability `rate`; every draw is a pure function of (seed, epoch, pair,
-position) (`nmt.data.augment.uniform`), so a resumed run draws exactly what the uninterrupted one did.
+position) (`nmt.augment.uniform`), so a resumed run draws exactly what the uninterrupted one did.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from nmt.config.groups import AugmentConfig
+from nmt.config import AugmentConfig
 from nmt.data.augment import uniform
 from nmt.data.batching import Batch, collate
 from nmt.data.corpus import CorpusError, iter_lines

@@ -9,8 +9,7 @@ import lightning as L
 import torch
 
 from nmt.compat import foreach_mul_, foreach_norm, skip_update_on_device
-from nmt.config import DecodeConfig, OptimConfig
-from nmt.config.groups import AugmentConfig
+from nmt.config import AugmentConfig, DecodeConfig, OptimConfig
 from nmt.data.augment import switchout
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer

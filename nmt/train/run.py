@@ -95,16 +95,16 @@ def build_module(
         compile=cfg.trainer.compile,
         clock=clock,
         progress=progress,
-        augment=cfg.data.augment,
+        augment=cfg.augment,
         seed=cfg.seed,
     )
 
 
 def _synonyms(cfg: TrainConfig, data: PreparedCorpus) -> SynonymTable | None:
     """The table of `data.augment.synonyms` against the training sources (None without a file)."""
-    table = synonym_table(cfg.data.augment, data.tokenizer, (data.train.src[i] for i in range(len(data.train))))
+    table = synonym_table(cfg.augment, data.tokenizer, (data.train.src[i] for i in range(len(data.train))))
     if table is not None:
-        print(f"synonyms: {len(table.words):,} source words of {cfg.data.augment.synonyms} can be replaced")
+        print(f"synonyms: {len(table.words):,} source words of {cfg.augment.synonyms} can be replaced")
     return table
 
 
@@ -295,7 +295,7 @@ def _fit(
         pin_memory=_on_gpu(cfg.trainer),
         max_sentences=cfg.data.max_sentences,
         synonyms=_synonyms(cfg, data),
-        synonym_rate=cfg.data.augment.synonym_rate,
+        synonym_rate=cfg.augment.synonym_rate,
     )
     checkpoints = CheckpointEveryValidation(
         dirpath=checkpoint_dir,

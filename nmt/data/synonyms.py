@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from nmt.config import AugmentConfig
 from nmt.data.augment import uniform
-from nmt.data.batching import Batch, collate
+from nmt.data.batching import Batch
 from nmt.data.corpus import CorpusError, iter_lines
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from nmt.data.tokenizer import EOS_ID, PAD_ID, Tokenizer
 
 _FIND, _PICK = 64, 65  # streams of `uniform`: whether to replace, which synonym
 
@@ -122,9 +123,8 @@ def replace_synonyms(batch: Batch, table: SynonymTable, rate: float, seed: int, 
         new_rows.append(out + row[last:])
     if new_rows == rows:
         return batch
-    tgt = [[t for t in row if t not in (PAD_ID, EOS_ID)] for row in batch.tgt_out.tolist()]
-    fresh = collate(new_rows, tgt, PAD_ID, BOS_ID, EOS_ID, index=batch.index.tolist())
-    return dataclasses.replace(batch, src=fresh.src, src_tokens=fresh.src_tokens)
+    src = pad_sequence([torch.tensor(r + [EOS_ID]) for r in new_rows], batch_first=True, padding_value=PAD_ID)
+    return dataclasses.replace(batch, src=src, src_tokens=sum(len(r) + 1 for r in new_rows))
 
 
 def _encoded(sets: Sequence[Sequence[str]], tokenizer: Tokenizer) -> tuple[list[str], list[list[int]]]:

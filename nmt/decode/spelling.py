@@ -15,7 +15,7 @@ Letters, digits and "_" are word characters, as `\\w` in Python's regular expres
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import torch
 from torch import Tensor
@@ -60,17 +60,20 @@ class Spelling:
     def __init__(self, pieces: list[str], special: set[int]) -> None:
         self.pieces = [_SPACE if i in special else p for i, p in enumerate(pieces)]
         self.joins = torch.tensor([is_word_char(p[0]) for p in self.pieces])  # [V] pieces that go on a word
-        chars = sorted({c for p in self.pieces for c in p})
-        self._char_index = {c: i for i, c in enumerate(chars)}
-        width = max(len(p) for p in self.pieces)
-        codes = torch.full((len(self.pieces), width), -1, dtype=torch.long)  # [V, T] character index, -1 after
-        for row, piece in enumerate(self.pieces):
-            codes[row, : len(piece)] = torch.tensor([self._char_index[c] for c in piece])
-        self._codes = codes
-        self._word_chars = torch.tensor([is_word_char(c) for c in chars] + [False])  # -1 (end) is not a word char
-        last = codes.gather(1, (codes >= 0).sum(1, keepdim=True) - 1).squeeze(1)  # [V]
-        self._reset = torch.where(self._word_chars[last], WORD, BOUNDARY)
         self.table = lru_cache(maxsize=4096)(self._table)
+
+    @cached_property
+    def _chars(self) -> tuple[dict[str, int], Tensor, Tensor, Tensor]:
+        """Built on the first phrase to avoid: each character's index, the pieces as character indices [V, T]
+        (-1 after a piece's end), which indices are word characters (and -1 is not), and `AvoidTable.reset`."""
+        chars = sorted({c for p in self.pieces for c in p})
+        index = {c: i for i, c in enumerate(chars)}
+        codes = torch.full((len(self.pieces), max(len(p) for p in self.pieces)), -1, dtype=torch.long)
+        for row, piece in enumerate(self.pieces):
+            codes[row, : len(piece)] = torch.tensor([index[c] for c in piece])
+        word_chars = torch.tensor([is_word_char(c) for c in chars] + [False])
+        last = codes.gather(1, (codes >= 0).sum(1, keepdim=True) - 1).squeeze(1)  # [V]
+        return index, codes, word_chars, torch.where(word_chars[last], WORD, BOUNDARY)
 
     @classmethod
     def of(cls, tokenizer: Tokenizer) -> Spelling:
@@ -86,29 +89,30 @@ class Spelling:
         phrase = list(self.text(ids))
         if not phrase:
             raise ValueError("a phrase to avoid must have characters.")
+        char_index, codes, word_chars, reset = self._chars
         moves = _moves(phrase)  # [S, A + 3]: the phrase's own characters, two stand-ins, padding
-        column = torch.full((len(self._char_index) + 1,), -1, dtype=torch.long)  # character index -> column
+        column = torch.full((len(char_index) + 1,), -1, dtype=torch.long)  # character index -> column
         for char, col in {c: phrase.index(c) for c in phrase}.items():
-            if char in self._char_index:
-                column[self._char_index[char]] = col
+            if char in char_index:
+                column[char_index[char]] = col
         other = len(phrase)  # column of the two stand-ins, chosen by the character's kind
-        cols = column[self._codes]  # [V, T]
-        cols = torch.where(cols >= 0, cols, other + (~self._word_chars[self._codes]).long())
-        cols = cols.masked_fill(self._codes < 0, other + 2)  # past the piece's end: stay
+        cols = column[codes]  # [V, T]
+        cols = torch.where(cols >= 0, cols, other + (~word_chars[codes]).long())
+        cols = cols.masked_fill(codes < 0, other + 2)  # past the piece's end: stay
         done = len(phrase) + 1
         states = torch.arange(done + 1).unsqueeze(1).expand(-1, len(self.pieces))  # [S, V] start in each
         blocked = torch.zeros(states.shape, dtype=torch.bool)
-        after = torch.cat([self._codes[:, 1:], self._codes.new_full((len(self.pieces), 1), -1)], 1)  # [V, T]
-        free = ~self._word_chars[after]  # no word character follows inside the piece (or the piece ends)
-        for t in range(self._codes.size(1)):
+        after = torch.cat([codes[:, 1:], codes.new_full((len(self.pieces), 1), -1)], 1)  # [V, T]
+        free = ~word_chars[after]  # no word character follows inside the piece (or the piece ends)
+        for t in range(codes.size(1)):
             states = moves[states, cols[:, t]]
-            blocked |= (states == done) & (self._codes[:, t] >= 0) & free[:, t]
+            blocked |= (states == done) & (codes[:, t] >= 0) & free[:, t]
         progress = (states > BOUNDARY) & ~blocked
         return AvoidTable(
             blocked=_rows(blocked),
             advancing=_rows(progress),
             advance_to=_rows(progress, states),
-            reset=self._reset,
+            reset=reset,
         )
 
 

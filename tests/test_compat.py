@@ -8,9 +8,9 @@ import warnings
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from test_train_module import make_module, random_batches
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
+from train_helpers import make_module, random_batches
 
 from nmt import compat
 from nmt.train import compat as lightning_compat

@@ -7,8 +7,8 @@ import warnings
 import lightning as L
 import pytest
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from test_train_module import HostReads, make_module, random_batches
 from torch.utils.data import DataLoader
+from train_helpers import HostReads, make_module, random_batches
 
 from nmt.config import TrainConfig, TrainerConfig
 from nmt.train.progress import LogLines, progress_callbacks

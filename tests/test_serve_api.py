@@ -5,7 +5,6 @@ answers, health, readiness, metrics and the per-request log line. Uses the sessi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -16,52 +15,14 @@ import pytest
 pytest.importorskip("starlette", reason="nmt-serve needs the `serve` extra: pip install 'nmt-toolkit[serve]'")
 httpx = pytest.importorskip("httpx", reason="the API tests call the app with httpx (the `dev` extra)")
 
+from serve_helpers import DECODE, Server, assert_error  # noqa: E402
+
 from nmt.config import ConfigError, DataConfig, DecodeConfig, ServeConfig, check  # noqa: E402
 from nmt.data.sources import get_corpus  # noqa: E402
 from nmt.decode.translator import Translator  # noqa: E402
-from nmt.serve.server import build_app, load_state  # noqa: E402
+from nmt.serve.server import load_state  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-DECODE = DecodeConfig(beam_size=4)
-
-
-class Server:
-    """An app over the tiny model with its worker started, called through httpx's ASGI transport."""
-
-    def __init__(self, model_path, **settings) -> None:
-        self.cfg = check(ServeConfig(ckpt=str(model_path), device="cpu", decode=DECODE, **settings))
-        self.state = load_state(self.cfg)
-        self.app = build_app(self.state)
-        self.state.service.start()
-        assert self.state.service.batcher.ready.wait(30)
-
-    def many(self, calls: list[tuple[str, str, dict]]) -> list[httpx.Response]:
-        """The requests, sent at once."""
-
-        async def run():
-            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-                return await asyncio.gather(*(client.request(method, url, **kw) for method, url, kw in calls))
-
-        return asyncio.run(run())
-
-    def get(self, url: str, **kw) -> httpx.Response:
-        return self.many([("GET", url, kw)])[0]
-
-    def post(self, url: str, **kw) -> httpx.Response:
-        return self.many([("POST", url, kw)])[0]
-
-    def hold(self) -> threading.Event:
-        """Keep the worker busy until the returned event is set."""
-        release, busy = threading.Event(), threading.Event()
-        self.state.service.batcher.call(lambda: (busy.set(), release.wait(30)))
-        assert busy.wait(10)
-        return release
-
-    def close(self) -> None:
-        self.state.service.batcher.drain(grace=0)
-        self.state.service.batcher.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +41,6 @@ def offline(model_path):
 @pytest.fixture(scope="module")
 def sentences():
     return get_corpus(DataConfig(), "test").src[:6]
-
-
-def _error(response: httpx.Response, status: int, *fragments: str) -> str:
-    """The error message of a refused request, checked: its status, LibreTranslate's shape, and no traceback."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"] and "Traceback" not in body["error"]
-    for fragment in fragments:
-        assert fragment in body["error"]
-    return body["error"]
 
 
 # ---- native API ----
@@ -165,7 +116,7 @@ def test_native_attention_of_one_sentence(server, sentences):
     ],
 )
 def test_native_refuses_bad_parameters_naming_them(server, body, fragment):
-    _error(server.post("/api/translate", json=body), 400, fragment)
+    assert_error(server.post("/api/translate", json=body), 400, fragment)
 
 
 def test_native_info_tells_the_pair_the_search_and_the_limits(server):
@@ -244,7 +195,7 @@ def test_libretranslate_alternatives_are_other_hypotheses(server, offline, sente
     ],
 )
 def test_libretranslate_refuses_bad_parameters_with_its_messages(server, params, status, fragment):
-    _error(server.post("/translate", json=params), status, fragment)
+    assert_error(server.post("/translate", json=params), status, fragment)
 
 
 def test_libretranslate_languages_detect_and_frontend_settings(server):
@@ -253,7 +204,7 @@ def test_libretranslate_languages_detect_and_frontend_settings(server):
         {"code": "de", "name": "German", "targets": []},
     ]
     assert server.post("/detect", data={"q": "hello"}).json() == [{"confidence": 100.0, "language": "en"}]
-    _error(server.post("/detect", json={}), 400, "missing q parameter")
+    assert_error(server.post("/detect", json={}), 400, "missing q parameter")
     settings = server.get("/frontend/settings").json()
     assert settings["charLimit"] == 400 and settings["keyRequired"] is False
     assert settings["language"] == {
@@ -278,7 +229,7 @@ def test_libretranslate_languages_detect_and_frontend_settings(server):
 def test_bad_json_bodies_get_400_with_a_message(server, path, body, fragment):
     if path == "/api/translate" and b"\\ud800" in body:
         body = b'{"texts": ["\\ud800"]}'
-    _error(server.post(path, content=body, headers={"content-type": "application/json"}), 400, fragment)
+    assert_error(server.post(path, content=body, headers={"content-type": "application/json"}), 400, fragment)
 
 
 def test_bad_utf8_in_form_and_query_gets_400(server):
@@ -286,20 +237,20 @@ def test_bad_utf8_in_form_and_query_gets_400(server):
         "content": b"q=%ff%fe&source=en&target=de",
         "headers": {"content-type": "application/x-www-form-urlencoded"},
     }
-    _error(server.post("/translate", **form), 400, "the form body is not valid UTF-8")
-    _error(server.post("/translate?q=%C3%28&source=en&target=de"), 400, "the query string is not valid UTF-8")
+    assert_error(server.post("/translate", **form), 400, "the form body is not valid UTF-8")
+    assert_error(server.post("/translate?q=%C3%28&source=en&target=de"), 400, "the query string is not valid UTF-8")
 
 
 def test_oversize_bodies_get_413_whether_declared_or_streamed(server):
     big = json.dumps({"q": "a " * 3000, "source": "en", "target": "de"}).encode()
-    _error(server.post("/translate", content=big, headers={"content-type": "application/json"}), 413, "4000")
+    assert_error(server.post("/translate", content=big, headers={"content-type": "application/json"}), 413, "4000")
 
     async def chunks():
         for i in range(0, len(big), 1000):
             yield big[i : i + 1000]
 
     streamed = server.post("/api/translate", content=chunks(), headers={"content-type": "application/json"})
-    _error(streamed, 413, "past this server's limit of 4000")
+    assert_error(streamed, 413, "past this server's limit of 4000")
 
 
 def test_a_line_longer_than_the_model_takes_is_refused_naming_it_when_translated_whole(model_path, sentences):
@@ -307,14 +258,14 @@ def test_a_line_longer_than_the_model_takes_is_refused_naming_it_when_translated
     try:
         long = " ".join([sentences[0]] * 200)  # n-best lists translate a line whole (sentence by sentence, it is cut)
         refused = server.post("/api/translate", json={"texts": [f"ok\n{long}"], "n_best": 2})
-        _error(refused, 400, "line 2 of `texts` has")
+        assert_error(refused, 400, "line 2 of `texts` has")
     finally:
         server.close()
 
 
 def test_unknown_routes_and_methods_answer_json(server):
-    _error(server.get("/nowhere"), 404)
-    _error(server.get("/translate"), 405)
+    assert_error(server.get("/nowhere"), 404)
+    assert_error(server.get("/translate"), 405)
 
 
 def test_a_bug_is_a_500_without_a_traceback(model_path, sentences, monkeypatch):
@@ -325,7 +276,7 @@ def test_a_bug_is_a_500_without_a_traceback(model_path, sentences, monkeypatch):
             raise RuntimeError("kaputt")
 
         monkeypatch.setattr(server.state.service.batcher, "translate", broken)
-        assert _error(server.post("/api/translate", json={"texts": [sentences[0]]}), 500) == (
+        assert assert_error(server.post("/api/translate", json={"texts": [sentences[0]]}), 500) == (
             "Internal error: RuntimeError"
         )
     finally:
@@ -339,13 +290,15 @@ def test_api_keys_are_required_when_configured(model_path, sentences):
     server = Server(model_path, api_keys=["k1", "k2"])
     try:
         params = {"q": sentences[0], "source": "en", "target": "de"}
-        _error(server.post("/translate", json=params), 400, "Please contact the server operator to get an API key")
-        _error(server.post("/translate", json={**params, "api_key": "nope"}), 403, "Invalid API key")
+        assert_error(
+            server.post("/translate", json=params), 400, "Please contact the server operator to get an API key"
+        )
+        assert_error(server.post("/translate", json={**params, "api_key": "nope"}), 403, "Invalid API key")
         assert server.post("/translate", json={**params, "api_key": "k2"}).status_code == 200
         assert server.post("/translate", data={**params, "api_key": "k1"}).status_code == 200
         bearer = {"Authorization": "Bearer k1"}
         assert server.post("/api/translate", json={"texts": ["a"]}, headers=bearer).status_code == 200
-        _error(server.post("/api/translate", json={"texts": ["a"]}), 400, "API key")
+        assert_error(server.post("/api/translate", json={"texts": ["a"]}), 400, "API key")
         assert server.get("/languages").status_code == 200  # open, as in LibreTranslate
         assert server.get("/frontend/settings").json()["keyRequired"] is True
     finally:
@@ -395,12 +348,12 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(model_path, sentences
         while server.state.service.batcher.queued_sentences == 0:
             pass
         busy = server.post("/translate", json={"q": sentences[1], "source": "en", "target": "de"})
-        _error(busy, 503, "Server busy")
+        assert_error(busy, 503, "Server busy")
         assert int(busy.headers["retry-after"]) >= 1
         release.set()
         first.join(30)
         assert server.post("/translate", json={"q": sentences[1], "source": "en", "target": "de"}).status_code == 200
-        _error(server.post("/api/translate", json={"texts": [sentences[0]] * 5}), 400, "smaller requests")
+        assert_error(server.post("/api/translate", json={"texts": [sentences[0]] * 5}), 400, "smaller requests")
         assert 'nmt_refused_total{reason="queue_full"} 1.0' in server.get("/metrics").text
     finally:
         server.close()
@@ -410,7 +363,7 @@ def test_a_request_past_its_deadline_answers_504_and_leaves_the_queue(model_path
     server = Server(model_path, request_timeout=0.3)
     try:
         release = server.hold()
-        _error(server.post("/api/translate", json={"texts": sentences[:3]}), 504, "request timeout (0.3 s)")
+        assert_error(server.post("/api/translate", json={"texts": sentences[:3]}), 504, "request timeout (0.3 s)")
         assert server.state.service.batcher.queued_sentences == 0  # dropped, not translated later
         release.set()
         assert server.post("/api/translate", json={"texts": sentences[:1]}).status_code == 200
@@ -427,7 +380,7 @@ def test_health_readiness_and_draining(model_path):
         assert server.get("/health").status_code == 200
         not_ready = server.get("/health/ready")
         assert not_ready.status_code == 503 and not_ready.json() == {"status": "draining"}
-        _error(server.post("/api/translate", json={"texts": ["a"]}), 503, "shutting down")
+        assert_error(server.post("/api/translate", json={"texts": ["a"]}), 503, "shutting down")
     finally:
         server.close()
 

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("starlette", reason="nmt-serve needs the `serve` extra: pip install 'nmt-toolkit[serve]'")
 pytest.importorskip("httpx", reason="the API tests call the app with httpx (the `dev` extra)")
 
-from test_serve_api import DECODE, Server, _error  # noqa: E402
+from serve_helpers import DECODE, Server, assert_error  # noqa: E402
 
 from nmt.config import ConfigError, ServeConfig, check  # noqa: E402
 from nmt.data.builtin import builtin_corpus  # noqa: E402
@@ -162,7 +162,7 @@ def test_without_splitting_or_cutting_a_line_is_one_sentence_and_too_long_a_line
         assert answer["translations"][0]["text"] == translator.translate([line])[0].best
         long = " ".join([sentences[0]] * 200)
         refused = server.post("/api/translate", json={"texts": [f"ok\n{long}"]})
-        _error(refused, 400, "line 2 of `texts` has a sentence of", "does not cut sentences (max_len=0)")
+        assert_error(refused, 400, "line 2 of `texts` has a sentence of", "does not cut sentences (max_len=0)")
     finally:
         server.close()
 
@@ -235,8 +235,8 @@ def test_html_comes_back_well_formed_with_its_tags_and_attributes_and_its_text_t
 )
 def test_malformed_html_is_a_400_naming_the_line(server, page, fragments):
     lt, native = server.many([_lt(page, format="html"), _native(texts=["<p>Fine.</p>", page], format="html")])
-    _error(lt, 400, "Invalid request: the HTML of `q`, ", *fragments)
-    _error(native, 400, "the HTML of text 1 of `texts`, ", *fragments)
+    assert_error(lt, 400, "Invalid request: the HTML of `q`, ", *fragments)
+    assert_error(native, 400, "the HTML of text 1 of `texts`, ", *fragments)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,7 @@ def test_malformed_html_is_a_400_naming_the_line(server, page, fragments):
     ],
 )
 def test_the_limits_apply_to_html_and_its_options_are_checked(server, call, fragment):
-    _error(server.many([call])[0], 400, fragment)
+    assert_error(server.many([call])[0], 400, fragment)
 
 
 def test_serve_sentence_options_are_checked():

@@ -16,7 +16,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import train_config
-from test_train import SHORT, assert_same_weights, metrics, weights
+from train_helpers import SHORT, assert_same_weights, metrics, weights
 
 from nmt.average import last_checkpoints
 from nmt.checkpoint import load_checkpoint, read_raw

@@ -14,6 +14,7 @@ import sentencepiece as spm
 import torch
 from conftest import TINY_STEPS, train_config
 from sacrebleu.metrics import BLEU
+from train_helpers import SHORT, assert_same_weights, metrics, weights
 
 from nmt.checkpoint import CheckpointError, load_checkpoint, read_raw
 from nmt.config import TrainConfig
@@ -26,37 +27,10 @@ from nmt.train.loss import label_smoothed_nll
 from nmt.train.run import TrainResult, train
 from nmt.train.schedule import inverse_sqrt, linear_warmup_decay
 
-# Short runs where quality does not matter: a small corpus and vocabulary, a log row per step, and
-# validation that decodes a single token (its BLEU is meaningless; it is there to save checkpoints).
-SHORT = [
-    "data.builtin_train_size=2000",
-    "tokenizer.vocab_size=300",
-    "trainer.log_every_n_steps=1",
-    "optim.warmup_steps=8",
-    "decode.max_len_a=0",
-    "decode.max_len_b=1",
-]
-
-
-def metrics(run_dir: str | Path, column: str) -> dict[int, float]:
-    """`column` of the run's CSV log by step, from the rows that hold it."""
-    with open(Path(run_dir) / "logs" / "metrics.csv", newline="") as f:
-        return {int(row["step"]): float(row[column]) for row in csv.DictReader(f) if row[column]}
-
 
 def logged_steps(run_dir: str | Path) -> list[int]:
     with open(Path(run_dir) / "logs" / "metrics.csv", newline="") as f:
         return [int(row["step"]) for row in csv.DictReader(f)]
-
-
-def weights(checkpoint: str | Path) -> dict[str, torch.Tensor]:
-    return read_raw(checkpoint)["state_dict"]
-
-
-def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, f"tensors differ: {different}"
 
 
 def validation_loss(model: Transformer, src: list[list[int]], tgt: list[list[int]], smoothing: float) -> float:

@@ -11,26 +11,14 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins import MixedPrecision
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader
+from train_helpers import BOS, EOS, PAD, HostReads, make_module, random_batches
 
-from nmt.config import DecodeConfig, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
+from nmt.config import OptimConfig, TrainConfig, TrainerConfig
 from nmt.data.batching import collate
-from nmt.model import Transformer
 from nmt.train.module import NonFiniteLossError, TokenizerMismatchError, TranslationModule
 from nmt.train.optim import parameter_groups
 from nmt.train.run import build_trainer
-
-PAD, BOS, EOS, V = 0, 1, 2, 20
-
-
-def make_module(max_bad_steps: int, dropout: float = 0.1, compile: bool = False, **optim) -> TranslationModule:
-    torch.manual_seed(0)
-    shape = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=dropout)
-    model = Transformer(shape, V, V, PAD)
-    optim = OptimConfig(max_bad_steps=max_bad_steps, warmup_steps=2, **optim)
-    # No tokenizer, references or metadata: they serve validation, which these runs do not reach.
-    return TranslationModule(model, None, optim, DecodeConfig(beam_size=1), [], {}, max_steps=100, compile=compile)
 
 
 def poison(module: TranslationModule, monkeypatch: pytest.MonkeyPatch, is_bad) -> list[int]:
@@ -148,22 +136,6 @@ def test_fused_optimizer_skips_a_nan_update_on_the_device_leaving_weights_and_ad
     assert all(s["step"] == 2 and not torch.equal(s["exp_avg"], t["exp_avg"]) for s, t in zip(s3, s2, strict=True))
 
 
-class HostReads(TorchDispatchMode):
-    """Counts the ops that, on a GPU, make the host wait for the device: reading a value (`item`, `bool`,
-    `int`, `float` all run `_local_scalar_dense`) and making a tensor from Python data (`torch.tensor`,
-    which copies it to the device and waits)."""
-
-    SYNCING = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += func in self.SYNCING
-        return func(*args, **(kwargs or {}))
-
-
 def test_training_steps_read_the_device_only_to_check_skips(monkeypatch) -> None:
     """Across `training_step` and `configure_gradient_clipping`, an update reads nothing back from the device,
     except every `log_every_n_steps`-th (3rd here), which checks the skip counters. The first update is left
@@ -250,15 +222,6 @@ def test_weight_decay_applies_to_weight_matrices_only() -> None:
 def fp16(init_scale: float) -> MixedPrecision:
     """16-mixed on the CPU (Lightning itself would substitute bf16 there), with a GradScaler from `init_scale`."""
     return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=init_scale))
-
-
-def random_batches(n: int, rows: int = 32, length: int = 30) -> list:
-    generator = torch.Generator().manual_seed(0)
-
-    def side() -> list[list[int]]:
-        return torch.randint(4, V, (rows, length), generator=generator).tolist()
-
-    return [collate(side(), side(), PAD, BOS, EOS) for _ in range(n)]
 
 
 def test_fp16_updates_the_scaler_skips_while_its_scale_settles_are_no_bad_steps() -> None:

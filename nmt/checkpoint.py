@@ -206,6 +206,17 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> None:
     save_checkpoint(slim, dst)
 
 
+def aligned_layer(ckpt: Checkpoint) -> int | None:
+    """The decoder layer a checkpoint was trained to align (guided alignment: `optim.align_layer` with
+    `optim.align_weight` > 0), from its training config; None without guided alignment."""
+    optim = ckpt.train_config.get("optim", {}) if isinstance(ckpt.train_config, dict) else {}
+    layer = optim.get("align_layer") if isinstance(optim, dict) else None
+    guided = (
+        isinstance(optim, dict) and isinstance(optim.get("align_weight"), int | float) and optim["align_weight"] > 0
+    )
+    return layer if guided and isinstance(layer, int) else None
+
+
 def trained_on(ckpt: str | Path | list[str]) -> DataConfig:
     """The data config a checkpoint (or an ensemble's first) was trained with, so that it is scored on its own
     test set by default.

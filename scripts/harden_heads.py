@@ -18,13 +18,10 @@ import dataclasses
 import json
 import sys
 from functools import partial
-from pathlib import Path
-
-from omegaconf import OmegaConf
 
 from nmt.atomic import atomic_open, check_writable
 from nmt.checkpoint import load_checkpoint, trained_on
-from nmt.cli.hydra_config import CONF_DIR
+from nmt.cli.hydra_config import corpus_config
 from nmt.config import DataConfig, DecodeConfig
 from nmt.data.sources import describe, get_corpus
 from nmt.decode.align import METHODS, Aligner
@@ -39,13 +36,8 @@ from nmt.evaluate.hard_heads import GoldSet, ProbeData, hard_probe, probe_config
 def data_config(name: str | None, ckpt: str, root: str) -> DataConfig:
     """The corpus `conf/data/NAME.yaml` describes (None: the one the checkpoint was trained on), read from `root`."""
     if name is None:
-        data = trained_on(ckpt)
-    else:
-        path = Path(CONF_DIR) / "data" / f"{name}.yaml"
-        if not path.is_file():
-            raise UserError(f"no corpus config {path}; the names are those of conf/data/*.yaml.")
-        data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), OmegaConf.load(path)))
-    return dataclasses.replace(data, root=root)
+        return dataclasses.replace(trained_on(ckpt), root=root)
+    return corpus_config(name, root)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from nmt.config import (
     BacktranslateConfig,
     BenchmarkConfig,
     ConfigError,
+    DataConfig,
     EvaluateConfig,
     ExportConfig,
     PrepareConfig,
@@ -61,6 +63,15 @@ class Job:
     dir: str
     overrides: list[str]
     result: Any
+
+
+def corpus_config(name: str, root: str | None) -> DataConfig:
+    """The corpus `conf/data/NAME.yaml` describes, read from `root` (for scripts that take a corpus by name)."""
+    path = Path(CONF_DIR) / "data" / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"no corpus config {path}; the names are those of conf/data/*.yaml.")
+    data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), OmegaConf.load(path)))
+    return dataclasses.replace(data, root=root)
 
 
 def register_schemas() -> None:

@@ -40,6 +40,7 @@ from nmt.config.commands import PROTECTED
 from nmt.ctranslate2.directory import is_export
 from nmt.ctranslate2.engine import load_ctranslate2
 from nmt.data.corpus import check_file, check_lines, iter_lines
+from nmt.decode.align import default_layer
 from nmt.decode.terms import Term, read_glossary, segments, translate_segments
 from nmt.decode.translator import Translation, Translator, format_translation, line_chunks
 from nmt.device import retain_freed_memory, set_threads
@@ -172,7 +173,8 @@ def document_options(cfg: TranslateConfig, translator: Translator) -> DocumentOp
     max_len = translator.trained_len if cfg.max_len is None else cfg.max_len or None
     protect = cfg.protect if cfg.protect is not None else PROTECTED if cfg.backend == "torch" else []
     split = cfg.split == "sentences"
-    return DocumentOptions(split, cfg.splitter, tuple(protect), max_len, (cfg.align_method, cfg.align_layer))
+    align = (cfg.align_method, default_layer(cfg.align_layer, translator.aligned_layer))
+    return DocumentOptions(split, cfg.splitter, tuple(protect), max_len, align)
 
 
 def translate_document(documents: DocumentTranslator, document, output: str | None) -> None:
@@ -214,7 +216,7 @@ def load_translator(cfg: TranslateConfig, threads: int) -> Translator:
     translator = Translator.load(cfg.ckpt, cfg.decode, cfg.device)
     harden(translator.model, cfg.harden)  # before the first search copies the model
     if cfg.alignments:
-        translator.align = (cfg.align_method, cfg.align_layer)
+        translator.align = (cfg.align_method, default_layer(cfg.align_layer, translator.aligned_layer))
     return translator
 
 

@@ -121,6 +121,7 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(0.0 < cfg.val_check_fraction <= 1.0, "val_check_fraction", "in (0, 1]")
     if isinstance(cfg, OptimConfig):
         need(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", "in [0, 1)")
+        need(cfg.align_weight >= 0, "align_weight", ">= 0 (0 = off)")
         need(cfg.lr > 0, "lr", "> 0")
         need(cfg.warmup_steps >= 0, "warmup_steps", ">= 0")
         need(0.0 <= cfg.warmup_fraction < 1.0, "warmup_fraction", "in [0, 1)")
@@ -219,6 +220,8 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
             f"`average_last` must be in [0, `keep_last`] ({cfg.keep_last}): it averages checkpoints that keep_last "
             f"keeps, but is {cfg.average_last} instead."
         )
+    if cfg.optim.align_weight > 0:
+        out += _guided_alignment_problems(cfg)
     if cfg.model.share_all_embeddings and not cfg.tokenizer.joint:
         out.append("`model.share_all_embeddings` needs `tokenizer.joint=true`, but it is false.")
     out += _time_budget_problems(cfg)
@@ -234,6 +237,21 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
             f"`data.max_len` + 2 must be <= `model.max_positions` ({cfg.model.max_positions}), "
             f"but is {cfg.data.max_len + 2} instead."
         )
+    return out
+
+
+def _guided_alignment_problems(cfg: TrainConfig) -> list[str]:
+    """Guided alignment needs word links, a layer the model has, and sources that stay the linked words."""
+    out = []
+    if cfg.data.train_links is None and cfg.data.prepared is None:
+        out.append("`optim.align_weight` > 0 needs the training pairs' word links: set `data.train_links`.")
+    if not -cfg.model.dec_layers <= cfg.optim.align_layer < cfg.model.dec_layers:
+        out.append(
+            f"`optim.align_layer` must name one of the {cfg.model.dec_layers} decoder layers, "
+            f"but is {cfg.optim.align_layer} instead."
+        )
+    if cfg.augment.synonyms is not None:
+        out.append("`augment.synonyms` rewrites source words that `data.train_links` links: turn one of them off.")
     return out
 
 

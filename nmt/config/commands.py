@@ -92,7 +92,11 @@ class TranslateConfig:
     buffer_size: int = option(2000, "lines read and translated at a time: memory stays flat however long the input")
     alignments: bool = option(False, "append ` ||| i-j ...` word links (Pharaoh, 0-indexed) to each translation")
     align_method: str = option("attention", "how words are linked, as in nmt-align", choices=ALIGN_METHODS)
-    align_layer: int = option(-1, "decoder layer whose cross-attention links the words")
+    align_layer: int | None = option(
+        None,
+        "decoder layer whose cross-attention links the words; None: the layer the model was trained to align "
+        "(optim.align_layer), else the last",
+    )
     input_format: str = option(
         "text",
         'text: one sentence per line; jsonl: {"text": ..., "constraints": [...], "avoid": [...], "prefix": ...} '
@@ -159,8 +163,10 @@ class AlignConfig:
         "how words are linked; shift (Chen et al. 2020): at the step where the word is the decoder input",
         choices=ALIGN_METHODS,
     )
-    layer: int = option(
-        -1, "decoder layer whose cross-attention (mean over heads) is read; negative counts from the top"
+    layer: int | None = option(
+        None,
+        "decoder layer whose cross-attention (mean over heads) is read; negative counts from the top; "
+        "None: the layer the model was trained to align (optim.align_layer), else the last",
     )
     reverse_ckpt: str | None = option(None, "a target->source model: symmetrize both directions' links")
     symmetrize: str = option(
@@ -367,8 +373,10 @@ class ServeConfig:
     align_method: str = option(
         "attention", "how alignments, markup and protected pieces link words, as in nmt-align", choices=ALIGN_METHODS
     )
-    align_layer: int = option(
-        -1, "decoder layer whose cross-attention gives alignments, the attention matrix and markup placement"
+    align_layer: int | None = option(
+        None,
+        "decoder layer whose cross-attention gives alignments, the attention matrix and markup placement; "
+        "None: the layer the model was trained to align (optim.align_layer), else the last",
     )
     api_keys: list[str] = option([], "keys a request must give (api_key, or Authorization: Bearer); [] = none needed")
     api_keys_file: str | None = option(None, "a file of further keys, one per line")

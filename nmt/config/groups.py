@@ -62,6 +62,12 @@ class DataConfig:
         "training split (for files: a path prefix), or a list of them read as one corpus (train=[europarl,news])",
         roles=("corpus", "tokenizer"),
     )
+    train_links: str | None = option(
+        None,
+        "word links of the training pairs for guided alignment (optim.align_weight): one Pharaoh line (`0-0 1-2`, "
+        "0-indexed words) per pair, in the training files' order",
+        roles=("corpus",),
+    )
     valid: str = option("valid", "validation split: picks the best checkpoint", roles=("corpus",))
     test: str = option("test", "test split scored by nmt-evaluate and nmt-benchmark")
     max_len: int = option(128, "subword tokens per side; longer training pairs are dropped", roles=("corpus",))
@@ -188,6 +194,14 @@ class OptimConfig:
         0.1, "share of trainer.max_time spent in linear warmup to `lr` (schedule_by=time), in [0, 1)"
     )
     label_smoothing: float = option(0.1, "epsilon_ls of the smoothed cross-entropy, in [0, 1)")
+    align_weight: float = option(
+        0.0,
+        "guided alignment (Garg et al. 2019): weight of the cross-entropy of align_layer's cross-attention "
+        "(mean over heads) against data.train_links; 0: off",
+    )
+    align_layer: int = option(
+        -1, "the decoder layer whose cross-attention align_weight trains (negative: from the top)"
+    )
     max_bad_steps: int = option(10, "stop after this many consecutive non-finite losses (32 and bf16-mixed)")
     fp16_init_scale: float = option(128.0, "16-mixed: the GradScaler's first loss scale (fairseq's --fp16-init-scale)")
     fp16_min_scale: float = option(

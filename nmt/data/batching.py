@@ -172,6 +172,8 @@ class Batch:
     src_tokens: int  # real (non-pad) positions of `src`, counted on the host: reading them costs no device sync
     tgt_tokens: int  # real positions of `tgt_out` (the tokens the loss is summed over)
     index: torch.Tensor | None = None  # [B] positions of the pairs in their split, to restore order
+    # [B, T, S] the cross-attention each target piece should have (guided alignment, `nmt.data.links`)
+    align: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.src.size(0)
@@ -179,7 +181,13 @@ class Batch:
     def pin_memory(self) -> Batch:
         """This batch with its tensors in page-locked memory, for asynchronous copies to a GPU. A DataLoader
         with `pin_memory=True` calls this (torch passes objects without the method through unpinned)."""
-        tensors = {"src": self.src, "tgt_in": self.tgt_in, "tgt_out": self.tgt_out, "index": self.index}
+        tensors = {
+            "src": self.src,
+            "tgt_in": self.tgt_in,
+            "tgt_out": self.tgt_out,
+            "index": self.index,
+            "align": self.align,
+        }
         return dataclasses.replace(self, **{k: None if t is None else t.pin_memory() for k, t in tensors.items()})
 
 

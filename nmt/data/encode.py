@@ -7,6 +7,7 @@ worker are in flight, so memory stays flat however large the corpus.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 from collections import deque
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nmt.data.corpus import check_lines
+from nmt.data.links import parse_links, word_starts
 from nmt.data.tokenizer import Tokenizer
 
 
@@ -30,6 +32,9 @@ class Chunk:
     src: list[bytes]
     tgt: list[bytes]
     keep_text: bool  # also return the decoded target lines (validation references)
+    links: list[bytes] | None = None  # the pairs' word links (guided alignment), one raw line each
+    links_name: str = ""  # for errors: "file train.align"
+    first_link: int = 1  # the line of the links file of the first pair
 
 
 @dataclass
@@ -42,6 +47,8 @@ class EncodedChunk:
     tgt_ids: np.ndarray
     tgt_lens: np.ndarray
     tgt_text: list[str] | None
+    links: np.ndarray | None = None  # flat `source, target` word indices of every pair
+    links_lens: np.ndarray | None = None  # indices per pair
 
 
 _worker_tokenizer: Tokenizer | None = None
@@ -50,6 +57,11 @@ _worker_tokenizer: Tokenizer | None = None
 def _start_worker(models: dict[str, bytes]) -> None:
     global _worker_tokenizer
     _worker_tokenizer = Tokenizer.from_bytes(models)
+
+
+@functools.cache
+def _word_starts(tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    return word_starts(tokenizer)
 
 
 def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None) -> EncodedChunk:
@@ -64,7 +76,23 @@ def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None) -> EncodedChu
     tgt = list(check_lines(chunk.tgt, chunk.tgt_name, chunk.first))
     src_ids, src_lens = _flat(tokenizer.encode_src(src))
     tgt_ids, tgt_lens = _flat(tokenizer.encode_tgt(tgt))
-    return EncodedChunk(chunk.source, src_ids, src_lens, tgt_ids, tgt_lens, tgt if chunk.keep_text else None)
+    encoded = EncodedChunk(chunk.source, src_ids, src_lens, tgt_ids, tgt_lens, tgt if chunk.keep_text else None)
+    if chunk.links is not None:
+        words = [
+            _words(ids, lens, starts)
+            for ids, lens, starts in zip((src_ids, tgt_ids), (src_lens, tgt_lens), _word_starts(tokenizer), strict=True)
+        ]
+        encoded.links, encoded.links_lens = parse_links(chunk.links, chunk.links_name, chunk.first_link, *words)
+    return encoded
+
+
+def _words(ids: np.ndarray, lengths: np.ndarray, starts: np.ndarray) -> list[int]:
+    """The number of words of each row of flat `ids` (a non-empty row has at least one)."""
+    begins = starts[ids].astype(np.int64)
+    begins[np.cumsum(lengths)[lengths > 0] - lengths[lengths > 0]] = 1  # a row's first piece begins a word
+    ends = np.cumsum(lengths)
+    totals = np.concatenate([[0], np.cumsum(begins)])
+    return (totals[ends] - totals[ends - lengths]).tolist()
 
 
 def _flat(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

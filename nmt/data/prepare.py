@@ -31,7 +31,7 @@ import sentencepiece as spm
 from nmt.checkpoint import load_checkpoint
 from nmt.config import DataConfig, PrepareConfig, TokenizerConfig
 from nmt.config.options import fields_with_role
-from nmt.data.corpus import CorpusError, FilterStats, check_lines, filter_mask, raw_lines
+from nmt.data.corpus import CorpusError, FilterStats, check_file, check_lines, filter_mask, raw_lines
 from nmt.data.encode import Chunk, EncodedChunk, encode_chunks
 from nmt.data.prepared import (
     MANIFEST,
@@ -81,12 +81,18 @@ def _as_bytes(lines: list[str]) -> Iterator[bytes]:
     return (line.encode("utf-8") + b"\n" for line in lines)
 
 
-def _chunks(sources: list[tuple[_Side, _Side]], keep_text: bool, size: int) -> Iterator[Chunk]:
-    """Each file pair in chunks of `size` aligned raw lines.
+def _chunks(
+    sources: list[tuple[_Side, _Side]], keep_text: bool, size: int, links: _Side | None = None
+) -> Iterator[Chunk]:
+    """Each file pair in chunks of `size` aligned raw lines, with the lines of `links` (one per pair of all the
+    file pairs, in order) beside them.
 
     Raises:
-        CorpusError: a file is empty, or the two files of a pair have different numbers of lines.
+        CorpusError: a file is empty, the two files of a pair have different numbers of lines, or `links` has
+            another number of lines than the pairs.
     """
+    link_lines, links_name = (links.lines(), links.name) if links is not None else (None, "")
+    read = 0  # links lines handed out
     for index, (src, tgt) in enumerate(sources):
         pairs = itertools.zip_longest(src.lines(), tgt.lines())
         first = 1
@@ -95,10 +101,20 @@ def _chunks(sources: list[tuple[_Side, _Side]], keep_text: bool, size: int) -> I
                 rest = [*block, *pairs]
                 counts = [first - 1 + sum(line is not None for line in side) for side in zip(*rest, strict=True)]
                 _check_aligned(src, counts[0], tgt, counts[1])
-            yield Chunk(index, src.name, tgt.name, first, [a for a, _ in block], [b for _, b in block], keep_text)
+            chunk = Chunk(index, src.name, tgt.name, first, [a for a, _ in block], [b for _, b in block], keep_text)
+            if link_lines is not None:
+                chunk.links, chunk.links_name = list(itertools.islice(link_lines, len(block))), links_name
+                if len(chunk.links) < len(block):
+                    raise CorpusError(
+                        f"{links_name} has {read + len(chunk.links)} lines, fewer than the training pairs."
+                    )
+                chunk.first_link, read = read + 1, read + len(block)
+            yield chunk
             first += len(block)
         if first == 1:
             raise CorpusError(f"{src.name} is empty.")
+    if link_lines is not None and next(link_lines, None) is not None:
+        raise CorpusError(f"{links_name} has more lines than the {read} training pairs.")
 
 
 def _check_aligned(src: _Side, src_count: int, tgt: _Side, tgt_count: int) -> None:
@@ -182,6 +198,8 @@ def _write_split(
                 "src": _select(chunk.src_ids, chunk.src_lens, keep),
                 "tgt": _select(chunk.tgt_ids, chunk.tgt_lens, keep),
             }
+            if chunk.links is not None and chunk.links_lens is not None:  # dropped pairs drop their links
+                rows["links"] = _select(chunk.links, chunk.links_lens, keep)
         else:
             rows = {
                 "src": _cut(chunk.src_ids, chunk.src_lens, data.max_len),
@@ -193,7 +211,7 @@ def _write_split(
             writer.refs += chunk.tgt_text or []
         for side, (ids, lengths) in rows.items():
             writer.add(split, side, ids, lengths)
-            tokens[side] += len(ids)
+            tokens[side] = tokens.get(side, 0) + len(ids)
     for (src, tgt), (src_text, tgt_text) in zip(sources, has_text, strict=True):
         for side, text in ((src, src_text), (tgt, tgt_text)):
             if not text:
@@ -202,6 +220,7 @@ def _write_split(
         "pairs": stats.kept,
         "src_tokens": tokens["src"],
         "tgt_tokens": tokens["tgt"],
+        **({"links": tokens["links"] // 2} if "links" in tokens else {}),
         "filter": dataclasses.asdict(stats),
     }
 
@@ -241,8 +260,14 @@ def prepare_corpus(
         del src, tgt
     with PreparedWriter(output, tokenizer) as writer:
         splits = {}
+        links = None
+        if data.train_links is not None:
+            path = Path(data.train_links).expanduser()
+            links = _Side(f"file {path}", functools.partial(raw_lines, path))
         for split, pairs in sources.items():
-            chunks = _chunks(pairs, keep_text=split == "valid", size=chunk_lines)
+            chunks = _chunks(
+                pairs, keep_text=split == "valid", size=chunk_lines, links=links if split == "train" else None
+            )
             splits[split] = _write_split(writer, split, _encoded(chunks, tokenizer, workers), pairs, data)
         manifest = {
             "data": {**dataclasses.asdict(data), "prepared": None},
@@ -276,6 +301,10 @@ def cache_key(data: DataConfig, tokenizer: TokenizerConfig | Tokenizer) -> str:
         for split in (data.train, data.valid):
             for pair in split_files(data, split):
                 files += [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in pair]
+    if data.train_links is not None:
+        links = Path(data.train_links).expanduser()
+        check_file(links)
+        files.append([str(links.resolve()), links.stat().st_size, links.stat().st_mtime_ns])
     tok = tokenizer.fingerprint if isinstance(tokenizer, Tokenizer) else tokenizer_options(tokenizer)
     key = {
         "version": VERSION,

@@ -33,6 +33,7 @@ from nmt.atomic import atomic_write_bytes, remove_if_writer_gone, sha256_of
 from nmt.config import DataConfig, TokenizerConfig
 from nmt.data.batching import Batch
 from nmt.data.corpus import FilterStats
+from nmt.data.links import attention_targets, word_starts
 from nmt.data.tokenizer import Tokenizer, TokenizerError
 from nmt.errors import UserError
 
@@ -131,6 +132,8 @@ class PairSplit:
 
     src: TokenArrays
     tgt: TokenArrays
+    links: TokenArrays | None = None  # flat `source, target` word indices per pair (`nmt.data.links`)
+    starts: tuple[np.ndarray, np.ndarray] | None = None  # with `links`: `word_starts` of the tokenizer
 
     def __len__(self) -> int:
         return len(self.src)
@@ -149,6 +152,10 @@ class PairSplit:
         tgt_in[:, 0] = bos_id
         tgt_in[:, 1:] = tgt_out[:, :-1]
         tgt_out[every, tgt_len] = eos_id
+        align = None
+        if self.links is not None and self.starts is not None:
+            links = [np.asarray(self.links[i], dtype=np.int64) for i in rows.tolist()]
+            align = torch.from_numpy(attention_targets(src, tgt_out, links, self.starts, pad_id))
         return Batch(
             src=torch.from_numpy(src),
             tgt_in=torch.from_numpy(tgt_in),
@@ -156,6 +163,7 @@ class PairSplit:
             src_tokens=int(src_len.sum()) + len(rows),
             tgt_tokens=int(tgt_len.sum()) + len(rows),
             index=torch.from_numpy(rows),
+            align=align,
         )
 
     def ids(self, rows: list[int]) -> tuple[list[list[int]], list[list[int]]]:
@@ -235,7 +243,7 @@ class PreparedWriter:
         for f in self._files.values():
             f.close()
         lengths = {}
-        for stem in (f"{split}.{side}" for split in SPLITS for side in SIDES):
+        for stem in sorted({f"{split}.{side}" for split in SPLITS for side in SIDES} | self._files.keys()):
             if stem not in self._files:  # a split without rows
                 (self.tmp / f"{stem}.bin").write_bytes(b"")
             parts = self._lengths.get(stem, [])
@@ -364,6 +372,8 @@ def open_prepared(path: str | Path, tokenizer: Tokenizer | None = None) -> Prepa
         )
     dtypes = np.dtype(manifest["dtype"]), np.dtype(manifest["length_dtype"])
     splits = {s: PairSplit(*(TokenArrays(path / f"{s}.{side}", *dtypes) for side in SIDES)) for s in SPLITS}
+    if (path / "train.links.len").is_file():  # guided alignment: the word links of every training pair
+        splits["train"].links, splits["train"].starts = TokenArrays(path / "train.links", *dtypes), word_starts(stored)
     for split, pairs in splits.items():
         for arrays in (pairs.src, pairs.tgt):
             expected = manifest["splits"][split]["pairs"]

@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nmt.checkpoint import SpecialIds, load_checkpoint
+from nmt.checkpoint import SpecialIds, aligned_layer, load_checkpoint
 from nmt.data.batching import Batch, teacher_forcing_batches
+from nmt.data.links import WORD_START
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import load_model
 from nmt.device import resolve_device
@@ -35,7 +36,14 @@ Link = tuple[int, int]  # (source word, target word), 0-indexed
 CharLink = tuple[int, int, int, int]
 METHODS = ("attention", "shift")
 SYMMETRIZATIONS = ("intersection", "union", "grow-diag")
-WORD_START = "\u2581"  # "▁", SentencePiece's mark of a piece that begins a word
+
+
+def default_layer(asked: int | None, aligned: int | None) -> int:
+    """The decoder layer to read links from: the one asked, else the one the model was trained to align
+    (`aligned`, guided alignment), else the last."""
+    if asked is not None:
+        return asked
+    return aligned if aligned is not None else -1
 
 
 def format_links(links: Iterable[Link]) -> str:
@@ -153,13 +161,23 @@ class Aligner:
         model: the network, in eval mode, on the device it runs on.
         tokenizer: its tokenizer; words are the space-separated words of the given text.
         max_tokens: padded target tokens per batch.
+        aligned_layer: the decoder layer the model was trained to align (guided alignment), read when no layer is
+            asked; None: the last.
     """
 
-    def __init__(self, model: Transformer, tokenizer: Tokenizer, special_ids: SpecialIds, max_tokens: int = 4096):
+    def __init__(
+        self,
+        model: Transformer,
+        tokenizer: Tokenizer,
+        special_ids: SpecialIds,
+        max_tokens: int = 4096,
+        aligned_layer: int | None = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.special_ids = special_ids
         self.max_tokens = max_tokens
+        self.aligned_layer = aligned_layer
         self._src_vocab, self._tgt_vocab = tokenizer.src_pieces(), tokenizer.tgt_pieces()
 
     @classmethod
@@ -167,10 +185,12 @@ class Aligner:
         """The aligner of a self-contained checkpoint (loaded safely, as for translation)."""
         ckpt = load_checkpoint(path)
         model, tokenizer = load_model(ckpt, path)
-        return cls(model.to(resolve_device(device)), tokenizer, ckpt.special_ids, max_tokens)
+        return cls(model.to(resolve_device(device)), tokenizer, ckpt.special_ids, max_tokens, aligned_layer(ckpt))
 
-    def align(self, pairs: Sequence[tuple[str, str]], method: str = "shift", layer: int = -1) -> list[set[Link]]:
-        """The links of each (source, target) pair, for one method and decoder layer (negative: from the top)."""
+    def align(self, pairs: Sequence[tuple[str, str]], method: str = "shift", layer: int | None = -1) -> list[set[Link]]:
+        """The links of each (source, target) pair, for one method and decoder layer (negative: from the top;
+        None: `aligned_layer`, else the last)."""
+        layer = default_layer(layer, self.aligned_layer)
         return self.align_all(pairs, [method], [layer])[method, layer]
 
     def align_all(

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nmt.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from nmt.checkpoint import Checkpoint, CheckpointError, aligned_layer, load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.align import CharLink, Link, char_links, format_links, search_links
@@ -73,6 +73,7 @@ class Translator:
             search computed (`nmt.decode.align.search_links`, read as `nmt-align` reads it); None: no links.
         langs: the (source, target) languages the model translates, "" where unknown.
         trained_len: the longest sentence of the model's training data in subword tokens (`data.max_len`), if known.
+        aligned_layer: the decoder layer the model was trained to align (guided alignment), if any.
     """
 
     def __init__(
@@ -83,12 +84,13 @@ class Translator:
         align: tuple[str, int] | None = None,
         langs: tuple[str, str] = ("", ""),
         trained_len: int | None = None,
+        aligned_layer: int | None = None,
     ) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.decode = decode
         self.align = align
-        self.langs, self.trained_len = langs, trained_len
+        self.langs, self.trained_len, self.aligned_layer = langs, trained_len, aligned_layer
         self.max_src_len = engine.max_src_len
         self.stats = Stats()
 
@@ -153,9 +155,8 @@ class Translator:
         target = resolve_device(device)
         model = members[0][0] if len(members) == 1 else Ensemble([m for m, _ in members])
         engine = TorchEngine(model.to(target), first.special_ids, target, Spelling.of(members[0][1]))
-        return cls(
-            engine, members[0][1], decode, langs=(first.src_lang, first.tgt_lang), trained_len=trained_len(first)
-        )
+        langs = (first.src_lang, first.tgt_lang)
+        return cls(engine, members[0][1], decode, None, langs, trained_len(first), aligned_layer(first))
 
     @classmethod
     def load(
@@ -175,7 +176,9 @@ class Translator:
         """A translator running the network of a loaded checkpoint with `TorchEngine`."""
         model, tokenizer = load_model(ckpt, path)
         engine = TorchEngine(model.to(device), ckpt.special_ids, device, Spelling.of(tokenizer))
-        return cls(engine, tokenizer, decode, langs=(ckpt.src_lang, ckpt.tgt_lang), trained_len=trained_len(ckpt))
+        return cls(
+            engine, tokenizer, decode, None, (ckpt.src_lang, ckpt.tgt_lang), trained_len(ckpt), aligned_layer(ckpt)
+        )
 
     def translate(
         self,

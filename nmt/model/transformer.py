@@ -150,34 +150,44 @@ class Transformer(nn.Module):
         return self.enc_norm(x), weights
 
     @overload
-    def forward(self, src: Tensor, tgt_in: Tensor, need_attn: Literal[False] = False) -> Tensor: ...
+    def forward(
+        self, src: Tensor, tgt_in: Tensor, need_attn: Literal[False] = False, attn_layer: int = -1
+    ) -> Tensor: ...
     @overload
-    def forward(self, src: Tensor, tgt_in: Tensor, need_attn: Literal[True]) -> tuple[Tensor, Tensor]: ...
+    def forward(
+        self, src: Tensor, tgt_in: Tensor, need_attn: Literal[True], attn_layer: int = -1
+    ) -> tuple[Tensor, Tensor]: ...
 
-    def forward(self, src: Tensor, tgt_in: Tensor, need_attn: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self, src: Tensor, tgt_in: Tensor, need_attn: bool = False, attn_layer: int = -1
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Teacher-forced logits [B,T,V] for `tgt_in` [B,T] given `src` [B,S]; padding is `pad_id`.
 
-        With `need_attn`, returns `(logits, attn)` instead: `attn` [B,T,S] is the last decoder
-        layer's cross-attention averaged over heads (every weight: `attention_maps`).
+        With `need_attn`, returns `(logits, attn)` instead: `attn` [B,T,S] is decoder layer `attn_layer`'s
+        cross-attention averaged over heads, the only weights computed (every weight: `attention_maps`).
         """
         if not need_attn:
             return self._teacher_forced(src, tgt_in, need_attn=False)[0]
-        logits, maps = self._teacher_forced(src, tgt_in, need_attn=True)
-        return logits, maps.cross[-1].mean(1)  # [B,H,T,S] -> [B,T,S]
+        logits, maps = self._teacher_forced(src, tgt_in, need_attn=True, cross_layer=attn_layer % len(self.decoder))
+        return logits, maps.cross[0].mean(1)  # [B,H,T,S] -> [B,T,S]
 
     def attention_maps(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, AttentionMaps]:
         """Teacher-forced logits [B,T,V] and every layer's attention weights, for alignments and plots."""
         return self._teacher_forced(src, tgt_in, need_attn=True)
 
-    def _teacher_forced(self, src: Tensor, tgt_in: Tensor, need_attn: bool) -> tuple[Tensor, AttentionMaps]:
-        """Logits and, with `need_attn`, the attention weights (else empty lists)."""
+    def _teacher_forced(
+        self, src: Tensor, tgt_in: Tensor, need_attn: bool, cross_layer: int | None = None
+    ) -> tuple[Tensor, AttentionMaps]:
+        """Logits and, with `need_attn`, the attention weights (else empty lists): of every layer, or with
+        `cross_layer` only of that decoder layer (`cross` and `decoder` then hold one map each)."""
         src_pad = src.eq(self.pad_id)  # [B,S]
-        memory, encoder = self._encode(src, src_pad, need_attn)
+        memory, encoder = self._encode(src, src_pad, need_attn and cross_layer is None)
         x, decoder, cross = self.tgt_embed(tgt_in), [], []
-        for layer in self.decoder:
-            x, self_attn, cross_attn = layer(x, layer.cross_attn.project_kv(memory), src_pad, need_attn=need_attn)
-            decoder += [self_attn] if need_attn else []
-            cross += [cross_attn] if need_attn else []
+        for i, layer in enumerate(self.decoder):
+            weights = need_attn and cross_layer in (None, i)
+            x, self_attn, cross_attn = layer(x, layer.cross_attn.project_kv(memory), src_pad, need_attn=weights)
+            decoder += [self_attn] if weights else []
+            cross += [cross_attn] if weights else []
         logits = self.output(self.dec_norm(x))  # [B,T,D] -> [B,T,V]
         return logits, AttentionMaps(encoder, decoder, cross)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from nmt.config import DecodeConfig, ServeConfig
-from nmt.decode.align import Aligner, char_links, format_links
+from nmt.decode.align import Aligner, char_links, default_layer, format_links
 from nmt.decode.engine import NBest, TorchEngine
 from nmt.decode.translator import Translator
 from nmt.documents.formats import Skeleton
@@ -93,12 +93,12 @@ class _Translated:
     units: list[Unit]
 
 
-def document_options(cfg: ServeConfig, max_src_len: int, trained_len: int | None) -> DocumentOptions:
+def document_options(cfg: ServeConfig, max_src_len: int, trained_len: int | None, align_layer: int) -> DocumentOptions:
     """The document pipeline's options from the server's: sentences are cut at `max_len`, by default the training
     data's (else the model's longest source), never past what the model takes; `max_len=0` never cuts."""
     max_len = None if cfg.max_len == 0 else min(cfg.max_len or trained_len or max_src_len, max_src_len)
     protect = PROTECTED if cfg.protect is None else tuple(cfg.protect)
-    align = (cfg.align_method, cfg.align_layer)
+    align = (cfg.align_method, align_layer)
     return DocumentOptions(cfg.split == "sentences", cfg.splitter, protect, max_len, align)
 
 
@@ -126,7 +126,8 @@ class TranslationService:
     ) -> None:
         self.translator, self.cfg, self.on_accept = translator, cfg, on_accept
         self.tokenizer = translator.tokenizer
-        options = document_options(cfg, translator.max_src_len, translator.trained_len)
+        self.align_layer = default_layer(cfg.align_layer, translator.aligned_layer)
+        options = document_options(cfg, translator.max_src_len, translator.trained_len, self.align_layer)
         if options.split:  # a missing `documents` extra fails now, not at the first request
             split_sentences("A.", translator.langs[0], options.splitter)
         self.documents = DocumentTranslator(translator, options, translator.langs)
@@ -167,7 +168,7 @@ class TranslationService:
         self, srcs: list[list[int]], decode: DecodeConfig
     ) -> tuple[list[NBest], list[list[torch.Tensor]]]:
         """A batch's n-best lists and their search's attention in `align_layer` (on the worker thread)."""
-        return self.translator.engine.translate_ids_attending(srcs, decode, None, self.cfg.align_layer)
+        return self.translator.engine.translate_ids_attending(srcs, decode, None, self.align_layer)
 
     def decode_config(self, **options: int | float) -> DecodeConfig:
         """The server's search settings with a request's changes (already checked against the server's bounds)."""
@@ -226,7 +227,7 @@ class TranslationService:
         if not line.units or not isinstance(self.translator.engine, TorchEngine):
             return None
         layers = len(self.translator.model.decoder)
-        layer = (self.cfg.align_layer if layer is None else layer) % layers  # -1: the top layer, by its index
+        layer = (self.align_layer if layer is None else layer) % layers  # -1: the top layer, by its index
         maps = await self._call(lambda: [self._attention(src, hyp, layer) for src, hyp in line.units])
         src_pieces, tgt_pieces = self.tokenizer.src_pieces(), self.tokenizer.tgt_pieces()
         weights = torch.block_diag(*maps)  # [sum of T_k + 1, sum of S_k + 1]
@@ -314,7 +315,7 @@ class TranslationService:
             engine = self.translator.engine
             self._aligner = Aligner(engine.model, self.tokenizer, engine.special_ids)
         hyps = [(line.source, hyp) for line in lines for hyp in line.hypotheses]
-        method, layer = self.cfg.align_method, self.cfg.align_layer
+        method, layer = self.cfg.align_method, self.align_layer
         links = await self._call(lambda: self._aligner.align([(src, h.text) for src, h in hyps], method, layer))
         for (_, hyp), pairs in zip(hyps, links, strict=True):
             hyp.alignment = format_links(pairs)

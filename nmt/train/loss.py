@@ -1,4 +1,5 @@
-"""Label-smoothed cross-entropy over non-pad target tokens (Szegedy et al. 2016; Vaswani et al. 2017, 5.4)."""
+"""Label-smoothed cross-entropy over non-pad target tokens (Szegedy et al. 2016; Vaswani et al. 2017, 5.4), and the
+guided-alignment loss of cross-attention against word links (Garg et al. 2019)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def label_smoothed_nll(
     uniform = -log_probs.sum(dim=-1).masked_fill(~keep, 0.0).sum() / vocab  # masked_fill: NaN * 0 is NaN
     loss = (1.0 - smoothing) * nll + smoothing * uniform
     return loss, nll, keep.sum()
+
+
+def alignment_nll(attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of cross-attention `attn` [B, T, S] against the attention `target` [B, T, S] that word
+    links give (`nmt.data.links.attention_targets`): `-sum target * log attn`, so a row without links (all zero)
+    carries no loss, as in fairseq's `label_smoothed_cross_entropy_with_alignment`. 0-d, summed like the
+    token loss it is added to."""
+    return -(target * attn.float().clamp(min=1e-9).log()).sum()

@@ -18,7 +18,7 @@ from nmt.errors import UserError
 from nmt.evaluate.metrics import score
 from nmt.model import Transformer
 from nmt.train.budget import TrainingClock
-from nmt.train.loss import label_smoothed_nll
+from nmt.train.loss import alignment_nll, label_smoothed_nll
 from nmt.train.optim import build_optimizer
 
 
@@ -101,8 +101,15 @@ class TranslationModule(L.LightningModule):
         if self.augment.switchout > 0:
             sizes = (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size)
             batch = switchout(batch, self.augment.switchout, self.seed, self.current_epoch, sizes)
-        logits = self._teacher_forcing(batch.src, batch.tgt_in)  # [B, T, V]
+        if self.optim.align_weight > 0:  # guided alignment: one layer's cross-attention against the word links
+            logits, attn = self._teacher_forcing(batch.src, batch.tgt_in, True, self.optim.align_layer)
+        else:
+            logits, attn = self._teacher_forcing(batch.src, batch.tgt_in), None  # [B, T, V]
         loss_sum, nll_sum, _ = label_smoothed_nll(logits, batch.tgt_out, self.optim.label_smoothing, self.model.pad_id)
+        if attn is not None and batch.align is not None:
+            align_sum = alignment_nll(attn, batch.align)
+            self.log("train/align", align_sum / batch.tgt_tokens, batch_size=batch.src.size(0))
+            loss_sum = loss_sum + self.optim.align_weight * align_sum
         self._update_tokens += batch.tgt_tokens
         self._log_train(loss_sum / batch.tgt_tokens, nll_sum / batch.tgt_tokens, batch)
         # A non-finite loss is still returned: every rank must run backward (DDP all-reduces inside it),

@@ -37,6 +37,7 @@ from nmt.data.prepared import PreparedCorpus
 from nmt.data.synonyms import SynonymTable, synonym_table
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import retain_freed_memory, set_threads, training_precision, warn_if_slow_bf16
+from nmt.errors import UserError
 from nmt.model import Transformer
 from nmt.train.budget import TimeBudget, TrainingClock, describe_budget, max_time_seconds
 from nmt.train.checkpointing import AtomicCheckpointIO, CheckpointEveryValidation, ValidateTheLastStep
@@ -277,6 +278,10 @@ def _fit(
     """Prepare the data (with `tokenizer`, a resumed or fine-tuned model's, when given), build the model
     (starting from `weights` when fine-tuning), fit it, and write `model.pt`."""
     data = load_training_data(cfg.data, cfg.tokenizer, tokenizer=tokenizer)
+    if cfg.optim.align_weight > 0 and data.train.links is None:
+        raise UserError(
+            f"`optim.align_weight` > 0, but {data.path} holds no word links: prepare it with data.train_links."
+        )
     cfg = with_prepared_data(cfg, data)
     print(f"data: {len(data.train)} training pairs kept ({data.filter_stats}); {len(data.valid)} validation pairs")
     budget = None

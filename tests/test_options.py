@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -21,7 +22,7 @@ from nmt.cli.hydra_config import CONF_DIR
 from nmt.config import BenchmarkConfig, ConfigError, DataConfig, ModelConfig, TokenizerConfig, TrainConfig, check
 from nmt.config.options import ROLES, fields_with_role, help_of, keys_with_role, option
 from nmt.config.reference import COMMANDS, GROUPS, configuration_markdown
-from nmt.data.prepare import VERSION, cache_key
+from nmt.data.prepare import ADDED_CORPUS_OPTIONS, VERSION, cache_key
 from nmt.data.tokenizer import TRAINING_VERSION, _cache_key
 
 CONFIGS = [*GROUPS.values(), *COMMANDS.values()]
@@ -89,6 +90,7 @@ def test_roles_give_the_lists_that_were_kept_by_hand():
 def _old_cache_key(data: DataConfig, tokenizer: TokenizerConfig) -> str:
     """`nmt.data.prepare.cache_key` of a built-in corpus as written before the roles (commit 74e1cb8)."""
     old_excluded = ("test", "max_tokens", "max_sentences", "cache_dir", "prepared", "num_workers")
+    old_excluded += ADDED_CORPUS_OPTIONS  # did not exist then; they enter the key only when set
     key = {
         "version": VERSION,
         "data": {k: v for k, v in dataclasses.asdict(data).items() if k not in old_excluded},
@@ -106,6 +108,16 @@ def test_cache_keys_are_those_of_the_hand_kept_lists():
     tokenizer = TokenizerConfig(vocab_size=1000, user_symbols=["<bt>"])
     for d, t in [(DataConfig(), TokenizerConfig()), (data, tokenizer)]:
         assert cache_key(d, t) == _old_cache_key(d, t)
+
+
+def test_word_links_enter_the_cache_key_with_their_file(tmp_path):
+    links = tmp_path / "train.align"
+    links.write_text("0-0\n", encoding="utf-8")
+    unset = cache_key(DataConfig(), TokenizerConfig())
+    with_links = cache_key(DataConfig(train_links=str(links)), TokenizerConfig())
+    links.write_text("0-1\n", encoding="utf-8")
+    os.utime(links, ns=(1, 1))  # another content (and modification time): another corpus
+    assert len({unset, with_links, cache_key(DataConfig(train_links=str(links)), TokenizerConfig())}) == 3
 
 
 @pytest.mark.skipif(spm.__version__ != "0.2.3", reason="the keys hold the SentencePiece version")

@@ -46,6 +46,9 @@ from nmt.data.sources import get_corpus, split_files
 from nmt.data.tokenizer import TRAINING_VERSION, Tokenizer, tokenizer_options, train_tokenizer
 from nmt.device import usable_cores
 
+# Corpus options added after the cache key was fixed: they enter it only when set, so that a cache prepared
+# before them is still found.
+ADDED_CORPUS_OPTIONS = ("train_links",)
 CHUNK_LINES = 10_000  # lines per unit of work: large enough to amortise the hand-over, small for memory
 
 
@@ -295,7 +298,11 @@ def cache_key(data: DataConfig, tokenizer: TokenizerConfig | Tokenizer) -> str:
     """What a cached prepared corpus depends on: the corpus options that change its content, the files'
     names, sizes and modification times, and the tokenizer options and way of training (or the given
     tokenizer itself)."""
-    content = {k: v for k, v in dataclasses.asdict(data).items() if k in fields_with_role(DataConfig, "corpus")}
+    content = {
+        k: v
+        for k, v in dataclasses.asdict(data).items()
+        if k in fields_with_role(DataConfig, "corpus") and not (k in ADDED_CORPUS_OPTIONS and v is None)
+    }
     files = []
     if data.name != "builtin":
         for split in (data.train, data.valid):

@@ -1,7 +1,8 @@
 """Word links of a corpus's training pairs from eflomal, for guided alignment (`data.train_links`).
 
     python scripts/align_corpus.py --data multi30k_en_de --out runs/links/multi30k_en_de.train.align
-    nmt-train experiment=multi30k_en_de data.root=../shared/data data.train_links=runs/links/multi30k_en_de.train.align optim.align_weight=0.05
+    nmt-train experiment=multi30k_en_de data.root=../shared/data \
+        data.train_links=runs/links/multi30k_en_de.train.align optim.align_weight=0.1
 
 The pairs are aligned in both directions and the links found in both kept (`nmt.evaluate.silver_links`), one
 Pharaoh line per training pair in the corpus's order (`pip install "eflomal>=2.0"`). eflomal samples without a

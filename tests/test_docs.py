@@ -276,3 +276,10 @@ def test_slug_matches_mkdocs_anchors():
     assert slug("Multi30k English to German in 2 hours") == "multi30k-english-to-german-in-2-hours"
     assert slug("Measurements behind the code's choices") == "measurements-behind-the-codes-choices"
     assert slug("Batches: `data.max_tokens`") == "batches-datamax_tokens"
+
+
+def test_every_page_is_in_the_site_navigation():
+    """A page under docs/ that mkdocs.yml's nav leaves out fails `mkdocs build --strict` (omitted_files)."""
+    nav = set(re.findall(r"^\s+- [^:]+: (\S+\.md)$", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.MULTILINE))
+    pages = {str(page.relative_to(DOCS)) for page in DOCS.rglob("*.md")}
+    assert pages <= nav, f"pages under docs/ missing from mkdocs.yml's nav: {sorted(pages - nav)}"

@@ -124,6 +124,26 @@ def test_attention_matches_reference(kind: str, need_weights: bool) -> None:
         torch.testing.assert_close(causal, reference_attention(mha, x, x, None, True), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [5, 12])  # queries up to FEW_QUERIES take the explicit path, more the fused kernel
+def test_attention_paths_match_reference_in_each_precision(t: int, dtype: torch.dtype) -> None:
+    """Both sides of the path choice (query count; bfloat16 on CPU leaves the fused kernel) compute attention."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4).eval()
+    x, mem = torch.randn(3, t, 32), torch.randn(3, 6, 32)
+    key_pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2, [False] + [True] * 5])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        cross, _ = mha(x, *mha.project_kv(mem), key_pad=key_pad)
+        causal, _ = mha(x, *mha.project_kv(x), causal=True)
+    assert cross.dtype == causal.dtype == dtype
+    with torch.no_grad():
+        tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+        torch.testing.assert_close(
+            cross.float(), reference_attention(mha, x, mem, key_pad, False), atol=tolerance, rtol=0
+        )
+        torch.testing.assert_close(causal.float(), reference_attention(mha, x, x, None, True), atol=tolerance, rtol=0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_attention_weights_sum_to_one_over_real_keys(kind: str) -> None:
     torch.manual_seed(0)

@@ -6,7 +6,8 @@ scores go through `F.scaled_dot_product_attention`, which picks a fused kernel (
 memory-efficient) and never materialises the [B,H,T,S] weights; the explicit path serves the
 additive score, requests for the weights, and incremental decoding, where a key row has at
 most a few queries and two small batched products beat the fused kernel's setup on CPU
-(docs/engines.md, "Attention with few queries").
+(docs/engines.md, "Attention with few queries"), and bfloat16 on CPU, where the fused kernel is the slower one
+(docs/scale.md, "Attention kernels on CPU").
 
 Heads can be gated (Michel et al. 2019): `head_gate` [H] scales each head's output, so a gate of 0
 silences a head and the gradient of the loss with respect to a gate of 1 measures its importance.
@@ -133,7 +134,7 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         fused = self.kind != "additive" and self.weights == "softmax" and not need_weights and self.hard_heads is None
-        if fused and q.size(2) > FEW_QUERIES:
+        if fused and _fused_pays(q):
             only_causal = causal and key_pad is None  # the flash kernel takes this as a flag, not a mask
             mask = None if only_causal else _allowed(key_pad, causal, t, s, q.device)
             out = F.scaled_dot_product_attention(
@@ -173,6 +174,12 @@ class MultiHeadAttention(nn.Module):
         # argmax takes the first of equal scores. Every row allows a key (`_allowed`).
         hard = F.one_hot(scores.argmax(-1), scores.size(-1)).to(weights.dtype)  # [B,H,T] -> [B,H,T,S]
         return torch.where(self.hard_heads[:, None, None], hard, weights)  # [H,1,1] picks per head
+
+
+def _fused_pays(q: Tensor) -> bool:
+    """Whether the fused kernel beats the explicit path for queries `q` [B,H,T,d]: more than a few queries per key
+    row, and not bfloat16 on CPU (docs/scale.md, "Attention kernels on CPU")."""
+    return q.size(2) > FEW_QUERIES and not (q.device.type == "cpu" and q.dtype == torch.bfloat16)
 
 
 def normalise(scores: Tensor, how: str, topk: int = 4) -> Tensor:

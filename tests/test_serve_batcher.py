@@ -156,6 +156,30 @@ def test_the_clients_a_batch_answered_join_the_next_batch():
     assert engine.batches == [[[1]], [[2], [3]]]
 
 
+def test_on_idle_runs_once_each_time_the_queue_runs_empty_after_batches():
+    """Not between batches while sentences wait, not before any batch, not again while nothing runs."""
+    engine, idle = FakeEngine(), []
+    batcher = _batcher(engine, max_tokens=4, max_wait=0.001, on_idle=lambda: idle.append(len(engine.batches)))
+    time.sleep(0.1)
+    assert idle == []  # started and ready, no batch yet
+    engine.gate.clear()
+    first = [batcher.submit([[1, 2, 3]], DECODE, LATER) for _ in range(3)]  # 4 tokens each: a batch each
+    time.sleep(0.1)
+    assert idle == []
+    engine.gate.set()
+    wait(first, timeout=5)
+    deadline = time.monotonic() + 5
+    while not idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert idle == [3]
+    batcher.submit([[4]], DECODE, LATER).result(5)
+    deadline = time.monotonic() + 5
+    while len(idle) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert idle == [3, 4]
+
+
 def test_requests_with_other_search_settings_never_share_a_batch():
     engine = FakeEngine()
     batcher = _batcher(engine)

@@ -13,6 +13,9 @@ A sentence may ask for the cross-attention of its search (the character links th
 untranslatable pieces come from it): such sentences are queued apart and translated by `translate_attending`
 (`TorchEngine.translate_ids_attending`), so the batches of the others run exactly as without it.
 
+When the queue runs empty after a batch, the worker calls `on_idle` (the server hands the memory its batches freed
+back to the system there, so that a burst's largest batch does not stay resident).
+
 The queue is bounded in tokens: a request that would overfill it is refused at once with `QueueFull`, which
 carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP: requests are
 futures (`concurrent.futures.Future`), which the web layer awaits.
@@ -61,6 +64,8 @@ class Batcher:
         max_queue_tokens: source tokens (EOS included) the queue holds at most; a request past it is refused.
         merge_requests: whether a batch may hold sentences of several requests (False: one request per batch).
         on_batch: called after each batch with its `BatchStats` (from the worker thread).
+        on_idle: called from the worker thread, outside the lock, once the queue has run empty after one or more
+            batches; must not raise.
     """
 
     def __init__(
@@ -73,11 +78,13 @@ class Batcher:
         merge_requests: bool = True,
         on_batch: Callable[[BatchStats], None] | None = None,
         translate_attending: TranslateAttending | None = None,
+        on_idle: Callable[[], Any] | None = None,
     ) -> None:
         self.translate, self.translate_attending = translate, translate_attending
         self.max_tokens, self.max_sentences = max_tokens, max_sentences or None
         self.max_wait, self.max_queue_tokens = max_wait, max_queue_tokens
-        self.merge_requests, self.on_batch = merge_requests, on_batch
+        self.merge_requests, self.on_batch, self.on_idle = merge_requests, on_batch, on_idle
+        self._worked = False  # a batch has run since the worker was last idle
         self._queues: dict[tuple[Any, ...], deque[Item]] = {}  # by search settings and attention, oldest first
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._lock = threading.Condition()
@@ -205,13 +212,17 @@ class Batcher:
             work = self._next()
             if work is None:
                 return
-            if isinstance(work, tuple):
+            if work == "idle":
+                assert self.on_idle is not None  # "idle" comes only with it
+                self.on_idle()
+            elif isinstance(work, tuple):
                 _run_call(*work)
             else:
                 self._translate(work)
 
-    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | None:
-        """The next thing to do: a call, or a batch (waiting for it to fill); None once drained."""
+    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | str | None:
+        """The next thing to do: a call, a batch (waiting for it to fill), or "idle" once the queue has run empty
+        after a batch (with `on_idle`); None once drained."""
         with self._lock:
             while True:
                 now = time.monotonic()
@@ -224,7 +235,11 @@ class Batcher:
                     return None
                 batch, wait = self._take(now)
                 if batch:
+                    self._worked = True
                     return batch
+                if self._worked and not self._queues and self.on_idle is not None:
+                    self._worked = False
+                    return "idle"
                 self._lock.wait(None if wait == math.inf else wait)
 
     def _take(self, now: float) -> tuple[list[Item], float]:

@@ -28,6 +28,7 @@ from nmt.config import DecodeConfig, ServeConfig
 from nmt.decode.align import Aligner, char_links, default_layer, format_links
 from nmt.decode.engine import NBest, TorchEngine
 from nmt.decode.translator import Translator
+from nmt.device import release_freed_memory
 from nmt.documents.formats import Skeleton
 from nmt.documents.pipeline import DocumentOptions, DocumentTranslator
 from nmt.documents.protect import PROTECTED
@@ -140,6 +141,7 @@ class TranslationService:
             merge_requests=cfg.merge_requests,
             on_batch=on_batch,
             translate_attending=self._translate_attending,
+            on_idle=release_freed_memory,  # the memory kept for reuse within batches goes back between bursts
         )
         self._aligner: Aligner | None = None
 

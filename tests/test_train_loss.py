@@ -111,6 +111,52 @@ def test_non_finite_logits_at_pad_positions_carry_no_loss() -> None:
     torch.testing.assert_close(after[0], before[0])
 
 
+def composite_loss(logits: torch.Tensor, target: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The definition through stored float32 log-probabilities (the loss before it was fused)."""
+    log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).flatten(0, 1)
+    keep = target.flatten().ne(PAD)
+    nll = F.nll_loss(log_probs, target.flatten(), ignore_index=PAD, reduction="sum")
+    uniform = -log_probs.sum(dim=-1).masked_fill(~keep, 0.0).sum() / logits.size(-1)
+    return (1 - eps) * nll + eps * uniform, nll
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("rows", "vocab"), [(4, V), (700, 8000)])  # one block of rows; several (5.6M values)
+def test_loss_and_gradients_match_the_composite_definition(rows: int, vocab: int, dtype: torch.dtype) -> None:
+    """Both outputs' gradients, weighted differently, reach the logits in their dtype, pad rows get none."""
+    torch.manual_seed(0)
+    logits = (torch.randn(2, rows // 2, vocab) * 3).to(dtype)
+    target = torch.randint(1, vocab, (2, rows // 2))
+    target[0, -3:] = PAD
+    fused, reference = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss, nll, _ = label_smoothed_nll(fused, target, 0.1, PAD)
+    want_loss, want_nll = composite_loss(reference, target, 0.1)
+    torch.testing.assert_close(loss, want_loss, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(nll, want_nll, rtol=1e-5, atol=1e-3)
+    (loss + 0.5 * nll).backward()
+    (want_loss + 0.5 * want_nll).backward()
+    assert fused.grad.dtype == dtype and not fused.grad[0, -3:].any()
+    tolerance = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-2, "atol": 1e-4}
+    torch.testing.assert_close(fused.grad, reference.grad, **tolerance)
+
+
+def test_loss_gradient_passes_gradcheck_in_float64() -> None:
+    logits, target = logits_and_target()
+    logits = logits.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: label_smoothed_nll(z, target, 0.2, PAD)[:2], (logits,))
+
+
+def test_a_non_finite_logit_in_a_kept_row_makes_loss_and_gradient_non_finite() -> None:
+    """The training step skips such an update by its non-finite gradients."""
+    logits, target = logits_and_target()
+    logits[0, 1, 3] = float("nan")
+    logits.requires_grad_()
+    loss, _, _ = label_smoothed_nll(logits, target, 0.1, PAD)
+    loss.backward()
+    assert not loss.isfinite() and not logits.grad[0, 1].isfinite().any()
+    assert logits.grad[1].isfinite().all()
+
+
 @pytest.mark.parametrize("warmup", [4, 400, 4000])
 def test_inverse_sqrt_warms_up_linearly_then_decays_with_inverse_sqrt(warmup: int) -> None:
     assert inverse_sqrt(warmup // 2, warmup) == pytest.approx(0.5)

@@ -7,7 +7,7 @@ memory-efficient) and never materialises the [B,H,T,S] weights; the explicit pat
 additive score, requests for the weights, and incremental decoding, where a key row has at
 most a few queries and two small batched products beat the fused kernel's setup on CPU
 (docs/engines.md, "Attention with few queries"), and bfloat16 on CPU, where the fused kernel is the slower one
-(docs/scale.md, "Attention kernels on CPU").
+(docs/scale.md, "Where the training step's time goes").
 
 Heads can be gated (Michel et al. 2019): `head_gate` [H] scales each head's output, so a gate of 0
 silences a head and the gradient of the loss with respect to a gate of 1 measures its importance.
@@ -178,7 +178,7 @@ class MultiHeadAttention(nn.Module):
 
 def _fused_pays(q: Tensor) -> bool:
     """Whether the fused kernel beats the explicit path for queries `q` [B,H,T,d]: more than a few queries per key
-    row, and not bfloat16 on CPU (docs/scale.md, "Attention kernels on CPU")."""
+    row, and not bfloat16 on CPU (docs/scale.md, "Where the training step's time goes")."""
     return q.size(2) > FEW_QUERIES and not (q.device.type == "cpu" and q.dtype == torch.bfloat16)
 
 

@@ -1,4 +1,5 @@
-"""One rank of a 2-process DDP training run on CPU (gloo), started by `torch.distributed.run` from test_ddp.py.
+"""One rank of a 2-process DDP training run on CPU (gloo), started by `torch.distributed.run` from
+`launch_two_ranks` (train_helpers.py).
 
     python -m torch.distributed.run --nproc_per_node=2 tests/ddp_worker.py RUN_DIR CACHE OUT [OVERRIDES...]
 

@@ -9,16 +9,12 @@ validation is split across the ranks yet scores the same BLEU and chrF as one pr
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from conftest import train_config
+from train_helpers import DDP_COMMON, DDP_DROPOUT, launch_two_ranks
 
 from nmt.checkpoint import CheckpointError, read_raw
 from nmt.data.batching import collate
@@ -29,40 +25,8 @@ from nmt.train.loss import label_smoothed_nll
 from nmt.train.optim import build_optimizer
 from nmt.train.run import build_module, train
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
 POISON_STEP = 3  # rank 1's loss is NaN in the 4th update
-COMMON = [
-    "data.builtin_train_size=120",
-    "data.max_tokens=200",
-    "data.max_len=40",
-    "tokenizer.vocab_size=200",
-    "model.dropout=0.0",
-    "trainer.num_threads=1",
-    "trainer.log_every_n_steps=1",
-    "trainer.val_check_interval=6",
-    "optim.warmup_steps=4",
-    "decode.max_len_a=0",
-    "decode.max_len_b=8",
-    "decode.min_len=3",  # with no token twice: hypotheses with text even after 6 updates, so chrF compares something
-    "decode.no_repeat_ngram=1",
-]
 TWO_RANKS = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2"]
-DROPOUT = ["model.dropout=0.3", "model.attn_dropout=0.1", "model.act_dropout=0.1"]
-
-
-def launch(run_dir: Path, cache: Path, out: Path, overrides: list[str]) -> dict[int, dict]:
-    """Run the worker on 2 ranks; return each rank's record (batches read, weights after each update)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
-    command += [f"--master_port={port}", str(WORKER), str(run_dir), str(cache), str(out), *overrides]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    return {rank: torch.load(out / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)}
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +37,19 @@ def runs(tmp_path_factory, spm_cache):
     All read one directory written by `prepare_corpus` (as `nmt-prepare` writes it), memory-mapped by both ranks.
     """
     work = tmp_path_factory.mktemp("ddp")
-    cfg = train_config(work / "prepare", spm_cache, COMMON)
+    cfg = train_config(work / "prepare", spm_cache, DDP_COMMON)
     prepare_corpus(cfg.data, cfg.tokenizer, work / "prepared", workers=2, chunk_lines=50)
-    common = [*COMMON, f"data.prepared={work / 'prepared'}", *TWO_RANKS]
+    common = [*DDP_COMMON, f"data.prepared={work / 'prepared'}", *TWO_RANKS]
     poison = f"poison_step={POISON_STEP}"
-    full = launch(work / "full", spm_cache, work / "full_out", [*common, "trainer.max_steps=12", poison])
-    dropout = [*common, *DROPOUT]  # each rank draws its own masks: its random state must survive the resume
-    dropout_full = launch(work / "dropout", spm_cache, work / "dropout_out", [*dropout, "trainer.max_steps=12"])
-    launch(work / "cut", spm_cache, work / "cut_out", [*dropout, "trainer.max_steps=6"])
-    resumed = launch(work / "cut", spm_cache, work / "resumed_out", [*dropout, "trainer.max_steps=12", "resume=last"])
+    full = launch_two_ranks(work / "full", spm_cache, work / "full_out", [*common, "trainer.max_steps=12", poison])
+    dropout = [*common, *DDP_DROPOUT]  # each rank draws its own masks: its random state must survive the resume
+    dropout_full = launch_two_ranks(
+        work / "dropout", spm_cache, work / "dropout_out", [*dropout, "trainer.max_steps=12"]
+    )
+    launch_two_ranks(work / "cut", spm_cache, work / "cut_out", [*dropout, "trainer.max_steps=6"])
+    resumed = launch_two_ranks(
+        work / "cut", spm_cache, work / "resumed_out", [*dropout, "trainer.max_steps=12", "resume=last"]
+    )
     return {
         "full": full,
         "dropout_full": dropout_full,
@@ -113,7 +81,9 @@ def test_one_update_on_two_ranks_equals_one_update_on_their_union(runs) -> None:
     full = runs["full"]
     assert all(torch.equal(full[0]["weights"][1][k], full[1]["weights"][1][k]) for k in full[0]["weights"][1])
     cfg = train_config(
-        runs["work"] / "single", runs["cache"], [*COMMON, f"data.prepared={runs['prepared']}", "trainer.max_steps=12"]
+        runs["work"] / "single",
+        runs["cache"],
+        [*DDP_COMMON, f"data.prepared={runs['prepared']}", "trainer.max_steps=12"],
     )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = load_training_data(cfg.data, cfg.tokenizer)
@@ -158,7 +128,7 @@ def test_a_resumed_two_rank_run_continues_with_the_same_batches_and_weights(runs
 
 def test_a_two_rank_checkpoint_is_refused_by_one_process_in_one_line(runs, tmp_path) -> None:
     last = runs["work"] / "cut" / "checkpoints" / "last.ckpt"
-    overrides = [*COMMON, *DROPOUT, f"data.prepared={runs['prepared']}", f"resume={last}"]
+    overrides = [*DDP_COMMON, *DDP_DROPOUT, f"data.prepared={runs['prepared']}", f"resume={last}"]
     cfg = train_config(tmp_path, runs["cache"], overrides)
     with pytest.raises(CheckpointError, match=r"trained by 2 process\(es\), but this run has 1"):
         train(cfg)
@@ -173,7 +143,7 @@ def test_validation_is_split_across_ranks_and_scores_as_one_process(runs) -> Non
     with open(runs["work"] / "full" / "logs" / "metrics.csv", newline="") as f:
         logged = next(row for row in csv.DictReader(f) if row["val/chrf"])
     cfg = train_config(
-        runs["work"] / "one", runs["cache"], [*COMMON, f"data.prepared={runs['prepared']}", "trainer.max_steps=12"]
+        runs["work"] / "one", runs["cache"], [*DDP_COMMON, f"data.prepared={runs['prepared']}", "trainer.max_steps=12"]
     )
     data = load_training_data(cfg.data, cfg.tokenizer)
     assert len(seen[0] | seen[1]) == len(data.valid)  # every validation pair decoded once

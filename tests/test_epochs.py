@@ -4,65 +4,14 @@ bit (CPU, dropout on)."""
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
 from pathlib import Path
 
-import lightning as L
 import pytest
-from conftest import train_config
-from lightning.pytorch.callbacks import Callback
+from train_helpers import RecordBatches, run_epochs
 
 from nmt.checkpoint import read_raw
-from nmt.data.batching import Batch
-from nmt.train.run import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-# About 15 batches an epoch (300 short pairs, 400-token batches): 50 steps cross three epoch boundaries.
-# A checkpoint is kept at every validation.
-EPOCHS = [
-    "data.builtin_train_size=300",
-    "data.max_tokens=400",
-    "data.max_len=40",
-    "tokenizer.vocab_size=300",
-    "trainer.num_threads=1",
-    "trainer.log_every_n_steps=1",
-    "trainer.max_steps=50",
-    "trainer.val_check_interval=5",
-    "save_top_k=-1",
-    "optim.warmup_steps=8",
-    "model.dropout=0.3",
-    "decode.max_len_a=0",
-    "decode.max_len_b=1",
-]
-
-
-class RecordBatches(Callback):
-    """The epoch and pair indices of every training batch, in the order trained."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[int, tuple[int, ...]]] = []
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, _: int) -> None:
-        self.batches.append((trainer.current_epoch, tuple(batch.index.tolist())))
-
-    def epochs(self) -> dict[int, list[tuple[int, ...]]]:
-        out: dict[int, list[tuple[int, ...]]] = {}
-        for epoch, indices in self.batches:
-            out.setdefault(epoch, []).append(indices)
-        return out
-
-
-def run(run_dir: Path, cache: Path, extra: list[str] = (), resume: str | None = None) -> RecordBatches:
-    cfg = train_config(run_dir, cache, EPOCHS + list(extra))
-    if resume is not None:
-        cfg = dataclasses.replace(cfg, resume=resume)
-    recorder = RecordBatches()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*dirpath has changed.*")  # expected: a new run directory
-        train(cfg, callbacks=[recorder])
-    return recorder
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +20,7 @@ def runs(tmp_path_factory, spm_cache) -> dict[str, tuple[Path, RecordBatches]]:
     out = {}
     for name in ("full", "again"):
         run_dir = tmp_path_factory.mktemp(name)
-        out[name] = run_dir, run(run_dir, spm_cache)
+        out[name] = run_dir, run_epochs(run_dir, spm_cache)
     full_dir, full = out["full"]
     per_epoch = len(full.epochs()[0])
     step = next(s for s in range(5, 50, 5) if s // per_epoch == 2 and s % per_epoch)  # inside epoch 2
@@ -82,7 +31,10 @@ def runs(tmp_path_factory, spm_cache) -> dict[str, tuple[Path, RecordBatches]]:
     resumes = {"resumed": (midway, 0), "resumed_workers": (midway, 2), "resumed_at_boundary": (at_boundary, 0)}
     for name, (checkpoint, workers) in resumes.items():  # workers prefetch as soon as Lightning iterates
         resumed_dir = tmp_path_factory.mktemp(name)
-        out[name] = resumed_dir, run(resumed_dir, spm_cache, [f"data.num_workers={workers}"], resume=str(checkpoint))
+        out[name] = (
+            resumed_dir,
+            run_epochs(resumed_dir, spm_cache, [f"data.num_workers={workers}"], resume=str(checkpoint)),
+        )
     out["resumed_from"] = {"resumed": step, "resumed_workers": step, "resumed_at_boundary": boundary}
     return out
 
@@ -125,9 +77,9 @@ def test_a_resumed_run_appends_to_the_log_of_the_run_it_continues(runs, tmp_path
     """Resuming in the same run directory keeps every row logged before the checkpoint, then continues; a
     first run that ends between validations validates its last step too (one more validation row)."""
     first = tmp_path / "run"
-    run(first, spm_cache, [f"trainer.max_steps={first_steps}"])
+    run_epochs(first, spm_cache, [f"trainer.max_steps={first_steps}"])
     before = (first / "logs" / "metrics.csv").read_text().splitlines()
-    run(first, spm_cache, resume="last")
+    run_epochs(first, spm_cache, resume="last")
     after = (first / "logs" / "metrics.csv").read_text().splitlines()
     assert after[: len(before)] == before
     full_rows = (runs["full"][0] / "logs" / "metrics.csv").read_text().splitlines()

@@ -18,6 +18,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import train_config
+from train_helpers import DDP_COMMON, DDP_DROPOUT, launch_two_ranks, run_epochs
 
 from nmt.config import DataConfig, DecodeConfig
 from nmt.data.sources import get_corpus
@@ -149,16 +150,14 @@ def test_training_batches_arrive_in_pinned_memory(model_path):
 def test_a_run_resumed_in_epoch_two_with_loader_workers_on_a_gpu(tmp_path, spm_cache):
     """The CPU suite's epoch test (tests/test_epochs.py) on CUDA with 2 loader workers and pinned memory: the
     same batches in the same order; weights equal up to CUDA's non-deterministic reductions."""
-    from test_epochs import run
-
     from nmt.checkpoint import read_raw
 
     gpu = [*GPU_RUN[:2], "data.num_workers=2"]
-    full = run(tmp_path / "full", spm_cache, gpu)
+    full = run_epochs(tmp_path / "full", spm_cache, gpu)
     per_epoch = len(full.epochs()[0])
     step = next(s for s in range(5, 50, 5) if s // per_epoch == 2 and s % per_epoch)
     (midway,) = (tmp_path / "full" / "checkpoints").glob(f"step{step:06d}-*.ckpt")
-    resumed = run(tmp_path / "resumed", spm_cache, gpu, resume=str(midway))
+    resumed = run_epochs(tmp_path / "resumed", spm_cache, gpu, resume=str(midway))
     assert resumed.batches == full.batches[step:]
     last = [read_raw(tmp_path / name / "checkpoints" / "last.ckpt")["state_dict"] for name in ("full", "resumed")]
     for key in last[0]:
@@ -168,12 +167,10 @@ def test_a_run_resumed_in_epoch_two_with_loader_workers_on_a_gpu(tmp_path, spm_c
 @pytest.mark.multigpu
 def test_a_two_gpu_run_resumed_with_dropout_continues_with_the_same_batches(tmp_path, spm_cache):
     """tests/test_ddp.py's resume on 2 GPUs over NCCL, dropout on: each rank's random state is its own."""
-    from test_ddp import COMMON, DROPOUT, launch
-
-    gpus = ["trainer.accelerator=gpu", "trainer.strategy=ddp", "trainer.devices=2", *COMMON, *DROPOUT]
-    full = launch(tmp_path / "full", spm_cache, tmp_path / "full_out", [*gpus, "trainer.max_steps=12"])
-    launch(tmp_path / "cut", spm_cache, tmp_path / "cut_out", [*gpus, "trainer.max_steps=6"])
-    resumed = launch(
+    gpus = ["trainer.accelerator=gpu", "trainer.strategy=ddp", "trainer.devices=2", *DDP_COMMON, *DDP_DROPOUT]
+    full = launch_two_ranks(tmp_path / "full", spm_cache, tmp_path / "full_out", [*gpus, "trainer.max_steps=12"])
+    launch_two_ranks(tmp_path / "cut", spm_cache, tmp_path / "cut_out", [*gpus, "trainer.max_steps=6"])
+    resumed = launch_two_ranks(
         tmp_path / "cut", spm_cache, tmp_path / "resumed_out", [*gpus, "trainer.max_steps=12", "resume=last"]
     )
     for rank in (0, 1):

@@ -91,6 +91,11 @@ def test_separate_models_and_bytes_round_trip(corpus, joint, tmp_path):
         assert copy.encode_src(corpus[0][:5]) == tok.encode_src(corpus[0][:5])
         assert copy.encode_tgt(corpus[1][-3:]) == tok.encode_tgt(corpus[1][-3:])
     assert separate.fingerprint != joint.fingerprint
+    # each side decodes with its own model: the source's ids are not the target's
+    line = corpus[0][0]
+    src_ids = separate.encode_src([line])[0]
+    assert separate.decode_src([BOS_ID, *src_ids, EOS_ID, *src_ids, PAD_ID]) == line
+    assert separate.encode_tgt([line])[0] != src_ids
 
 
 def test_from_bytes_rejects_unknown_keys(joint):

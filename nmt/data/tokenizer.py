@@ -145,9 +145,18 @@ class Tokenizer:
 
     def decode_tgt(self, ids: list[int]) -> str:
         """Detokenized target text; ids from the first EOS on are ignored, PAD and BOS dropped."""
-        if EOS_ID in ids:
-            ids = ids[: ids.index(EOS_ID)]
-        return self._tgt.decode(ids)
+        return _decode(self._tgt, ids)
+
+    def decode_src(self, ids: list[int]) -> str:
+        """Detokenized source text, as `decode_tgt` (e.g. a training source as augmentation changed it)."""
+        return _decode(self._src, ids)
+
+
+def _decode(model: Any, ids: list[int]) -> str:
+    """The text of `ids` up to the first EOS, PAD and BOS dropped (SentencePiece skips control ids)."""
+    if EOS_ID in ids:
+        ids = ids[: ids.index(EOS_ID)]
+    return model.decode(ids)
 
 
 def _char_spans(text: str, proto: Any) -> list[tuple[int, int]]:

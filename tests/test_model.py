@@ -9,6 +9,7 @@ import yaml
 
 from nmt.config import ModelConfig, check
 from nmt.model import MultiHeadAttention, Transformer
+from nmt.model.attention import FEW_QUERIES, _fused_pays
 
 V, PAD = 23, 0
 KINDS = ["scaled_dot", "dot", "additive"]
@@ -142,6 +143,13 @@ def test_attention_paths_match_reference_in_each_precision(t: int, dtype: torch.
             cross.float(), reference_attention(mha, x, mem, key_pad, False), atol=tolerance, rtol=0
         )
         torch.testing.assert_close(causal.float(), reference_attention(mha, x, x, None, True), atol=tolerance, rtol=0)
+
+
+def test_fused_kernel_serves_many_queries_except_bfloat16_on_cpu() -> None:
+    """The path choice itself: the test above holds for either path, so it cannot tell which one ran."""
+    many, few = torch.empty(2, 4, FEW_QUERIES + 1, 8), torch.empty(2, 4, FEW_QUERIES, 8)
+    assert _fused_pays(many) and not _fused_pays(few)
+    assert not _fused_pays(many.bfloat16())
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -180,6 +180,38 @@ def test_on_idle_runs_once_each_time_the_queue_runs_empty_after_batches():
     assert idle == [3, 4]
 
 
+def test_on_idle_waits_while_a_sentence_is_queued_but_not_due():
+    engine, idle = FakeEngine(), []
+    batcher = _batcher(engine, max_tokens=8, max_wait=0.5, on_idle=lambda: idle.append(len(engine.batches)))
+    engine.gate.clear()
+    first = batcher.submit([[1, 2, 3]] * 2, DECODE, LATER)  # fills a batch: taken at once, held at the gate
+    deadline = time.monotonic() + 5
+    while batcher.queued_sentences and time.monotonic() < deadline:
+        time.sleep(0.01)
+    queued = batcher.submit([[4]], DECODE, LATER)  # alone: due only max_wait after the first batch ends
+    engine.gate.set()
+    first.result(5)
+    time.sleep(0.2)
+    assert idle == [] and not queued.done()
+    queued.result(5)
+    deadline = time.monotonic() + 5
+    while not idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert idle == [2]
+
+
+def test_a_failing_on_idle_is_logged_and_the_worker_goes_on(caplog):
+    def fail() -> None:
+        raise RuntimeError("no trim today")
+
+    batcher = _batcher(FakeEngine(), max_wait=0.001, on_idle=fail)
+    with caplog.at_level("ERROR", logger="nmt.serve"):
+        for value in (1, 2):
+            assert batcher.submit([[value]], DECODE, LATER).result(5) == [([[value]], [1.0])]
+            time.sleep(0.05)
+    assert sum("on_idle failed" in r.message for r in caplog.records) == 2
+
+
 def test_requests_with_other_search_settings_never_share_a_batch():
     engine = FakeEngine()
     batcher = _batcher(engine)

@@ -23,6 +23,7 @@ futures (`concurrent.futures.Future`), which the web layer awaits.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -43,6 +44,9 @@ from nmt.serve.jobs import (
     ShuttingDown,
     decode_key,
 )
+
+log = logging.getLogger("nmt.serve")
+_IDLE = object()  # what `_next` returns when the queue has run empty after a batch
 
 TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
 # what `TorchEngine.translate_ids_attending` does for one decoder layer
@@ -65,7 +69,7 @@ class Batcher:
         merge_requests: whether a batch may hold sentences of several requests (False: one request per batch).
         on_batch: called after each batch with its `BatchStats` (from the worker thread).
         on_idle: called from the worker thread, outside the lock, once the queue has run empty after one or more
-            batches; must not raise.
+            batches (an exception it raises is logged).
     """
 
     def __init__(
@@ -212,16 +216,15 @@ class Batcher:
             work = self._next()
             if work is None:
                 return
-            if work == "idle":
-                assert self.on_idle is not None  # "idle" comes only with it
-                self.on_idle()
+            if work is _IDLE:
+                self._run_on_idle()
             elif isinstance(work, tuple):
                 _run_call(*work)
             else:
                 self._translate(work)
 
-    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | str | None:
-        """The next thing to do: a call, a batch (waiting for it to fill), or "idle" once the queue has run empty
+    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | object | None:
+        """The next thing to do: a call, a batch (waiting for it to fill), or `_IDLE` once the queue has run empty
         after a batch (with `on_idle`); None once drained."""
         with self._lock:
             while True:
@@ -239,7 +242,7 @@ class Batcher:
                     return batch
                 if self._worked and not self._queues and self.on_idle is not None:
                     self._worked = False
-                    return "idle"
+                    return _IDLE
                 self._lock.wait(None if wait == math.inf else wait)
 
     def _take(self, now: float) -> tuple[list[Item], float]:
@@ -330,6 +333,14 @@ class Batcher:
         self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate
         if self.on_batch is not None:
             self.on_batch(BatchStats(len(batch), tokens, seconds))
+
+    def _run_on_idle(self) -> None:
+        """Call `on_idle`; a failure is logged, never the end of the worker."""
+        assert self.on_idle is not None  # `_IDLE` comes only with it
+        try:
+            self.on_idle()
+        except Exception:  # noqa: BLE001 - the worker must go on serving
+            log.exception("on_idle failed; the worker goes on")
 
     @staticmethod
     def _finish(job: Job, error: BaseException) -> None:

@@ -40,8 +40,8 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
 
     Per kept row, with lse the log-sum-exp of the logits z: nll = lse - z_gold, and the uniform part
     -mean_v log p_v = lse - mean_v z; the gradient of the loss is p - (1 - eps) * onehot(gold) - eps / V, of the NLL
-    p - onehot(gold). Pad rows get nothing; a non-finite logit in a kept row makes the loss and its row's gradient
-    non-finite, as the training step expects of a bad update."""
+    p - onehot(gold). Pad rows get nothing; a NaN or +inf logit in a kept row makes the loss and its row's gradient
+    non-finite, as the training step expects of a bad update (a -inf logit is a probability of 0: finite)."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, smoothing: float):
@@ -61,6 +61,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         return (1.0 - smoothing) * nll_sum + smoothing * uniform.sum(), nll_sum
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: torch.Tensor, grad_nll: torch.Tensor):
         logits, target, keep, lse = ctx.saved_tensors
         eps, vocab = ctx.smoothing, logits.size(1)

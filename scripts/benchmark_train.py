@@ -4,11 +4,12 @@
         --variant 'fp32=trainer.precision=32' --variant 'compiled=trainer.precision=32 trainer.compile=true' \\
         -- experiment=multi30k_en_de data.root=../shared/data
 
-A variant is `NAME=OVERRIDES` (space-separated nmt-train overrides). Runs are interleaved (every variant
-once, then again), so a machine that slows down mid-benchmark slows all of them alike. Prints a Markdown
-table of real (non-pad) source+target tokens/s of all ranks together (the mean over the measured steps),
-rank 0's median, its peak resident memory, and the ratio to the first variant. No validation runs and no
-checkpoint is kept (run dirs are temporary).
+A variant is `NAME=OVERRIDES` (space-separated nmt-train overrides; a `KEY=VALUE` whose key is upper case sets an
+environment variable instead, e.g. `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`). Runs are interleaved
+(every variant once, then again), so a machine that slows down mid-benchmark slows all of them alike. Prints a
+Markdown table of real (non-pad) source+target tokens/s of all ranks together (the mean over the measured steps),
+rank 0's median, its peak resident memory, and the ratio to the first variant. No validation runs and no checkpoint
+is kept (run dirs are temporary).
 
 With `--before DIR` (another tree's package and configs, e.g. `git archive HEAD~1 nmt conf | tar -x -C DIR`), every
 variant also runs on that code (`PYTHONPATH=DIR`), interleaved with this tree's: a change compared in one run.
@@ -31,7 +32,11 @@ THROUGHPUT = re.compile(
 
 def measure(overrides: list[str], steps: int, tree: str | None = None) -> tuple[float, float, float]:
     """(all-rank mean tokens/s, rank-0 median tokens/s, rank-0 peak GB) of one `nmt-train` run, on the code of
-    `tree` (a directory holding `nmt` and `conf`) or of the installed package."""
+    `tree` (a directory holding `nmt` and `conf`) or of the installed package; upper-case `KEY=VALUE` overrides
+    are environment variables."""
+    env = dict(os.environ, **({"PYTHONPATH": tree} if tree else {}))
+    env.update(o.split("=", 1) for o in overrides if o.split("=", 1)[0].isupper())
+    overrides = [o for o in overrides if not o.split("=", 1)[0].isupper()]
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
             "nmt-train",
@@ -42,7 +47,6 @@ def measure(overrides: list[str], steps: int, tree: str | None = None) -> tuple[
             "trainer.progress_bar=false",
             f"hydra.run.dir={run_dir}",
         ]
-        env = os.environ if tree is None else {**os.environ, "PYTHONPATH": tree}
         done = subprocess.run(command, capture_output=True, text=True, env=env)
     match = THROUGHPUT.search(done.stdout)
     if done.returncode or match is None:

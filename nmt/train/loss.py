@@ -41,7 +41,8 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     Per kept row, with lse the log-sum-exp of the logits z: nll = lse - z_gold, and the uniform part
     -mean_v log p_v = lse - mean_v z; the gradient of the loss is p - (1 - eps) * onehot(gold) - eps / V, of the NLL
     p - onehot(gold). Pad rows get nothing; a NaN or +inf logit in a kept row makes the loss and its row's gradient
-    non-finite, as the training step expects of a bad update (a -inf logit is a probability of 0: finite)."""
+    non-finite, as the training step expects of a bad update; a -inf logit (a probability of 0) makes the smoothed
+    loss +inf but leaves the gradient finite, as the log-softmax loss before it did."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, smoothing: float):

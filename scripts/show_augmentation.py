@@ -52,14 +52,14 @@ def main() -> None:
         if table is not None:
             versions["synonyms"] = replace_synonyms(batch, table, args.rate, args.seed, args.epoch)
         for row, pair in enumerate(index):
-            lines = [f"pair {pair}", f"  source:           {tokenizer.decode_src(src_ids[pair])}"]
-            lines.append(f"  target:           {tokenizer.decode_tgt(tgt_ids[pair])}")
+            src, tgt = tokenizer.decode_src(src_ids[pair]), tokenizer.decode_tgt(tgt_ids[pair])
+            lines = [f"pair {pair}", f"  source:           {src}", f"  target:           {tgt}"]
             for name, changed in versions.items():
                 new_src = tokenizer.decode_src(changed.src[row].tolist())
                 new_tgt = tokenizer.decode_tgt(changed.tgt_out[row].tolist())
-                if new_src != tokenizer.decode_src(src_ids[pair]):
+                if new_src != src:
                     lines.append(f"  {name} source: {new_src}")
-                if new_tgt != tokenizer.decode_tgt(tgt_ids[pair]):
+                if new_tgt != tgt:
                     lines.append(f"  {name} target: {new_tgt}")
             if len(lines) > 3:
                 print("\n".join(lines))

@@ -3,6 +3,7 @@ server with batching off, latency at half load, a 10x open-loop overload; with -
 and, with --sigterm, a SIGTERM under load.
 
     python scripts/benchmark_serve.py --ckpt /tmp/serve-model/model.pt --duration 20 --output docs/benchmark_serve.json
+    python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --variant continuous=false --output ab.json
     python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --soak 1800 --output soak.json
     python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --sigterm --output sigterm.json
 
@@ -14,7 +15,8 @@ be answered 200 or 503 with Retry-After, without connection errors, and the serv
 With --soak SECONDS, instead: the peak, then half load for that long (resident memory read every minute, growth
 counted from the end of the first tenth). With --sigterm, instead: SIGTERM sent to a server under closed-loop
 load after 5 s (each client stops at its first refused connection), the translation requests of its log
-compared with what the clients received: every request it accepted must be answered.
+compared with what the clients received: every request it accepted must be answered. With --variant SETTING
+(repeatable), the idle, peak and half-load scenarios run again on a server with that setting, in the same run.
 Answers are checked against the offline translation. Each scenario runs at most `--duration` seconds (<= 60);
 the server and `nmt-translate` get `--threads` threads; the load generator is one asyncio process.
 """
@@ -332,6 +334,18 @@ def run(args: argparse.Namespace, sentences: list[str]) -> dict:
     results["ready_after_overload"] = httpx.get(f"{url}/health/ready", timeout=10).status_code == 200
     results["rss_mb"] = {"after_peak": round(rss_before, 1), "after_overload": round(rss_mb(url), 1)}
     stop(proc)
+    for variant in args.variant:  # the same idle, peak and half-load scenarios with one setting changed
+        proc, url = start_server(args.ckpt, args.threads, args.beam, queue, variant)
+        api = Pool(url, target)
+        scenario(f"{variant}: idle", lambda t, api=api: closed_loop(api, sentences, 1, min(args.duration, 10), t))
+        peak = scenario(
+            f"{variant}: peak", lambda t, api=api: closed_loop(api, sentences, args.clients, args.duration, t)
+        )
+        half = peak["throughput_per_s"] / 2
+        scenario(
+            f"{variant}: half_load", lambda t, api=api, half=half: open_loop(api, sentences, half, args.duration, t)
+        )
+        stop(proc)
     return results
 
 
@@ -347,6 +361,13 @@ def main() -> None:
     parser.add_argument("--soak", type=float, help="instead: a soak of this many seconds at half load")
     parser.add_argument("--sigterm", action="store_true", help="instead: SIGTERM to a server under load")
     parser.add_argument("--output", help="write the figures as JSON here")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="also run the idle, peak and half-load scenarios with this server setting (e.g. continuous=false), "
+        "after the default server's, in the same run; repeatable",
+    )
     args = parser.parse_args()
     args.duration = min(args.duration, 60.0)
     if args.sentences:
@@ -374,6 +395,10 @@ def main() -> None:
         f"\npeak / offline: {speedup / results['offline_sentences_per_s']:.2f}x; "
         f"peak / batching off: {speedup / max(results['batching_off']['throughput_per_s'], 1e-9):.2f}x"
     )
+    for prefix in ["", *(f"{variant}: " for variant in args.variant)]:
+        idle, half = results[f"{prefix}idle"]["p50_ms"], results[f"{prefix}half_load"]
+        ratios = f"p50 {half['p50_ms'] / idle:.2f}x, p99 {half['p99_ms'] / idle:.2f}x"
+        print(f"{prefix or 'default: '}half load / idle p50: {ratios}")
 
 
 if __name__ == "__main__":

@@ -268,14 +268,18 @@ def test_unknown_routes_and_methods_answer_json(server):
     assert_error(server.get("/translate"), 405)
 
 
-def test_a_bug_is_a_500_without_a_traceback(model_path, sentences, monkeypatch):
+@pytest.mark.parametrize("continuous", [True, False], ids=["continuous", "batches"])
+def test_a_bug_is_a_500_without_a_traceback(model_path, sentences, monkeypatch, continuous):
     server = Server(model_path)
     try:
 
-        def broken(srcs, cfg):
+        def broken(*args):
             raise RuntimeError("kaputt")
 
-        monkeypatch.setattr(server.state.service.batcher, "translate", broken)
+        batcher = server.state.service.batcher
+        assert batcher.continuous is not None  # the default
+        monkeypatch.setattr(batcher, "continuous", broken if continuous else None)
+        monkeypatch.setattr(batcher, "translate", broken)
         assert assert_error(server.post("/api/translate", json={"texts": [sentences[0]]}), 500) == (
             "Internal error: RuntimeError"
         )

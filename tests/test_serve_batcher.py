@@ -320,6 +320,114 @@ def test_drain_answers_what_the_grace_period_leaves():
     assert batcher.join(5)
 
 
+# ---- continuous batching ----
+
+
+class FakeSearch:
+    """A search that ends a sentence after as many steps as it has tokens, answering it reversed; records the
+    sentences running at each step (`steps`) and `fail_at` makes that step raise."""
+
+    def __init__(self, step_seconds: float = 0.0) -> None:
+        self.running: dict = {}  # tag -> [source, steps left]
+        self.steps: list[list[list[int]]] = []
+        self.step_seconds, self.fail_at = step_seconds, -1
+
+    @property
+    def sentences(self) -> int:
+        return len(self.running)
+
+    @property
+    def width(self) -> int:
+        return max((len(src) + 1 for src, _ in self.running.values()), default=0)
+
+    def add(self, srcs, tags) -> None:
+        for src, tag in zip(srcs, tags, strict=True):
+            self.running[tag] = [list(src), len(src)]
+
+    def step(self):
+        if len(self.steps) == self.fail_at:
+            raise RuntimeError("out of memory")
+        time.sleep(self.step_seconds)
+        self.steps.append([src for src, _ in self.running.values()])
+        ended = []
+        for tag, entry in list(self.running.items()):
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self.running[tag]
+                ended.append((tag, ([entry[0][::-1]], [float(len(entry[0]))])))
+        return ended
+
+
+def _continuous(search: FakeSearch, engine=None, **kwargs) -> Batcher:
+    return _batcher(engine or FakeEngine(), continuous=lambda cfg: search if cfg.beam_size == 1 else None, **kwargs)
+
+
+@pytest.mark.parametrize("continuous", [True, False])
+def test_a_short_request_joins_a_running_search_and_ends_before_a_long_one(continuous):
+    """With continuous batching a request sent while a long sentence is translated starts at the next step and
+    is answered first; without, it waits for the whole batch."""
+    search, engine = FakeSearch(step_seconds=0.01), FakeEngine()
+    batcher = _continuous(search, engine, max_wait=0.0) if continuous else _batcher(engine, max_wait=0.0)
+    long = batcher.submit([[5] * 40], DECODE, LATER)
+    time.sleep(0.05)  # the long sentence is running
+    short = batcher.submit([[1, 2]], DECODE, LATER)
+    assert short.result(5) == [([[2, 1]], [2.0])]
+    assert long.done() is not continuous
+    assert long.result(5) == [([[5] * 40], [40.0])]
+    if continuous:
+        assert any([1, 2] in step and [5] * 40 in step for step in search.steps)
+        assert engine.batches == []
+
+
+def test_sentences_join_within_the_token_budget_and_the_sentence_cap():
+    search = FakeSearch()
+    batcher = _continuous(search, max_tokens=20, max_sentences=3)
+    release = _hold(batcher)
+    futures = [batcher.submit([[7] * n], DECODE, LATER) for n in (3, 3, 3, 3, 9, 1, 1, 4)]
+    release.set()
+    assert [f.result(5)[0][1] for f in futures] == [[float(n)] for n in (3, 3, 3, 3, 9, 1, 1, 4)]
+    for running in search.steps:
+        assert len(running) <= 3
+        assert len(running) * max(len(s) + 1 for s in running) <= 20
+    assert max(len(running) for running in search.steps) == 3  # sentences joined as others left
+
+
+def test_other_settings_run_as_batches_between_steps():
+    search, engine = FakeSearch(step_seconds=0.01), FakeEngine()
+    batcher = _continuous(search, engine, max_wait=0.0)
+    long = batcher.submit([[5] * 30], DECODE, LATER)
+    time.sleep(0.05)
+    other = batcher.submit([[1, 2]], DecodeConfig(beam_size=2), LATER)
+    assert other.result(5) == [([[2, 1]], [2.0])]
+    assert not long.done()  # answered between two steps of the running search
+    assert long.result(5) and engine.batches == [[[1, 2]]]
+
+
+def test_a_failing_search_fails_its_requests_and_the_worker_goes_on():
+    searches = [FakeSearch(), FakeSearch()]
+    searches[0].fail_at = 2
+    batcher = _batcher(FakeEngine(), max_wait=0.0, continuous=lambda cfg: searches.pop(0))
+    release = _hold(batcher)
+    running = [batcher.submit([[1] * n], DECODE, LATER) for n in (5, 6)]
+    release.set()
+    for future in running:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            future.result(5)
+    assert batcher.submit([[3, 4]], DECODE, LATER).result(5) == [([[4, 3]], [2.0])]  # the worker goes on
+
+
+def test_drain_answers_the_sentences_still_running_at_the_deadline():
+    search = FakeSearch(step_seconds=0.01)
+    batcher = _continuous(search, max_wait=0.0, max_tokens=2000)
+    running = batcher.submit([[5] * 500], DECODE, LATER)
+    short = batcher.submit([[1]], DECODE, LATER)
+    assert short.result(5)
+    batcher.drain(grace=0.1)
+    with pytest.raises(ShuttingDown):
+        running.result(5)
+    assert batcher.join(5)
+
+
 # ---- the real model: batch invariance ----
 
 
@@ -330,8 +438,9 @@ def sentences():
     return [src[i] if i % 3 else " ".join(src[i : i + 2 + i % 2]) for i in range(40)]
 
 
+@pytest.mark.parametrize("continuous", [True, False], ids=["continuous", "batches"])
 @pytest.mark.parametrize("beam_size", [1, 5])
-def test_concurrent_requests_get_their_offline_translation(model_path, sentences, one_thread, beam_size):
+def test_concurrent_requests_get_their_offline_translation(model_path, sentences, one_thread, beam_size, continuous):
     decode = DecodeConfig(beam_size=beam_size, n_best=min(beam_size, 2))
     translator = Translator.from_checkpoint(model_path, decode, device="cpu")
     offline = translator.translate(sentences)
@@ -342,6 +451,7 @@ def test_concurrent_requests_get_their_offline_translation(model_path, sentences
         max_wait=0.02,
         max_queue_tokens=10**6,
         on_batch=lambda stats: sizes.append(stats.sentences),
+        continuous=translator.engine.continuous if continuous else None,
     )
     ids = translator.tokenizer.encode_src(sentences)
     # Requests of one, two and three sentences in turn, from eight client threads at once: batches mix requests.

@@ -67,17 +67,40 @@ def offline(documents):
     return lambda lines: [render(s).replace("\n", " ") for s in documents.translate([Segment(x) for x in lines])]
 
 
+class _Counted:
+    """A continuous search that records how many sentences run at each of its steps."""
+
+    def __init__(self, search, sizes: list[int]) -> None:
+        self.search, self.sizes = search, sizes
+        self.add = search.add
+
+    @property
+    def sentences(self) -> int:
+        return self.search.sentences
+
+    @property
+    def width(self) -> int:
+        return self.search.width
+
+    def step(self):
+        self.sizes.append(self.search.sentences)
+        return self.search.step()
+
+
 @contextmanager
 def _recorded(server: Server):
-    """The batch sizes of the plain and of the attending search while inside."""
+    """The batch sizes of the plain search (sentences per batch, or per step of the continuous search) and of the
+    attending search while inside."""
     batcher, sizes = server.state.service.batcher, {"plain": [], "attending": []}
-    plain, attending = batcher.translate, batcher.translate_attending
+    plain, attending, continuous = batcher.translate, batcher.translate_attending, batcher.continuous
+    assert continuous is not None  # the server's default
     batcher.translate = lambda srcs, cfg: sizes["plain"].append(len(srcs)) or plain(srcs, cfg)
     batcher.translate_attending = lambda srcs, cfg: sizes["attending"].append(len(srcs)) or attending(srcs, cfg)
+    batcher.continuous = lambda cfg: _Counted(continuous(cfg), sizes["plain"])
     try:
         yield sizes
     finally:
-        batcher.translate, batcher.translate_attending = plain, attending
+        batcher.translate, batcher.translate_attending, batcher.continuous = plain, attending, continuous
 
 
 def _together(server: Server, calls: list[tuple[str, str, dict]], queued: int) -> list:

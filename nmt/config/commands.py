@@ -337,6 +337,11 @@ class ServeConfig:
         5.0, "how long a batch waits for more sentences, after its first one arrived and after the last batch, in ms"
     )
     merge_requests: bool = option(True, "batch the sentences of concurrent requests together; false: one per batch")
+    continuous: bool = option(
+        True,
+        "continuous batching: sentences join the running search between its steps and leave when done (beam and "
+        "greedy search with the PyTorch engine, requests merged); false: a batch runs to its end before the next",
+    )
     max_queue_tokens: int = option(
         16000,
         "source tokens waiting at most (size it to a second or two of the server's tokens/s); a request past it "

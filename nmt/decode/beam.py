@@ -149,7 +149,7 @@ class Rules:
 
 
 def constrain_(
-    log_probs: Tensor, step: int, rules: Rules, at_max: Tensor | None = None, history: Tensor | None = None
+    log_probs: Tensor, step: int | Tensor, rules: Rules, at_max: Tensor | None = None, history: Tensor | None = None
 ) -> Tensor:
     """Apply the search rules to one step's log-probs in place: no BOS or PAD, min/max length, n-gram blocking.
 
@@ -159,7 +159,7 @@ def constrain_(
 
     Args:
         log_probs: next-token log-probabilities, [R, V].
-        step: tokens emitted so far.
+        step: tokens emitted so far, by every row or by each [R] (rows that started at different steps).
         rules: what is forbidden.
         at_max: [R] True for rows at their maximum length; None when no row is.
         history: tokens emitted so far (BOS excluded), [R, step]; needed for n-gram blocking only.
@@ -171,7 +171,9 @@ def constrain_(
     if history is not None:
         block_repeated_ngrams_(log_probs, history, rules.no_repeat_ngram)
     log_probs.index_fill_(1, rules.never, float("-inf"))
-    if step < rules.min_len:
+    if isinstance(step, Tensor):
+        log_probs[:, rules.eos_id].masked_fill_(step < rules.min_len, float("-inf"))
+    elif step < rules.min_len:
         log_probs[:, rules.eos_id] = float("-inf")
     if at_max is not None:
         log_probs.masked_fill_(at_max.unsqueeze(1), float("-inf"))  # [R, 1] over [R, V]

@@ -17,14 +17,13 @@ from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.constrained import constrained_search
 from nmt.decode.constraints import ConstraintBatch, Constraints
+from nmt.decode.continuous import ContinuousSearch, NBest, supports
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import model_for
 from nmt.decode.sampling import sample_search
 from nmt.decode.search import SearchResult, beam_search, greedy_search
 from nmt.decode.spelling import Spelling
 from nmt.model import Transformer
-
-NBest = tuple[list[list[int]], list[float]]  # one source's hypotheses (ids without BOS/EOS) and scores, best first
 
 
 class Engine(Protocol):
@@ -99,6 +98,20 @@ class TorchEngine:
         assert result.attn is not None
         return list(zip(result.tokens, result.scores, strict=True)), [[a.cpu() for a in row] for row in result.attn]
 
+    def continuous(self, cfg: DecodeConfig) -> ContinuousSearch | None:
+        """A search that sentences join between steps (continuous batching), at `cfg.precision`; None for settings it
+        does not take (`nmt.decode.continuous.supports`) and for ensembles."""
+        model = self._model(cfg.precision)
+        if not supports(cfg) or not isinstance(model, Transformer):
+            return None
+        return ContinuousSearch(model, cfg, self.special_ids, self.device)
+
+    def _model(self, precision: str) -> Transformer | Ensemble:
+        """The network at `precision`, made on first use."""
+        if precision not in self._models:
+            self._models[precision] = model_for(self.model, precision, self.device)
+        return self._models[precision]
+
     def _padded(self, srcs: list[list[int]]) -> Tensor:
         """The sources, each with EOS appended, padded into one batch [B, S] on the engine's device."""
         width = max(len(s) for s in srcs) + 1
@@ -119,9 +132,7 @@ class TorchEngine:
 
         With any non-empty `constraints` (one per row of `src`), constrained search (greedy: beam 1);
         without, exactly the plain searches. `attn_layer`: keep each output's cross-attention in that layer."""
-        if cfg.precision not in self._models:
-            self._models[cfg.precision] = model_for(self.model, cfg.precision, self.device)
-        model, ids = self._models[cfg.precision], self.special_ids
+        model, ids = self._model(cfg.precision), self.special_ids
         pad_mask = src.eq(ids.pad)
         if constraints is not None and any(constraints):
             if cfg.sampling:

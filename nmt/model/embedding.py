@@ -26,7 +26,7 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("table", sinusoids(n_positions, d_model), persistent=False)
 
     def forward(self, positions: Tensor) -> Tensor:
-        return self.table[positions]  # [T] -> [T,D]
+        return self.table[positions]  # [T] -> [T,D], or [B,T] -> [B,T,D]
 
 
 class Embedding(nn.Module):
@@ -47,8 +47,15 @@ class Embedding(nn.Module):
             self.positions = SinusoidalPositions(cfg.max_positions, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, tokens: Tensor, start: int = 0) -> Tensor:
-        """Embed `tokens` [B,T] at positions start, ..., start+T-1; returns [B,T,D]."""
+    def forward(self, tokens: Tensor, start: int | Tensor = 0) -> Tensor:
+        """Embed `tokens` [B,T] at positions start, ..., start+T-1; returns [B,T,D].
+
+        `start` is one position for every row, or one per row [B] (continuous batching, where rows joined the
+        decoding at different steps); per-row starts are not checked against `max_positions` (the search keeps
+        each row within its maximum length, and a check would wait on the device at every step)."""
+        if isinstance(start, Tensor):
+            positions = start[:, None] + torch.arange(tokens.size(1), device=tokens.device)  # [B,1] + [T] -> [B,T]
+            return self.dropout(self.tokens(tokens) * self.scale + self.positions(positions))  # + [B,T,D]
         end = start + tokens.size(1)
         if end > self.max_positions:
             raise ValueError(

@@ -94,6 +94,7 @@ class DecoderLayer(nn.Module):
         past: KeyValue | None = None,
         length: int = 0,
         need_attn: bool = False,
+        past_pad: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Run the layer on target states `x` [B*G,T,D] (G rows per memory row, see `MultiHeadAttention`).
 
@@ -105,6 +106,8 @@ class DecoderLayer(nn.Module):
                 `length` earlier tokens: `x`'s key and value are written at position `length` in place,
                 and `x` attends to all `length + 1`.
             need_attn: also return the attention weights.
+            past_pad: with `past`, [B*G,length+1] True at the keys a row may not see (those written before the
+                row joined the decoding: continuous batching); None: every row sees all `length + 1`.
 
         Returns:
             The new states [B*G,T,D], and the self-attention [B*G,H,T,T'] and cross-attention [B*G,H,T,S]
@@ -116,7 +119,7 @@ class DecoderLayer(nn.Module):
             past[0][:, :, length] = k[:, :, 0]  # [B*G,H,1,D/H] into [B*G,H,T_max,D/H]
             past[1][:, :, length] = v[:, :, 0]
             k, v = past[0][:, :, : length + 1], past[1][:, :, : length + 1]
-        h, self_attn = self.self_attn(h, k, v, causal=past is None, need_weights=need_attn)
+        h, self_attn = self.self_attn(h, k, v, key_pad=past_pad, causal=past is None, need_weights=need_attn)
         x = self.self_res.after(x, h)
         h, cross_attn = self.cross_attn(self.cross_res.before(x), *memory_kv, key_pad=src_pad, need_weights=need_attn)
         x = self.cross_res.after(x, h)

@@ -14,6 +14,8 @@ from nmt.model.attention import MultiHeadAttention
 from nmt.model.embedding import Embedding
 from nmt.model.layers import DecoderLayer, EncoderLayer
 
+JOIN_SLACK = 32  # positions a cache grown for joining sources keeps beyond their need, so later joins rarely copy it
+
 
 @dataclass
 class DecoderCache:
@@ -23,6 +25,10 @@ class DecoderCache:
     the same one of N sources (e.g. sentences); `reorder_` follows the caller's choice of rows.
     The self-attention buffers are allocated once for `T_max` positions and written in place,
     so a step copies nothing that is already there. Layers may differ in heads (a pruned model).
+
+    Sources can join a running cache (`join_`, continuous batching): their rows start at the current buffer
+    position, which `starts` records; a row's token at buffer position p is at sentence position p - start,
+    and the keys before its start are hidden from it.
     """
 
     self_kv: list[Tensor]  # per layer [2,R,H,T_max,D/H]: keys and values; positions < length are filled
@@ -30,8 +36,9 @@ class DecoderCache:
     cross_kv: list[Tensor]  # per layer [2,N,H,S,D/H]: the memory projected once per source
     src_pad_mask: Tensor  # [N,S] True at source padding
     rows: int  # R: live decoder rows (the first `rows` of the buffers)
-    length: int = 0  # target tokens decoded so far
+    length: int = 0  # buffer positions written so far (target tokens decoded, for rows that start at 0)
     cross_attn: Tensor | None = None  # [R,S]: the last step's cross-attention, if requested
+    starts: Tensor | None = None  # [R] the buffer position of each row's first token; None: 0 for every row
 
     def past(self, layer: int) -> tuple[Tensor, Tensor]:
         """The self-attention key and value buffers of one layer, [R,H,T_max,D/H] each."""
@@ -40,6 +47,16 @@ class DecoderCache:
     def memory(self, layer: int) -> tuple[Tensor, Tensor]:
         """The projected memory of one layer, [N,H,S,D/H] each."""
         return self.cross_kv[layer][0], self.cross_kv[layer][1]
+
+    def positions(self) -> int | Tensor:
+        """The sentence position of the next token: one for every row, or [R] where rows joined at different steps."""
+        return self.length if self.starts is None else self.length - self.starts
+
+    def hidden_past(self) -> Tensor | None:
+        """[R,length+1] True at the self-attention keys the next step may not see (before a row's start), or None."""
+        if self.starts is None:
+            return None
+        return torch.arange(self.length + 1, device=self.starts.device) < self.starts[:, None]  # [T] < [R,1]
 
     def reorder_(self, rows: Tensor, sources: Tensor | None = None) -> None:
         """Keep decoder rows `rows` [R'] in that order (beam reordering, dropping rows), in place.
@@ -58,9 +75,57 @@ class DecoderCache:
         self.self_kv, self.spare, self.rows = self.spare, self.self_kv, n
         if self.cross_attn is not None:
             self.cross_attn = self.cross_attn.index_select(0, rows)
+        if self.starts is not None:
+            self.starts = self.starts.index_select(0, rows)
         if sources is not None:
             self.cross_kv = [kv.index_select(1, sources) for kv in self.cross_kv]
             self.src_pad_mask = self.src_pad_mask.index_select(0, sources)
+
+    def join_(self, cross_kv: list[Tensor], src_pad_mask: Tensor, group: int, room: int) -> None:
+        """Add N' sources, G = `group` rows each, that start at the current position (continuous batching).
+
+        Args:
+            cross_kv: their memory projected for every layer, [2,N',H,S',D/H] each (as `start_decoding` makes it);
+                the memories of old and new sources are padded to the longer of S and S'.
+            src_pad_mask: [N',S'] True at their padding.
+            group: rows per new source; must equal the cache's R / N while it holds rows.
+            room: buffer positions the new rows need from the current one (their longest output and its EOS).
+        """
+        rows, added = self.rows, src_pad_mask.size(0) * group
+        if rows and rows != group * self.src_pad_mask.size(0):
+            raise ValueError(f"sources with {group} rows each cannot join a cache of {rows} rows.")
+        width = max(self.src_pad_mask.size(1), src_pad_mask.size(1))
+        self.cross_kv = [
+            torch.cat([_pad_keys(old, width), _pad_keys(new, width)], 1)
+            for old, new in zip(self.cross_kv, cross_kv, strict=True)
+        ]
+        self.src_pad_mask = torch.cat([_pad_keys(self.src_pad_mask, width), _pad_keys(src_pad_mask, width)])
+        starts = self.starts if self.starts is not None else self.src_pad_mask.new_zeros(rows, dtype=torch.long)
+        capacity = self.self_kv[0].shape[1], self.self_kv[0].shape[3]  # rows, positions
+        if rows + added > capacity[0] or self.length + room > capacity[1]:
+            unused = int(starts.min()) if rows else self.length  # positions before every row's start
+            self._reallocate(max(rows + added, capacity[0] * 3 // 2), unused, room + JOIN_SLACK)
+            starts = starts - unused
+        for kv in self.self_kv:
+            kv[:, rows : rows + added, :, : self.length] = 0  # hidden from the new rows, but read (weight 0): no NaN
+        self.rows = rows + added
+        self.starts = torch.cat([starts, starts.new_full((added,), self.length)])
+
+    def _reallocate(self, rows: int, unused: int, room: int) -> None:
+        """New self-attention buffers for `rows` rows and `room` positions past the kept ones, which move to the
+        front: the first `unused` positions (before every row's start) are dropped."""
+        kept = self.length - unused
+        buffers = [kv.new_empty(2, rows, kv.size(2), kept + room, kv.size(4)) for kv in self.self_kv]
+        for new, old in zip(buffers, self.self_kv, strict=True):
+            new[:, : self.rows, :, :kept] = old[:, : self.rows, :, unused : self.length]
+        self.self_kv, self.spare, self.length = buffers, [torch.empty_like(kv) for kv in buffers], kept
+
+
+def _pad_keys(x: Tensor, width: int) -> Tensor:
+    """Source-side tensors padded to `width` positions: memory [2,N,H,S,D/H] with zeros, a mask [N,S] with True."""
+    if x.dtype == torch.bool:
+        return F.pad(x, (0, width - x.size(1)), value=True)
+    return F.pad(x, (0, 0, 0, width - x.size(3)))
 
 
 @dataclass
@@ -211,11 +276,21 @@ class Transformer(nn.Module):
         ]
         return DecoderCache(self_kv, [torch.empty_like(kv) for kv in self_kv], cross, src_pad_mask, rows=n)
 
+    def join_decoding(self, cache: DecoderCache, memory: Tensor, src_pad_mask: Tensor, group: int, room: int) -> None:
+        """Add sources to a running cache, `group` rows each, starting at its current position (`DecoderCache.join_`).
+
+        Args:
+            memory: [N',S',D] from `encode`; src_pad_mask: [N',S'] True at padding.
+            room: the most target positions a new row will use, BOS included.
+        """
+        cross = [torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder]  # [2,N',H,S',D/H] each
+        cache.join_(cross, src_pad_mask, group, room)
+
     def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False, attn_layer: int = -1) -> Tensor:
         """Extend each row by one token and score the next one; the cache advances in place.
 
         Args:
-            tokens: [R] the last token of each row (BOS on the first step), at position `cache.length`.
+            tokens: [R] the last token of each row (BOS on the first step), at position `cache.positions()`.
             cache: from `start_decoding`, then as the previous step (and `reorder_`) left it; R is
                 a multiple of its N sources, row r reading source r // (R / N).
             need_attn: set `cache.cross_attn` [R,S] (layer `attn_layer`, mean over heads); else it is None.
@@ -224,11 +299,11 @@ class Transformer(nn.Module):
         Returns:
             float32 log-probabilities [R,V] of the next token.
         """
-        x = self.tgt_embed(tokens[:, None], start=cache.length)  # [R] -> [R,1] -> [R,1,D]
-        kept, attn = attn_layer % len(self.decoder), None
+        x = self.tgt_embed(tokens[:, None], start=cache.positions())  # [R] -> [R,1] -> [R,1,D]
+        kept, attn, hidden = attn_layer % len(self.decoder), None, cache.hidden_past()
         for i, layer in enumerate(self.decoder):
             x, _, weights = layer(
-                x, cache.memory(i), cache.src_pad_mask, cache.past(i), cache.length, need_attn and i == kept
+                x, cache.memory(i), cache.src_pad_mask, cache.past(i), cache.length, need_attn and i == kept, hidden
             )
             attn = weights if i == kept else attn
         cache.length += 1

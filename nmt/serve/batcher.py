@@ -13,6 +13,14 @@ A sentence may ask for the cross-attention of its search (the character links th
 untranslatable pieces come from it): such sentences are queued apart and translated by `translate_attending`
 (`TorchEngine.translate_ids_attending`), so the batches of the others run exactly as without it.
 
+With continuous batching (`continuous`, the PyTorch engine's beam and greedy search), a batch does not run to its
+end before the next one starts: its search goes on step by step, and between two steps the worker adds the queued
+sentences with the same settings that fit the token budget beside the running ones (no waiting: the steps batch
+them), and hands each sentence's answer to its request as soon as that sentence ends. So a request that arrives
+while others are being translated starts at the next step, not after the whole batch. Queued sentences with other
+settings run as ordinary batches between two steps once due. A request given up while its sentences run in the
+search has them finish there, unanswered.
+
 When the queue runs empty after a batch, the worker calls `on_idle` (the server hands the memory its batches freed
 back to the system there, so that a burst's largest batch does not stay resident).
 
@@ -28,9 +36,10 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from nmt.config import DecodeConfig
 from nmt.decode.engine import NBest
@@ -49,6 +58,30 @@ log = logging.getLogger("nmt.serve")
 _IDLE = object()  # what `_next` returns when the queue has run empty after a batch
 
 TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
+RATE_WINDOW = 0.25  # seconds of the worker's work over which its rate is measured, for Retry-After
+
+
+class Search(Protocol):
+    """A search that sentences join between steps (`nmt.decode.continuous.ContinuousSearch`)."""
+
+    @property
+    def sentences(self) -> int: ...  # sentences running
+
+    @property
+    def width(self) -> int: ...  # the longest running source, in tokens (EOS included)
+
+    def add(self, srcs: list[list[int]], tags: list[Hashable]) -> None: ...
+
+    def step(self) -> list[tuple[Hashable, NBest]]: ...
+
+
+@dataclass
+class _Step:
+    """Worker work: add `joining` to the running search, then advance it by one step."""
+
+    joining: list[Item]
+
+
 # what `TorchEngine.translate_ids_attending` does for one decoder layer
 TranslateAttending = Callable[[list[list[int]], DecodeConfig], tuple[list[NBest], list[Attention]]]
 
@@ -70,6 +103,9 @@ class Batcher:
         on_batch: called after each batch with its `BatchStats` (from the worker thread).
         on_idle: called from the worker thread, outside the lock, once the queue has run empty after one or more
             batches (an exception it raises is logged).
+        continuous: the search that sentences with these settings join between steps (e.g.
+            `TorchEngine.continuous`), or None where they go in batches; None: every batch runs to its end. Used only
+            with `merge_requests`.
     """
 
     def __init__(
@@ -83,6 +119,7 @@ class Batcher:
         on_batch: Callable[[BatchStats], None] | None = None,
         translate_attending: TranslateAttending | None = None,
         on_idle: Callable[[], Any] | None = None,
+        continuous: Callable[[DecodeConfig], Search | None] | None = None,
     ) -> None:
         self.translate, self.translate_attending = translate, translate_attending
         self.max_tokens, self.max_sentences = max_tokens, max_sentences or None
@@ -97,6 +134,10 @@ class Batcher:
         self._tokens_per_second = 0.0  # moving average of the worker's rate, for Retry-After
         self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
+        self.continuous = continuous if merge_requests else None
+        self._search: tuple[tuple[Any, ...], Search] | None = None  # the running search's queue key, and the search
+        self._searching: dict[int, Item] = {}  # the sentences in the running search, by tag
+        self._window = [0.0, 0.0]  # tokens translated and seconds spent since the rate was last updated
         self.ready = threading.Event()  # set once the warm-up has run
         self._thread: threading.Thread | None = None
 
@@ -220,12 +261,15 @@ class Batcher:
                 self._run_on_idle()
             elif isinstance(work, tuple):
                 _run_call(*work)
-            else:
+            elif isinstance(work, _Step):
+                self._step(work.joining)
+            elif not self._start_search(work):
                 self._translate(work)
 
-    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | object | None:
-        """The next thing to do: a call, a batch (waiting for it to fill), or `_IDLE` once the queue has run empty
-        after a batch (with `on_idle`); None once drained."""
+    def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | _Step | object | None:
+        """The next thing to do: a call, a batch (waiting for it to fill), a step of the running search (with the
+        sentences that join it), or `_IDLE` once the queue has run empty after a batch (with `on_idle`); None once
+        drained."""
         with self._lock:
             while True:
                 now = time.monotonic()
@@ -234,6 +278,9 @@ class Batcher:
                 if self._calls:
                     return self._calls.popleft()
                 self._drop_finished()
+                if self._search is not None:  # other settings' due batches go between two steps
+                    batch, _ = self._take(now, besides=self._search[0])
+                    return batch or _Step(self._joining(now))
                 if not self._accepting and not self._queues:
                     return None
                 batch, wait = self._take(now)
@@ -245,36 +292,52 @@ class Batcher:
                     return _IDLE
                 self._lock.wait(None if wait == math.inf else wait)
 
-    def _take(self, now: float) -> tuple[list[Item], float]:
-        """A batch from the queue whose head is oldest, if it is full or due; else ([], seconds to wait)."""
-        if not self._queues:
+    def _take(self, now: float, besides: tuple[Any, ...] | None = None) -> tuple[list[Item], float]:
+        """A batch from the queue whose head is oldest (other than the queue `besides`), if it is full or due; else
+        ([], seconds to wait)."""
+        queues = [(key, queue) for key, queue in self._queues.items() if key != besides]
+        if not queues:
             return [], self._stop_at - now
-        key, queue = min(self._queues.items(), key=lambda kv: kv[1][0].arrived)
+        key, queue = min(queues, key=lambda kv: kv[1][0].arrived)
         due = max(queue[0].arrived, self._idle_since) + self.max_wait
         count, full = self._fits(queue)
         if not (full or now >= due or not self._accepting or not self.merge_requests):
             return [], min(due, self._stop_at) - now
+        return self._dequeue(key, count, now), 0.0
+
+    def _joining(self, now: float) -> list[Item]:
+        """The queued sentences with the running search's settings that fit beside its sentences, oldest first."""
+        assert self._search is not None
+        key, search = self._search
+        queue = self._queues.get(key)
+        if not queue:
+            return []
+        count, _ = self._fits(queue, search.sentences, search.width)
+        return self._dequeue(key, count, now) if count else []
+
+    def _dequeue(self, key: tuple[Any, ...], count: int, now: float) -> list[Item]:
+        """Take `count` head items of a queue; those past their deadline are answered 504 and left out."""
+        queue = self._queues[key]
         batch = [queue.popleft() for _ in range(count)]
         if not queue:
             del self._queues[key]
-        tokens = sum(item.tokens for item in batch)
-        self._queued_tokens -= tokens
+        self._queued_tokens -= sum(item.tokens for item in batch)
         self._queued_sentences -= len(batch)
         for item in batch:
             item.job.queued_tokens -= item.tokens
-        late = [item for item in batch if now > item.job.deadline]
-        for item in late:
-            self._finish(item.job, DeadlineExceeded("the request's deadline passed while it was queued."))
-        return [item for item in batch if not item.job.done], 0.0
+            if now > item.job.deadline:
+                self._finish(item.job, DeadlineExceeded("the request's deadline passed while it was queued."))
+        return [item for item in batch if not item.job.done]
 
-    def _fits(self, queue: deque[Item]) -> tuple[int, bool]:
-        """How many head items form a batch within the budget, and whether the next one would not fit."""
-        count, width, cap = 0, 0, self.max_sentences or math.inf
+    def _fits(self, queue: deque[Item], running: int = 0, width: int = 0) -> tuple[int, bool]:
+        """How many head items form a batch within the budget (beside `running` sentences up to `width` tokens),
+        and whether the next one would not fit."""
+        count, cap = 0, (self.max_sentences or math.inf) - running
         for item in queue:
             if count and not self.merge_requests and item.job is not queue[0].job:
                 return count, True
             width = max(width, item.tokens)
-            if count and ((count + 1) * width > self.max_tokens or count == cap):
+            if (count or running) and ((running + count + 1) * width > self.max_tokens or count >= cap):
                 return count, True
             count += 1
         return count, False
@@ -296,11 +359,12 @@ class Batcher:
                     del self._queues[key]
 
     def _refuse_everything(self) -> None:
-        """At the drain deadline: answer every queued request and call with `ShuttingDown`."""
-        for queue in self._queues.values():
-            for item in queue:
-                self._finish(item.job, ShuttingDown("the server shut down before this request was translated."))
+        """At the drain deadline: answer every queued or running request and call with `ShuttingDown`."""
+        for item in [item for queue in self._queues.values() for item in queue] + list(self._searching.values()):
+            self._finish(item.job, ShuttingDown("the server shut down before this request was translated."))
         self._queues.clear()
+        self._search = None  # a running search's state goes with it
+        self._searching.clear()
         self._queued_tokens = self._queued_sentences = 0
         while self._calls:
             _, future = self._calls.popleft()
@@ -322,17 +386,69 @@ class Batcher:
             return
         seconds = time.perf_counter() - started
         for item, nbest, attn in zip(batch, nbests, attention, strict=True):
-            job = item.job
-            job.results[item.index], job.attention[item.index] = nbest, attn
-            job.left -= 1
-            if job.left == 0:
-                _set(job.future, result=job.answer())
+            _answer(item, nbest, attn)
         self._idle_since = time.monotonic()
-        tokens = len(batch) * max(item.tokens for item in batch)
-        rate = sum(item.tokens for item in batch) / max(seconds, 1e-6)
-        self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate
+        self._measure(sum(item.tokens for item in batch), seconds)
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(batch), tokens, seconds))
+            self.on_batch(BatchStats(len(batch), len(batch) * max(item.tokens for item in batch), seconds))
+
+    def _start_search(self, batch: list[Item]) -> bool:
+        """Start the batch in the search its settings take, if any (False: it goes as an ordinary batch)."""
+        if self.continuous is None or batch[0].attends:
+            return False
+        try:
+            search = self.continuous(batch[0].job.decode)
+        except Exception as err:  # noqa: BLE001 - as a failed batch
+            for item in batch:
+                self._finish(item.job, err)
+            return True
+        if search is None:
+            return False
+        self._search = ((*decode_key(batch[0].job.decode), False), search)  # with its queue's key
+        self._step(batch)
+        return True
+
+    def _step(self, joining: list[Item]) -> None:
+        """Add `joining` to the running search, advance it one step, and answer the sentences that ended."""
+        assert self._search is not None
+        search = self._search[1]
+        started = time.perf_counter()
+        try:
+            tags = [id(item) for item in joining]
+            search.add([item.job.srcs[item.index] for item in joining], tags)
+            self._searching.update(zip(tags, joining, strict=True))
+            running, width = search.sentences, search.width
+            ended = search.step()
+        except Exception as err:  # noqa: BLE001 - a failed search fails its requests, not the worker
+            for item in [*joining, *self._searching.values()]:
+                self._finish(item.job, err)
+            self._end_search()
+            return
+        seconds = time.perf_counter() - started
+        done = [self._searching.pop(tag) for tag, _ in ended]
+        for item, (_, nbest) in zip(done, ended, strict=True):
+            _answer(item, nbest, None)
+        self._measure(sum(item.tokens for item in done), seconds)
+        if self.on_batch is not None:
+            self.on_batch(BatchStats(running, running * width, seconds))
+        if not search.sentences:
+            self._end_search()
+
+    def _end_search(self) -> None:
+        """The running search has no sentence left (or failed, its state dropped): back to waiting for batches."""
+        self._search = None
+        self._searching.clear()
+        self._idle_since = time.monotonic()
+
+    def _measure(self, tokens: int, seconds: float) -> None:
+        """Count work done towards the worker's rate (tokens/s), updated every `RATE_WINDOW` seconds of work."""
+        self._window[0] += tokens
+        self._window[1] += seconds
+        if self._window[1] < RATE_WINDOW:
+            return
+        rate = self._window[0] / self._window[1]
+        self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate
+        self._window = [0.0, 0.0]
 
     def _run_on_idle(self) -> None:
         """Call `on_idle`; a failure is logged, never the end of the worker."""
@@ -345,6 +461,15 @@ class Batcher:
     @staticmethod
     def _finish(job: Job, error: BaseException) -> None:
         _set(job.future, exception=error)
+
+
+def _answer(item: Item, nbest: NBest, attention: Attention | None) -> None:
+    """Give a sentence its result; the request's future gets every result once the last one is in."""
+    job = item.job
+    job.results[item.index], job.attention[item.index] = nbest, attention
+    job.left -= 1
+    if job.left == 0:
+        _set(job.future, result=job.answer())
 
 
 def _run_call(fn: Callable[[], Any], future: Future) -> None:

@@ -132,6 +132,7 @@ class TranslationService:
         if options.split:  # a missing `documents` extra fails now, not at the first request
             split_sentences("A.", translator.langs[0], options.splitter)
         self.documents = DocumentTranslator(translator, options, translator.langs)
+        torch_engine = isinstance(translator.engine, TorchEngine)
         self.batcher = Batcher(
             translator.engine.translate_ids,
             max_tokens=cfg.decode.max_tokens,
@@ -142,6 +143,7 @@ class TranslationService:
             on_batch=on_batch,
             translate_attending=self._translate_attending,
             on_idle=release_freed_memory,  # the memory kept for reuse within batches goes back between bursts
+            continuous=translator.engine.continuous if cfg.continuous and torch_engine else None,
         )
         self._aligner: Aligner | None = None
 

@@ -1,0 +1,142 @@
+"""Continuous batching: sentences that join a running search between its steps get the translation the batch search
+gives them, whatever the step they join at, with the cache shifting and growing under them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nmt.config import DataConfig, DecodeConfig, ModelConfig
+from nmt.data.sources import get_corpus
+from nmt.decode.continuous import ContinuousSearch
+from nmt.decode.translator import Translator
+from nmt.model import Transformer
+from nmt.model.embedding import Embedding
+
+
+@pytest.fixture(scope="module")
+def sources(model_path) -> tuple[Translator, list[list[int]]]:
+    """The tiny model and 36 test sentences of mixed lengths (single sentences, and two or three joined)."""
+    translator = Translator.from_checkpoint(model_path, DecodeConfig(), device="cpu")
+    src = get_corpus(DataConfig(), "test").src
+    lines = [src[i] if i % 3 else " ".join(src[i : i + 2 + i % 2]) for i in range(36)]
+    return translator, translator.tokenizer.encode_src(lines)
+
+
+def _stream(search: ContinuousSearch, ids: list[list[int]], joining: list[int]) -> tuple[dict, int]:
+    """Feed `ids` to `search`, `joining[s % len(joining)]` of them before step s; their n-best lists by index and
+    the number of steps."""
+    found, start, steps = {}, 0, 0
+    while start < len(ids) or search.sentences:
+        count = joining[steps % len(joining)]
+        search.add(ids[start : start + count], list(range(start, start + count)))
+        start += count
+        found.update(search.step())
+        steps += 1
+    return found, steps
+
+
+@pytest.mark.parametrize("joining", [[36], [1], [3, 0, 0, 1, 0]], ids=["all-at-once", "one-per-step", "bursts"])
+@pytest.mark.parametrize(
+    "decode",
+    [DecodeConfig(beam_size=4, n_best=3), DecodeConfig(beam_size=1), DecodeConfig(beam_size=3, min_len=6, max_len_b=9)],
+    ids=["beam", "greedy", "min-max-len"],
+)
+def test_joining_sentences_get_the_batch_search_translation(sources, one_thread, decode, joining):
+    translator, ids = sources
+    engine = translator.engine
+    offline = engine.translate_ids(ids, decode)  # one batch, the batch search
+    search = engine.continuous(decode)
+    assert search is not None
+    found, _ = _stream(search, ids, joining)
+    assert sorted(found) == list(range(len(ids)))
+    for i, (hyps, scores) in enumerate(offline):
+        assert found[i][0] == hyps, i
+        assert found[i][1] == pytest.approx(scores, abs=1e-4)
+        longest = decode.max_len_a * (len(ids[i]) + 1) + decode.max_len_b  # the source counted with its EOS
+        assert all(decode.min_len <= len(h) <= longest for h in hyps)
+
+
+def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
+    """Sentences joining at every step for longer than any output: the cache drops the positions no row uses
+    any more instead of growing with the stream."""
+    translator, ids = sources
+    decode = DecodeConfig(beam_size=2)
+    many = ids * 4
+    offline = translator.engine.translate_ids(many, decode)
+    search = translator.engine.continuous(decode)
+    lengths = []
+    found, steps = {}, 0
+    for start in range(len(many)):
+        search.add([many[start]], [start])
+        found.update(search.step())
+        lengths.append(search.cache.length if search.cache is not None else 0)
+        steps += 1
+    while search.sentences:
+        found.update(search.step())
+    assert max(lengths) < steps // 2, f"the cache grew with the stream: {lengths}"
+    assert all(found[i][0] == offline[i][0] for i in range(len(many)))
+
+
+def test_settings_it_does_not_take_go_to_the_batch_search(sources):
+    engine = sources[0].engine
+    assert engine.continuous(DecodeConfig(sampling=True)) is None
+    assert engine.continuous(DecodeConfig(no_repeat_ngram=2)) is None
+    with pytest.raises(ValueError, match="no_repeat_ngram"):
+        ContinuousSearch(engine.model, DecodeConfig(no_repeat_ngram=2), engine.special_ids, engine.device)
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_per_row_start_positions_embed_each_row_at_its_own_position(positions):
+    torch.manual_seed(0)
+    embed = Embedding(30, ModelConfig(d_model=16, positions=positions, dropout=0.0), pad_id=0).eval()
+    tokens = torch.randint(1, 30, (3, 2))
+    starts = torch.tensor([0, 5, 2])
+    together = embed(tokens, start=starts)
+    for row, start in enumerate(starts.tolist()):
+        assert torch.equal(together[row], embed(tokens[row : row + 1], start=start)[0])
+
+
+def test_joining_rows_never_see_keys_written_before_they_joined():
+    """A row that joins late decodes exactly as it would alone, whatever the earlier rows wrote before it (even
+    NaN-free garbage of another sentence)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=32, n_heads=4, enc_layers=1, dec_layers=2, d_ff=64, dropout=0.0, max_positions=40)
+    model = Transformer(cfg, 20, 20, 0).eval()
+    src = torch.randint(4, 20, (2, 6))
+    pad = src.eq(0)
+    with torch.inference_mode():
+        memory = model.encode(src, pad)
+        alone = model.start_decoding(memory[1:], pad[1:], 10)
+        expected = [model.decode_step(torch.tensor([t]), alone) for t in (2, 7, 9)]
+        cache = model.start_decoding(memory[:1], pad[:1], 10)
+        for t in (2, 5, 6, 8):  # the first sentence runs four steps alone
+            model.decode_step(torch.tensor([t]), cache)
+        model.join_decoding(cache, memory[1:], pad[1:], group=1, room=10)
+        assert cache.starts.tolist() == [0, 4]
+        for t, want in zip((2, 7, 9), expected, strict=True):
+            got = model.decode_step(torch.tensor([11, t]), cache)[1]
+            torch.testing.assert_close(got, want[0], atol=1e-5, rtol=0)
+
+
+def test_a_cache_refuses_sources_with_another_group_size():
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=0.0, max_positions=20)
+    model = Transformer(cfg, 10, 10, 0).eval()
+    src = torch.randint(4, 10, (1, 4))
+    with torch.inference_mode():
+        cache = model.start_decoding(model.encode(src, src.eq(0)), src.eq(0), 5, max_rows=2)
+        cache.reorder_(torch.tensor([0, 0]))
+        with pytest.raises(ValueError, match="3 rows each cannot join a cache of 2 rows"):
+            model.join_decoding(cache, model.encode(src, src.eq(0)), src.eq(0), group=3, room=5)
+
+
+def test_a_bfloat16_search_matches_the_bfloat16_batch_search(sources, one_thread):
+    translator, ids = sources
+    decode = replace(DecodeConfig(beam_size=3), precision="bf16")
+    offline = translator.engine.translate_ids(ids[:12], decode)
+    found, _ = _stream(translator.engine.continuous(decode), ids[:12], [2, 0, 1])
+    same = sum(found[i][0] == offline[i][0] for i in range(12))
+    assert same >= 11, f"{same} of 12 bf16 translations equal the batch search's"

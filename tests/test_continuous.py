@@ -67,16 +67,20 @@ def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
     many = ids * 4
     offline = translator.engine.translate_ids(many, decode)
     search = translator.engine.continuous(decode)
-    lengths = []
+    lengths, capacity, rows = [], [], []
     found, steps = {}, 0
     for start in range(len(many)):
         search.add([many[start]], [start])
         found.update(search.step())
-        lengths.append(search.cache.length if search.cache is not None else 0)
+        if search.cache is not None:
+            lengths.append(search.cache.length)
+            capacity.append(search.cache.self_kv[0].shape[1])  # rows the buffers hold
+            rows.append(search.cache.rows)
         steps += 1
     while search.sentences:
         found.update(search.step())
     assert max(lengths) < steps // 2, f"the cache grew with the stream: {lengths}"
+    assert max(capacity) <= 2 * max(rows), f"the buffers grew past the rows they held: {capacity} for {rows}"
     assert all(found[i][0] == offline[i][0] for i in range(len(many)))
 
 

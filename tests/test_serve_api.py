@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import replace
 
@@ -389,9 +390,19 @@ def test_health_readiness_and_draining(model_path):
         server.close()
 
 
+def _counter(text: str, name: str) -> float:
+    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+
 def test_metrics_count_requests_batches_queue_and_memory(server, sentences):
+    before = server.get("/metrics").text
     server.many([("POST", "/api/translate", {"json": {"texts": [s]}}) for s in sentences])
     text = server.get("/metrics").text
+    translated, accepted = (
+        _counter(text, name) - _counter(before, name)
+        for name in ("nmt_translated_sentences_total", "nmt_accepted_sentences_total")
+    )
+    assert translated == accepted >= len(sentences)  # each sentence counted once, not once per search step
     for name in (
         'nmt_requests_total{route="/api/translate",status="200"}',
         "nmt_request_seconds_bucket",

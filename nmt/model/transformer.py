@@ -61,22 +61,27 @@ class DecoderCache:
     def reorder_(self, rows: Tensor, sources: Tensor | None = None) -> None:
         """Keep decoder rows `rows` [R'] in that order (beam reordering, dropping rows), in place.
 
+        Where rows start at different positions (`starts`), the positions before every kept row's start are
+        dropped on the way (the copy happens anyway), so the buffers hold no more than the oldest row needs.
+
         Args:
             rows: indices into the current R rows; at most as many as `start_decoding` allocated,
                 and possibly more than R (rows fanned out: the same index several times).
             sources: the N' sources the kept rows read, when some are dropped (None: the same N);
                 the kept rows must come in groups of R' / N' per source, in this order.
         """
-        n, t = rows.numel(), self.length
+        n, t, unused = rows.numel(), self.length, 0
         if n > self.spare[0].size(1):
             raise ValueError(f"a cache allocated for {self.spare[0].size(1)} rows cannot hold {n} rows.")
+        if self.starts is not None:
+            starts = self.starts.index_select(0, rows)
+            unused = int(starts.min()) if n else t
+            self.starts = starts - unused
         for kv, spare in zip(self.self_kv, self.spare, strict=True):
-            torch.index_select(kv[:, : self.rows, :, :t], 1, rows, out=spare[:, :n, :, :t])
-        self.self_kv, self.spare, self.rows = self.spare, self.self_kv, n
+            torch.index_select(kv[:, : self.rows, :, unused:t], 1, rows, out=spare[:, :n, :, : t - unused])
+        self.self_kv, self.spare, self.rows, self.length = self.spare, self.self_kv, n, t - unused
         if self.cross_attn is not None:
             self.cross_attn = self.cross_attn.index_select(0, rows)
-        if self.starts is not None:
-            self.starts = self.starts.index_select(0, rows)
         if sources is not None:
             self.cross_kv = [kv.index_select(1, sources) for kv in self.cross_kv]
             self.src_pad_mask = self.src_pad_mask.index_select(0, sources)
@@ -104,7 +109,8 @@ class DecoderCache:
         capacity = self.self_kv[0].shape[1], self.self_kv[0].shape[3]  # rows, positions
         if rows + added > capacity[0] or self.length + room > capacity[1]:
             unused = int(starts.min()) if rows else self.length  # positions before every row's start
-            self._reallocate(max(rows + added, capacity[0] * 3 // 2), unused, room + JOIN_SLACK)
+            grown = capacity[0] if rows + added <= capacity[0] else max(rows + added, capacity[0] * 3 // 2)
+            self._reallocate(grown, unused, room + JOIN_SLACK)
             starts = starts - unused
         for kv in self.self_kv:
             kv[:, rows : rows + added, :, : self.length] = 0  # hidden from the new rows, but read (weight 0): no NaN
@@ -123,6 +129,8 @@ class DecoderCache:
 
 def _pad_keys(x: Tensor, width: int) -> Tensor:
     """Source-side tensors padded to `width` positions: memory [2,N,H,S,D/H] with zeros, a mask [N,S] with True."""
+    if x.size(-1 if x.dtype == torch.bool else -2) == width:
+        return x
     if x.dtype == torch.bool:
         return F.pad(x, (0, width - x.size(1)), value=True)
     return F.pad(x, (0, 0, 0, width - x.size(3)))

@@ -390,7 +390,8 @@ class Batcher:
         self._idle_since = time.monotonic()
         self._measure(sum(item.tokens for item in batch), seconds)
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(batch), len(batch) * max(item.tokens for item in batch), seconds))
+            tokens = len(batch) * max(item.tokens for item in batch)
+            self.on_batch(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
 
     def _start_search(self, batch: list[Item]) -> bool:
         """Start the batch in the search its settings take, if any (False: it goes as an ordinary batch)."""
@@ -430,7 +431,7 @@ class Batcher:
             _answer(item, nbest, None)
         self._measure(sum(item.tokens for item in done), seconds)
         if self.on_batch is not None:
-            self.on_batch(BatchStats(running, running * width, seconds))
+            self.on_batch(BatchStats(running, running * width, seconds, finished=len(ended)))
         if not search.sentences:
             self._end_search()
 

@@ -88,11 +88,13 @@ class Item:
 
 @dataclass
 class BatchStats:
-    """What the worker reports after each batch (for metrics): sentences, padded tokens, seconds."""
+    """What the worker reports after each batch, or each step of the continuous search (for metrics): sentences
+    in it, padded source tokens, seconds, and the sentences it finished (all of a batch's)."""
 
     sentences: int
     tokens: int
     seconds: float
+    finished: int
 
 
 def decode_key(cfg: DecodeConfig) -> tuple[Any, ...]:

@@ -47,13 +47,16 @@ class Metrics:
         self.accepted = Counter("nmt_accepted_sentences", "Sentences taken into the queue", registry=reg)
         self.translated = Counter("nmt_translated_sentences", "Sentences the worker translated", registry=reg)
         self.batch_sentences = Histogram(
-            "nmt_batch_sentences", "Sentences per batch the worker translated", buckets=COUNT_BUCKETS, registry=reg
+            "nmt_batch_sentences",
+            "Sentences per batch (or per step of the continuous search)",
+            buckets=COUNT_BUCKETS,
+            registry=reg,
         )
         self.batch_tokens = Histogram(
-            "nmt_batch_tokens", "Padded source tokens per batch", buckets=TOKEN_BUCKETS, registry=reg
+            "nmt_batch_tokens", "Padded source tokens per batch (or step)", buckets=TOKEN_BUCKETS, registry=reg
         )
         self.batch_seconds = Histogram(
-            "nmt_batch_seconds", "Time to translate one batch", buckets=LATENCY_BUCKETS, registry=reg
+            "nmt_batch_seconds", "Time to translate one batch (or run one step)", buckets=LATENCY_BUCKETS, registry=reg
         )
         self.refused = Counter(
             "nmt_refused", "Requests refused: queue_full, shutdown, timeout, limit, auth", ["reason"], registry=reg
@@ -69,7 +72,7 @@ class Metrics:
             )
 
     def observe_batch(self, stats: BatchStats) -> None:
-        self.translated.inc(stats.sentences)
+        self.translated.inc(stats.finished)
         self.batch_sentences.observe(stats.sentences)
         self.batch_tokens.observe(stats.tokens)
         self.batch_seconds.observe(stats.seconds)

@@ -100,7 +100,8 @@ class Batcher:
             batch ended.
         max_queue_tokens: source tokens (EOS included) the queue holds at most; a request past it is refused.
         merge_requests: whether a batch may hold sentences of several requests (False: one request per batch).
-        on_batch: called after each batch with its `BatchStats` (from the worker thread).
+        on_batch: called after each batch (or step of the continuous search) with its `BatchStats`, before its
+            sentences are answered (from the worker thread).
         on_idle: called from the worker thread, outside the lock, once the queue has run empty after one or more
             batches (an exception it raises is logged).
         continuous: the search that sentences with these settings join between steps (e.g.
@@ -385,13 +386,13 @@ class Batcher:
                 self._finish(item.job, err)
             return
         seconds = time.perf_counter() - started
+        self._measure(sum(item.tokens for item in batch), seconds)
+        if self.on_batch is not None:  # before the answers: a client that got one sees it in the metrics
+            tokens = len(batch) * max(item.tokens for item in batch)
+            self.on_batch(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
         for item, nbest, attn in zip(batch, nbests, attention, strict=True):
             _answer(item, nbest, attn)
         self._idle_since = time.monotonic()
-        self._measure(sum(item.tokens for item in batch), seconds)
-        if self.on_batch is not None:
-            tokens = len(batch) * max(item.tokens for item in batch)
-            self.on_batch(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
 
     def _start_search(self, batch: list[Item]) -> bool:
         """Start the batch in the search its settings take, if any (False: it goes as an ordinary batch)."""
@@ -427,11 +428,11 @@ class Batcher:
             return
         seconds = time.perf_counter() - started
         done = [self._searching.pop(tag) for tag, _ in ended]
+        self._measure(sum(item.tokens for item in done), seconds)
+        if self.on_batch is not None:  # before the answers, as for a batch
+            self.on_batch(BatchStats(running, running * width, seconds, finished=len(ended)))
         for item, (_, nbest) in zip(done, ended, strict=True):
             _answer(item, nbest, None)
-        self._measure(sum(item.tokens for item in done), seconds)
-        if self.on_batch is not None:
-            self.on_batch(BatchStats(running, running * width, seconds, finished=len(ended)))
         if not search.sentences:
             self._end_search()
 

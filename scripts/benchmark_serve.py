@@ -4,6 +4,7 @@ and, with --sigterm, a SIGTERM under load.
 
     python scripts/benchmark_serve.py --ckpt /tmp/serve-model/model.pt --duration 20 --output docs/benchmark_serve.json
     python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --variant continuous=false --output ab.json
+    python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --latency 42 --variant continuous=false
     python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --soak 1800 --output soak.json
     python scripts/benchmark_serve.py --ckpt runs/multi30k_en_de/model.pt --sigterm --output sigterm.json
 
@@ -17,6 +18,8 @@ counted from the end of the first tenth). With --sigterm, instead: SIGTERM sent 
 load after 5 s (each client stops at its first refused connection), the translation requests of its log
 compared with what the clients received: every request it accepted must be answered. With --variant SETTING
 (repeatable), the idle, peak and half-load scenarios run again on a server with that setting, in the same run.
+With --latency RATE, instead: --rounds rounds of idle latency and open-loop latency at that rate, the default
+server and each variant in turn within every round.
 Answers are checked against the offline translation. Each scenario runs at most `--duration` seconds (<= 60);
 the server and `nmt-translate` get `--threads` threads; the load generator is one asyncio process.
 """
@@ -292,6 +295,29 @@ def run_soak(args: argparse.Namespace, sentences: list[str]) -> dict:
     return results
 
 
+def run_latency(args: argparse.Namespace, sentences: list[str]) -> dict:
+    """Rounds of idle latency then open-loop latency at `--latency` requests/s, alternating the default server and
+    each `--variant` within every round, so that both see the same machine."""
+    _, translations = offline(args.ckpt, sentences, args.threads, args.beam)
+    expected, rounds = dict(zip(sentences, translations, strict=True)), []
+    for round_ in range(args.rounds):
+        for variant in ["default", *args.variant]:
+            settings = [f"max_queue_tokens={args.queue_tokens}"] + ([] if variant == "default" else [variant])
+            proc, url = start_server(args.ckpt, args.threads, args.beam, *settings)
+            api = Pool(url, httpx.get(f"{url}/languages", timeout=10).json()[0]["targets"][0])
+            idle, loaded = Tally(expected), Tally(expected)
+            idle_summary = idle.summary(asyncio.run(closed_loop(api, sentences, 1, min(args.duration, 10), idle)))
+            summary = loaded.summary(asyncio.run(open_loop(api, sentences, args.latency, args.duration, loaded)))
+            stop(proc)
+            found = {"round": round_ + 1, "server": variant, "idle_p50_ms": idle_summary["p50_ms"], **summary}
+            found |= {
+                f"{q}_over_idle_p50": round(summary[f"{q}_ms"] / idle_summary["p50_ms"], 2) for q in ("p50", "p99")
+            }
+            rounds.append(found)
+            print(f"latency: {json.dumps(found)}")
+    return {"latency_rounds": rounds}
+
+
 def run_sigterm(args: argparse.Namespace, sentences: list[str]) -> dict:
     """SIGTERM under load, its answers checked against offline translation."""
     from nmt.checkpoint import trained_on
@@ -361,6 +387,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, help="instead: a soak of this many seconds at half load")
     parser.add_argument("--sigterm", action="store_true", help="instead: SIGTERM to a server under load")
     parser.add_argument("--output", help="write the figures as JSON here")
+    parser.add_argument("--latency", type=float, help="instead: rounds of idle and open-loop latency at this rate")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --latency")
     parser.add_argument(
         "--variant",
         action="append",
@@ -378,17 +406,18 @@ def main() -> None:
 
         sentences = get_corpus(DataConfig(), "test").src
     sentences = list(dict.fromkeys(s.strip() for s in sentences if s.strip()))  # unique: one expected answer each
-    results = (
-        run_soak(args, sentences)
-        if args.soak
-        else run_sigterm(args, sentences)
-        if args.sigterm
-        else run(args, sentences)
-    )
+    if args.soak:
+        results = run_soak(args, sentences)
+    elif args.sigterm:
+        results = run_sigterm(args, sentences)
+    elif args.latency:
+        results = run_latency(args, sentences)
+    else:
+        results = run(args, sentences)
     results["setup"] = {k: v for k, v in vars(args).items() if k != "output"} | {"sentences": len(sentences)}
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.soak or args.sigterm:
+    if args.soak or args.sigterm or args.latency:
         return
     speedup = results["peak"]["throughput_per_s"]
     print(

@@ -30,6 +30,15 @@ from nmt.model.transformer import DecoderCache, Transformer
 NBest = tuple[list[list[int]], list[float]]  # one source's hypotheses (ids without BOS/EOS) and scores, best first
 
 
+def padded(srcs: list[list[int]], special_ids: SpecialIds, device: torch.device) -> Tensor:
+    """The sources, each with EOS appended, padded into one batch [B, S] on `device`."""
+    width = max(len(s) for s in srcs) + 1
+    src = torch.full((len(srcs), width), special_ids.pad, dtype=torch.long)  # [B, S]
+    for row, ids in enumerate(srcs):
+        src[row, : len(ids) + 1] = torch.tensor(ids + [special_ids.eos])
+    return src.to(device)
+
+
 def supports(cfg: DecodeConfig) -> bool:
     """Whether `ContinuousSearch` takes these settings: beam or greedy search without n-gram blocking."""
     return not cfg.sampling and cfg.no_repeat_ngram == 0
@@ -117,13 +126,9 @@ class ContinuousSearch:
         """Start translating `srcs` (ids without EOS, each non-empty) at the next step; `step` names them by `tags`."""
         if not srcs:
             return
-        k, eos, pad = self.cfg.beam_size, self.ids.eos, self.ids.pad
-        width = max(len(s) for s in srcs) + 1
-        src = torch.full((len(srcs), width), pad, dtype=torch.long)  # [n, S]
-        for row, ids in enumerate(srcs):
-            src[row, : len(ids) + 1] = torch.tensor(ids + [eos])
-        src = src.to(self.device)
-        pad_mask = src.eq(pad)
+        k = self.cfg.beam_size
+        src = padded(srcs, self.ids, self.device)  # [n, S]
+        pad_mask = src.eq(self.ids.pad)
         memory = self.model.encode(src, pad_mask)  # [n, S, D]
         max_len = max_lengths(pad_mask, self.cfg).clamp(max=self.model.cfg.max_positions - 1)  # [n]
         lengths = max_len.tolist()

@@ -17,7 +17,7 @@ from nmt.config import DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.constrained import constrained_search
 from nmt.decode.constraints import ConstraintBatch, Constraints
-from nmt.decode.continuous import ContinuousSearch, NBest, supports
+from nmt.decode.continuous import ContinuousSearch, NBest, padded, supports
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import model_for
 from nmt.decode.sampling import sample_search
@@ -86,7 +86,7 @@ class TorchEngine:
         self, srcs: list[list[int]], cfg: DecodeConfig, constraints: list[Constraints | None] | None = None
     ) -> list[NBest]:
         """Pad the sources, each with EOS appended, into one batch and search it (under `constraints`, if any)."""
-        result = self.search(self._padded(srcs), cfg, constraints)
+        result = self.search(padded(srcs, self.special_ids, self.device), cfg, constraints)
         return list(zip(result.tokens, result.scores, strict=True))
 
     def translate_ids_attending(
@@ -94,7 +94,7 @@ class TorchEngine:
     ) -> tuple[list[NBest], list[list[Tensor]]]:
         """As `translate_ids`, plus each hypothesis's cross-attention in decoder `layer` (mean over heads) as the
         search computed it: [len + 1, S + 1] per hypothesis, rows its ids then EOS, columns the source then EOS."""
-        result = self.search(self._padded(srcs), cfg, constraints, attn_layer=layer)
+        result = self.search(padded(srcs, self.special_ids, self.device), cfg, constraints, attn_layer=layer)
         assert result.attn is not None
         return list(zip(result.tokens, result.scores, strict=True)), [[a.cpu() for a in row] for row in result.attn]
 
@@ -111,14 +111,6 @@ class TorchEngine:
         if precision not in self._models:
             self._models[precision] = model_for(self.model, precision, self.device)
         return self._models[precision]
-
-    def _padded(self, srcs: list[list[int]]) -> Tensor:
-        """The sources, each with EOS appended, padded into one batch [B, S] on the engine's device."""
-        width = max(len(s) for s in srcs) + 1
-        src = torch.full((len(srcs), width), self.special_ids.pad, dtype=torch.long)  # [B, S]
-        for row, ids in enumerate(srcs):
-            src[row, : len(ids) + 1] = torch.tensor(ids + [self.special_ids.eos])
-        return src.to(self.device)
 
     @torch.inference_mode()
     def search(

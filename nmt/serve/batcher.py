@@ -52,6 +52,7 @@ from nmt.serve.jobs import (
     QueueFull,
     ShuttingDown,
     decode_key,
+    resolve,
 )
 
 log = logging.getLogger("nmt.serve")
@@ -369,7 +370,7 @@ class Batcher:
         self._queued_tokens = self._queued_sentences = 0
         while self._calls:
             _, future = self._calls.popleft()
-            _set(future, exception=ShuttingDown("the server shut down before this request was finished."))
+            resolve(future, exception=ShuttingDown("the server shut down before this request was finished."))
 
     def _translate(self, batch: list[Item]) -> None:
         """Translate one batch outside the lock and hand each sentence's n-best list to its request."""
@@ -391,7 +392,7 @@ class Batcher:
             tokens = len(batch) * max(item.tokens for item in batch)
             self.on_batch(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
         for item, nbest, attn in zip(batch, nbests, attention, strict=True):
-            _answer(item, nbest, attn)
+            item.answer(nbest, attn)
         self._idle_since = time.monotonic()
 
     def _start_search(self, batch: list[Item]) -> bool:
@@ -432,7 +433,7 @@ class Batcher:
         if self.on_batch is not None:  # before the answers, as for a batch
             self.on_batch(BatchStats(running, running * width, seconds, finished=len(ended)))
         for item, (_, nbest) in zip(done, ended, strict=True):
-            _answer(item, nbest, None)
+            item.answer(nbest, None)
         if not search.sentences:
             self._end_search()
 
@@ -462,16 +463,7 @@ class Batcher:
 
     @staticmethod
     def _finish(job: Job, error: BaseException) -> None:
-        _set(job.future, exception=error)
-
-
-def _answer(item: Item, nbest: NBest, attention: Attention | None) -> None:
-    """Give a sentence its result; the request's future gets every result once the last one is in."""
-    job = item.job
-    job.results[item.index], job.attention[item.index] = nbest, attention
-    job.left -= 1
-    if job.left == 0:
-        _set(job.future, result=job.answer())
+        resolve(job.future, exception=error)
 
 
 def _run_call(fn: Callable[[], Any], future: Future) -> None:
@@ -481,19 +473,6 @@ def _run_call(fn: Callable[[], Any], future: Future) -> None:
     try:
         result = fn()
     except Exception as err:  # noqa: BLE001 - handed to the caller
-        _set(future, exception=err)
+        resolve(future, exception=err)
         return
-    _set(future, result=result)
-
-
-def _set(future: Future, result: Any = None, exception: BaseException | None = None) -> None:
-    """Resolve a future unless it is already done (cancelled by its request, or failed)."""
-    if future.done():
-        return
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except Exception:  # noqa: BLE001 - cancelled in between by another thread: nobody waits for it
-        pass
+    resolve(future, result=result)

@@ -85,6 +85,14 @@ class Item:
     def attends(self) -> bool:
         return self.job.attend is not None and self.job.attend[self.index]
 
+    def answer(self, nbest: NBest, attention: Attention | None) -> None:
+        """Give this sentence its result; the request's future gets every result once the last one is in."""
+        job = self.job
+        job.results[self.index], job.attention[self.index] = nbest, attention
+        job.left -= 1
+        if job.left == 0:
+            resolve(job.future, result=job.answer())
+
 
 @dataclass
 class BatchStats:
@@ -100,3 +108,16 @@ class BatchStats:
 def decode_key(cfg: DecodeConfig) -> tuple[Any, ...]:
     """The search settings as a hashable key: only sentences with equal settings share a batch."""
     return tuple(getattr(cfg, f.name) for f in fields(cfg))
+
+
+def resolve(future: Future, result: Any = None, exception: BaseException | None = None) -> None:
+    """Resolve a future unless it is already done (cancelled by its request, or failed)."""
+    if future.done():
+        return
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except Exception:  # noqa: BLE001 - cancelled in between by another thread: nobody waits for it
+        pass

@@ -24,8 +24,8 @@ search has them finish there, unanswered.
 When the queue runs empty after a batch, the worker calls `on_idle` (the server hands the memory its batches freed
 back to the system there, so that a burst's largest batch does not stay resident).
 
-The queue is bounded in tokens: a request that would overfill it is refused at once with `QueueFull`, which
-carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP: requests are
+The queue (`nmt.serve.queue`) is bounded in tokens: a request that would overfill it is refused at once with
+`QueueFull`, which carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP: requests are
 futures (`concurrent.futures.Future`), which the web layer awaits.
 """
 
@@ -43,17 +43,8 @@ from typing import Any, Protocol
 
 from nmt.config import DecodeConfig
 from nmt.decode.engine import NBest
-from nmt.serve.jobs import (
-    Attention,
-    BatchStats,
-    DeadlineExceeded,
-    Item,
-    Job,
-    QueueFull,
-    ShuttingDown,
-    decode_key,
-    resolve,
-)
+from nmt.serve.jobs import Attention, BatchStats, Item, Job, QueueFull, ShuttingDown, decode_key, resolve
+from nmt.serve.queue import Key, SentenceQueue
 
 log = logging.getLogger("nmt.serve")
 _IDLE = object()  # what `_next` returns when the queue has run empty after a batch
@@ -124,20 +115,18 @@ class Batcher:
         continuous: Callable[[DecodeConfig], Search | None] | None = None,
     ) -> None:
         self.translate, self.translate_attending = translate, translate_attending
-        self.max_tokens, self.max_sentences = max_tokens, max_sentences or None
         self.max_wait, self.max_queue_tokens = max_wait, max_queue_tokens
         self.merge_requests, self.on_batch, self.on_idle = merge_requests, on_batch, on_idle
         self._worked = False  # a batch has run since the worker was last idle
-        self._queues: dict[tuple[Any, ...], deque[Item]] = {}  # by search settings and attention, oldest first
+        self._queue = SentenceQueue(max_tokens, max_sentences or None, max_queue_tokens, merge_requests)
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._lock = threading.Condition()
-        self._queued_tokens = self._queued_sentences = 0
         self._accepting, self._stop_at = True, math.inf  # the drain deadline, once draining
         self._tokens_per_second = 0.0  # moving average of the worker's rate, for Retry-After
         self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
         self.continuous = continuous if merge_requests else None
-        self._search: tuple[tuple[Any, ...], Search] | None = None  # the running search's queue key, and the search
+        self._search: tuple[Key, Search] | None = None  # the running search's queue key, and the search
         self._searching: dict[int, Item] = {}  # the sentences in the running search, by tag
         self._window = [0.0, 0.0]  # tokens translated and seconds spent since the rate was last updated
         self.ready = threading.Event()  # set once the warm-up has run
@@ -147,11 +136,11 @@ class Batcher:
 
     @property
     def queued_tokens(self) -> int:
-        return self._queued_tokens
+        return self._queue.tokens
 
     @property
     def queued_sentences(self) -> int:
-        return self._queued_sentences
+        return self._queue.sentences
 
     @property
     def accepting(self) -> bool:
@@ -161,7 +150,7 @@ class Batcher:
     def shedding(self) -> bool:
         """Whether a request found the queue full and it has not drained below 90% since: new requests may then
         be refused before they are even read, which keeps refusing cheap under overload."""
-        if self._shedding and self._queued_tokens < 0.9 * self.max_queue_tokens:
+        if self._shedding and self._queue.tokens < 0.9 * self.max_queue_tokens:
             self._shedding = False
         return self._shedding
 
@@ -187,19 +176,11 @@ class Batcher:
         with self._lock:
             if not self._accepting:
                 raise ShuttingDown("the server is shutting down and takes no new requests.")
-            if self._queued_tokens + job.queued_tokens > self.max_queue_tokens:
+            try:
+                self._queue.add(job, time.monotonic(), self.retry_after())
+            except QueueFull:
                 self._shedding = True
-                raise QueueFull(
-                    f"the translation queue is full ({self._queued_tokens} of {self.max_queue_tokens} tokens "
-                    f"queued; this request needs {job.queued_tokens}).",
-                    self.retry_after(),
-                )
-            now = time.monotonic()
-            for i in range(len(srcs)):
-                item = Item(job, i, now)
-                self._queues.setdefault((*decode_key(decode), item.attends), deque()).append(item)
-            self._queued_tokens += job.queued_tokens
-            self._queued_sentences += len(srcs)
+                raise
             self._lock.notify()
         return job.future
 
@@ -217,14 +198,14 @@ class Batcher:
         """Give up a request (its deadline passed, or its client left): its queued sentences are dropped."""
         future.cancel()
         with self._lock:
-            self._drop_finished()
+            self._queue.drop_finished()
             self._lock.notify()
 
     def retry_after(self) -> float:
         """Seconds until the queue has drained at the worker's recent rate (at least 1)."""
         if self._tokens_per_second <= 0:
             return 1.0
-        return max(1.0, math.ceil(self._queued_tokens / self._tokens_per_second))
+        return max(1.0, math.ceil(self._queue.tokens / self._tokens_per_second))
 
     # ---- lifetime ----
 
@@ -279,95 +260,41 @@ class Batcher:
                     self._refuse_everything()
                 if self._calls:
                     return self._calls.popleft()
-                self._drop_finished()
+                self._queue.drop_finished()
                 if self._search is not None:  # other settings' due batches go between two steps
                     batch, _ = self._take(now, besides=self._search[0])
-                    return batch or _Step(self._joining(now))
-                if not self._accepting and not self._queues:
+                    key, search = self._search
+                    return batch or _Step(self._queue.joining(key, search.sentences, search.width, now))
+                if not self._accepting and not self._queue:
                     return None
                 batch, wait = self._take(now)
                 if batch:
                     self._worked = True
                     return batch
-                if self._worked and not self._queues and self.on_idle is not None:
+                if self._worked and not self._queue and self.on_idle is not None:
                     self._worked = False
                     return _IDLE
                 self._lock.wait(None if wait == math.inf else wait)
 
-    def _take(self, now: float, besides: tuple[Any, ...] | None = None) -> tuple[list[Item], float]:
+    def _take(self, now: float, besides: Key | None = None) -> tuple[list[Item], float]:
         """A batch from the queue whose head is oldest (other than the queue `besides`), if it is full or due; else
         ([], seconds to wait)."""
-        queues = [(key, queue) for key, queue in self._queues.items() if key != besides]
-        if not queues:
+        oldest = self._queue.oldest(besides)
+        if oldest is None:
             return [], self._stop_at - now
-        key, queue = min(queues, key=lambda kv: kv[1][0].arrived)
+        key, queue = oldest
         due = max(queue[0].arrived, self._idle_since) + self.max_wait
-        count, full = self._fits(queue)
+        count, full = self._queue.fits(queue)
         if not (full or now >= due or not self._accepting or not self.merge_requests):
             return [], min(due, self._stop_at) - now
-        return self._dequeue(key, count, now), 0.0
-
-    def _joining(self, now: float) -> list[Item]:
-        """The queued sentences with the running search's settings that fit beside its sentences, oldest first."""
-        assert self._search is not None
-        key, search = self._search
-        queue = self._queues.get(key)
-        if not queue:
-            return []
-        count, _ = self._fits(queue, search.sentences, search.width)
-        return self._dequeue(key, count, now) if count else []
-
-    def _dequeue(self, key: tuple[Any, ...], count: int, now: float) -> list[Item]:
-        """Take `count` head items of a queue; those past their deadline are answered 504 and left out."""
-        queue = self._queues[key]
-        batch = [queue.popleft() for _ in range(count)]
-        if not queue:
-            del self._queues[key]
-        self._queued_tokens -= sum(item.tokens for item in batch)
-        self._queued_sentences -= len(batch)
-        for item in batch:
-            item.job.queued_tokens -= item.tokens
-            if now > item.job.deadline:
-                self._finish(item.job, DeadlineExceeded("the request's deadline passed while it was queued."))
-        return [item for item in batch if not item.job.done]
-
-    def _fits(self, queue: deque[Item], running: int = 0, width: int = 0) -> tuple[int, bool]:
-        """How many head items form a batch within the budget (beside `running` sentences up to `width` tokens),
-        and whether the next one would not fit."""
-        count, cap = 0, (self.max_sentences or math.inf) - running
-        for item in queue:
-            if count and not self.merge_requests and item.job is not queue[0].job:
-                return count, True
-            width = max(width, item.tokens)
-            if (count or running) and ((running + count + 1) * width > self.max_tokens or count >= cap):
-                return count, True
-            count += 1
-        return count, False
-
-    def _drop_finished(self) -> None:
-        """Remove the queued sentences of requests already answered (cancelled, failed or late)."""
-        for key in list(self._queues):
-            queue = self._queues[key]
-            if any(item.job.done for item in queue):
-                kept = deque(item for item in queue if not item.job.done)
-                removed = [item for item in queue if item.job.done]
-                self._queued_tokens -= sum(item.tokens for item in removed)
-                self._queued_sentences -= len(removed)
-                for item in removed:
-                    item.job.queued_tokens -= item.tokens
-                if kept:
-                    self._queues[key] = kept
-                else:
-                    del self._queues[key]
+        return self._queue.take(key, count, now), 0.0
 
     def _refuse_everything(self) -> None:
         """At the drain deadline: answer every queued or running request and call with `ShuttingDown`."""
-        for item in [item for queue in self._queues.values() for item in queue] + list(self._searching.values()):
+        for item in self._queue.clear() + list(self._searching.values()):
             self._finish(item.job, ShuttingDown("the server shut down before this request was translated."))
-        self._queues.clear()
         self._search = None  # a running search's state goes with it
         self._searching.clear()
-        self._queued_tokens = self._queued_sentences = 0
         while self._calls:
             _, future = self._calls.popleft()
             resolve(future, exception=ShuttingDown("the server shut down before this request was finished."))
@@ -407,7 +334,7 @@ class Batcher:
             return True
         if search is None:
             return False
-        self._search = ((*decode_key(batch[0].job.decode), False), search)  # with its queue's key
+        self._search = ((*decode_key(batch[0].job.decode), False), search)  # with its queue's `Key`
         self._step(batch)
         return True
 

@@ -57,6 +57,26 @@ def agreement(ours: list[Translation], reference: list[Translation]) -> tuple[fl
 AGREEMENT = {"bf16": (0.9, 0.1), "fp16": (0.95, 0.02), "int8": (0.85, 0.2)}
 
 
+# ---- continuous batching: nmt/decode/continuous.py ----
+
+
+@pytest.mark.parametrize("precision", ["32", "fp16"])
+def test_sentences_joining_a_running_search_on_cuda_get_the_batch_search_translation(model_path, lines, precision):
+    decode = dataclasses.replace(BEAM, precision=precision)
+    translator = Translator.from_checkpoint(model_path, decode, device="cuda")
+    ids = translator.tokenizer.encode_src(lines[:60])
+    offline = translator.engine.translate_ids(ids, decode)
+    search = translator.engine.continuous(decode)
+    found, start = {}, 0
+    while start < len(ids) or search.sentences:  # one to three sentences join before each step
+        count = 1 + start % 3
+        search.add(ids[start : start + count], list(range(start, start + count)))
+        start += count
+        found.update(search.step())
+    same = sum(found[i][0][:1] == offline[i][0][:1] for i in range(len(ids)))
+    assert same >= (60 if precision == "32" else 54), f"{same} of 60 best translations equal the batch search's"
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_half_precision_decoding_agrees_with_float32(model_path, lines, float32, precision):
     """bf16 and fp16 weights translate most lines as float32 does, scoring them nearly the same: the softmaxes

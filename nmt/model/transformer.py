@@ -277,7 +277,7 @@ class Transformer(nn.Module):
                 this many, e.g. to the K hypotheses of each sentence after beam search's first step.
         """
         n = memory.size(0)
-        cross = [torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder]  # [2,N,H,S,D/H] each
+        cross = self._project_memory(memory)
         self_kv = [
             memory.new_empty(2, max_rows or n, layer.self_attn.n_heads, max_len, layer.self_attn.head_dim)
             for layer in self.decoder
@@ -291,8 +291,11 @@ class Transformer(nn.Module):
             memory: [N',S',D] from `encode`; src_pad_mask: [N',S'] True at padding.
             room: the most target positions a new row will use, BOS included.
         """
-        cross = [torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder]  # [2,N',H,S',D/H] each
-        cache.join_(cross, src_pad_mask, group, room)
+        cache.join_(self._project_memory(memory), src_pad_mask, group, room)
+
+    def _project_memory(self, memory: Tensor) -> list[Tensor]:
+        """The memory [N,S,D] projected for every layer's cross-attention, [2,N,H,S,D/H] each (keys, values)."""
+        return [torch.stack(layer.cross_attn.project_kv(memory)) for layer in self.decoder]
 
     def decode_step(self, tokens: Tensor, cache: DecoderCache, need_attn: bool = False, attn_layer: int = -1) -> Tensor:
         """Extend each row by one token and score the next one; the cache advances in place.

@@ -25,8 +25,8 @@ When the queue runs empty after a batch, the worker calls `on_idle` (the server 
 back to the system there, so that a burst's largest batch does not stay resident).
 
 The queue (`nmt.serve.queue`) is bounded in tokens: a request that would overfill it is refused at once with
-`QueueFull`, which carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP: requests are
-futures (`concurrent.futures.Future`), which the web layer awaits.
+`QueueFull`, which carries an estimate of when to retry, never queued without bound. Nothing here knows of HTTP:
+requests are futures (`concurrent.futures.Future`), which the web layer awaits.
 """
 
 from __future__ import annotations

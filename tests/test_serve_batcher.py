@@ -393,14 +393,21 @@ def test_sentences_join_within_the_token_budget_and_the_sentence_cap():
 
 
 def test_other_settings_run_as_batches_between_steps():
-    search, engine = FakeSearch(step_seconds=0.01), FakeEngine()
-    batcher = _continuous(search, engine, max_wait=0.0)
+    """Even settings a search would take: one search runs at a time, and it keeps its sentences."""
+    searches, engine = [], FakeEngine()
+
+    def continuous(cfg):
+        searches.append(FakeSearch(step_seconds=0.01))
+        return searches[-1]
+
+    batcher = _batcher(engine, max_wait=0.0, continuous=continuous)
     long = batcher.submit([[5] * 30], DECODE, LATER)
     time.sleep(0.05)
     other = batcher.submit([[1, 2]], DecodeConfig(beam_size=2), LATER)
     assert other.result(5) == [([[2, 1]], [2.0])]
     assert not long.done()  # answered between two steps of the running search
-    assert long.result(5) and engine.batches == [[[1, 2]]]
+    assert long.result(5) == [([[5] * 30], [30.0])]
+    assert engine.batches == [[[1, 2]]] and len(searches) == 1
 
 
 def test_a_failing_search_fails_its_requests_and_the_worker_goes_on():

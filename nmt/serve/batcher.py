@@ -246,7 +246,7 @@ class Batcher:
                 _run_call(*work)
             elif isinstance(work, _Step):
                 self._step(work.joining)
-            elif not self._start_search(work):
+            elif self._search is not None or not self._start_search(work):  # one search runs at a time
                 self._translate(work)
 
     def _next(self) -> list[Item] | tuple[Callable[[], Any], Future] | _Step | object | None:

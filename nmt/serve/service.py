@@ -156,8 +156,8 @@ class TranslationService:
         return self.batcher.ready.is_set() and self.batcher.accepting
 
     def start(self) -> None:
-        """Start the worker; it warms the model up (one translation, one attending, one attention map) before
-        `ready`."""
+        """Start the worker; it warms the model up (one translation, one attending, one attention map, a continuous
+        search that a second sentence joins) before `ready`."""
         self.batcher.start(self._warm_up)
 
     def _warm_up(self) -> None:
@@ -167,6 +167,13 @@ class TranslationService:
         if isinstance(self.translator.engine, TorchEngine) and nbest[0]:
             self._translate_attending([ids], self.cfg.decode)
             self._attention(ids, nbest[0][0], -1)
+        search = self.batcher.continuous(self.cfg.decode) if self.batcher.continuous is not None else None
+        if search is not None:  # two sentences, the second joining the first's search
+            search.add([ids], [0])
+            search.step()
+            search.add([ids], [1])
+            while search.sentences:
+                search.step()
 
     def _translate_attending(
         self, srcs: list[list[int]], decode: DecodeConfig

@@ -101,10 +101,10 @@ class TorchEngine:
     def continuous(self, cfg: DecodeConfig) -> ContinuousSearch | None:
         """A search that sentences join between steps (continuous batching), at `cfg.precision`; None for settings it
         does not take (`nmt.decode.continuous.supports`) and for ensembles."""
-        model = self._model(cfg.precision)
-        if not supports(cfg) or not isinstance(model, Transformer):
+        if not supports(cfg):
             return None
-        return ContinuousSearch(model, cfg, self.special_ids, self.device)
+        model = self._model(cfg.precision)
+        return ContinuousSearch(model, cfg, self.special_ids, self.device) if isinstance(model, Transformer) else None
 
     def _model(self, precision: str) -> Transformer | Ensemble:
         """The network at `precision`, made on first use."""

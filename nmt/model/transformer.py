@@ -101,10 +101,11 @@ class DecoderCache:
             raise ValueError(f"sources with {group} rows each cannot join a cache of {rows} rows.")
         width = max(self.src_pad_mask.size(1), src_pad_mask.size(1))
         self.cross_kv = [
-            torch.cat([_pad_keys(old, width), _pad_keys(new, width)], 1)
+            torch.cat([_widen_memory(old, width), _widen_memory(new, width)], 1)
             for old, new in zip(self.cross_kv, cross_kv, strict=True)
         ]
-        self.src_pad_mask = torch.cat([_pad_keys(self.src_pad_mask, width), _pad_keys(src_pad_mask, width)])
+        masks = (self.src_pad_mask, src_pad_mask)
+        self.src_pad_mask = torch.cat([F.pad(mask, (0, width - mask.size(1)), value=True) for mask in masks])
         starts = self.starts if self.starts is not None else self.src_pad_mask.new_zeros(rows, dtype=torch.long)
         capacity = self.self_kv[0].shape[1], self.self_kv[0].shape[3]  # rows, positions
         if rows + added > capacity[0] or self.length + room > capacity[1]:
@@ -127,13 +128,9 @@ class DecoderCache:
         self.self_kv, self.spare, self.length = buffers, [torch.empty_like(kv) for kv in buffers], kept
 
 
-def _pad_keys(x: Tensor, width: int) -> Tensor:
-    """Source-side tensors padded to `width` positions: memory [2,N,H,S,D/H] with zeros, a mask [N,S] with True."""
-    if x.size(-1 if x.dtype == torch.bool else -2) == width:
-        return x
-    if x.dtype == torch.bool:
-        return F.pad(x, (0, width - x.size(1)), value=True)
-    return F.pad(x, (0, 0, 0, width - x.size(3)))
+def _widen_memory(kv: Tensor, width: int) -> Tensor:
+    """Projected memory [2,N,H,S,D/H] padded with zeros to `width` source positions (masked as padding)."""
+    return kv if kv.size(3) == width else F.pad(kv, (0, 0, 0, width - kv.size(3)))
 
 
 @dataclass

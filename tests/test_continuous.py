@@ -128,6 +128,27 @@ def test_joining_rows_never_see_keys_written_before_they_joined():
         torch.testing.assert_close(model.decode_step(torch.tensor([9]), cache), expected[2], atol=1e-5, rtol=0)
 
 
+def test_growing_rows_keeps_the_room_of_the_running_rows():
+    """A short sentence joining a cache full in rows makes new buffers; the long sentence running there keeps the
+    positions it was given (a regrowth sized for the joiner's room alone ran out of positions mid-sentence)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=0.0, max_positions=120)
+    model = Transformer(cfg, 20, 20, 0).eval()
+    src = torch.randint(4, 20, (2, 6))
+    pad = src.eq(0)
+    tokens = torch.randint(4, 20, (100,)).tolist()
+    with torch.inference_mode():
+        memory = model.encode(src, pad)
+        alone = model.start_decoding(memory[:1], pad[:1], 100)
+        expected = [model.decode_step(torch.tensor([t]), alone) for t in tokens]
+        cache = model.start_decoding(memory[:1], pad[:1], 100)  # rows for this sentence only
+        model.decode_step(torch.tensor([tokens[0]]), cache)
+        model.join_decoding(cache, memory[1:], pad[1:], group=1, room=3)  # grows rows; the joiner needs 3
+        for step, t in enumerate(tokens[1:], 1):
+            got = model.decode_step(torch.tensor([t, 5]), cache)[0]
+            torch.testing.assert_close(got, expected[step][0], atol=1e-5, rtol=0)
+
+
 def test_a_cache_refuses_sources_with_another_group_size():
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=0.0, max_positions=20)
@@ -147,3 +168,38 @@ def test_a_bfloat16_search_matches_the_bfloat16_batch_search(sources, one_thread
     found, _ = _stream(translator.engine.continuous(decode), ids[:12], [2, 0, 1])
     same = sum(found[i][0] == offline[i][0] for i in range(12))
     assert same >= 11, f"{same} of 12 bf16 translations equal the batch search's"
+
+
+@pytest.mark.parametrize(
+    "decode", [DecodeConfig(beam_size=3, n_best=2), DecodeConfig(beam_size=1)], ids=["beam", "greedy"]
+)
+def test_dropped_sentences_leave_and_the_others_keep_their_translation(sources, one_thread, decode):
+    """Sentences dropped mid-search (their requests given up) are never returned, while others join; the rest get
+    the batch search's translation, and so do sentences added after every running one was dropped."""
+    translator, ids = sources
+    offline = translator.engine.translate_ids(ids, decode)
+    search = translator.engine.continuous(decode)
+    found, dropped = {}, set()
+    search.add(ids[:12], list(range(12)))
+    for step in range(8):
+        if step % 2:
+            search.add(ids[12 + step : 14 + step], [12 + step, 13 + step])
+        found.update(search.step())
+        running = {step, 5 + step, 12 + step} - set(found) - dropped
+        search.drop(running | {99})  # 99 names no sentence
+        dropped |= running
+    assert dropped and search.sentences
+    while search.sentences:
+        found.update(search.step())
+    assert not dropped & set(found)
+    assert set(found) | dropped == set(range(21))  # the first 12, and 13 to 20 that joined
+    for tag, (hyps, scores) in found.items():
+        assert hyps == offline[tag][0], tag
+        assert scores == pytest.approx(offline[tag][1], abs=1e-4)
+
+    search.add(ids[24:30], list(range(24, 30)))
+    search.step()
+    search.drop(set(range(24, 30)))  # every running sentence: the search is empty, and starts afresh
+    assert search.sentences == 0 and search.cache is None
+    again, _ = _stream(search, ids[30:], [2, 0, 1])
+    assert [again[i][0] for i in sorted(again)] == [hyps for hyps, _ in offline[30:]]

@@ -429,6 +429,15 @@ def test_one_json_log_line_per_request(server, caplog):
 
 def test_serve_config_rules(model_path):
     with pytest.raises(ConfigError) as err:
-        check(ServeConfig(ckpt="m.pt", max_alternatives=8, max_beam_size=8, decode=DecodeConfig(sampling=True)))
+        check(
+            ServeConfig(
+                ckpt="m.pt",
+                max_alternatives=8,
+                max_beam_size=8,
+                decode=DecodeConfig(sampling=True),
+                switch_interval_ms=0,
+            )
+        )
     assert "`max_alternatives` must be in [0, `max_beam_size`) (8)" in str(err.value)
+    assert "`switch_interval_ms` must be > 0, but is 0 instead." in str(err.value)
     assert "`decode.sampling` must be false for nmt-serve" in str(err.value)

@@ -330,6 +330,7 @@ class FakeSearch:
     def __init__(self, step_seconds: float = 0.0) -> None:
         self.running: dict = {}  # tag -> [source, steps left]
         self.steps: list[list[list[int]]] = []
+        self.dropped: list = []  # the sources dropped, in order
         self.step_seconds, self.fail_at = step_seconds, -1
 
     @property
@@ -343,6 +344,11 @@ class FakeSearch:
     def add(self, srcs, tags) -> None:
         for src, tag in zip(srcs, tags, strict=True):
             self.running[tag] = [list(src), len(src)]
+
+    def drop(self, tags) -> None:
+        for tag in tags:
+            if tag in self.running:
+                self.dropped.append(self.running.pop(tag)[0])
 
     def step(self):
         if len(self.steps) == self.fail_at:
@@ -421,6 +427,34 @@ def test_a_failing_search_fails_its_requests_and_the_worker_goes_on():
         with pytest.raises(RuntimeError, match="out of memory"):
             future.result(5)
     assert batcher.submit([[3, 4]], DECODE, LATER).result(5) == [([[4, 3]], [2.0])]  # the worker goes on
+
+
+@pytest.mark.parametrize("give_up", [True, False])
+def test_a_request_given_up_leaves_the_running_search(give_up):
+    """A cancelled request's sentences are dropped before the next step, the others go on; one not given up runs
+    to its end."""
+    search = FakeSearch(step_seconds=0.01)
+    batcher = _continuous(search, max_wait=0.0)
+    first, second = batcher.submit([[5] * 30], DECODE, LATER), batcher.submit([[6] * 40], DECODE, LATER)
+    time.sleep(0.05)  # both are running
+    if give_up:
+        batcher.cancel(first)
+    assert second.result(5) == [([[6] * 40], [40.0])]
+    assert search.dropped == ([[5] * 30] if give_up else [])
+    assert first.cancelled() is give_up
+    assert (first.result(5) if not give_up else None) in ([([[5] * 30], [30.0])], None)
+    assert (sum([5] * 30 in step for step in search.steps) < 30) is give_up  # steps it was in
+
+
+def test_a_search_whose_every_sentence_was_given_up_ends_without_a_step():
+    search, stats = FakeSearch(step_seconds=0.01), []
+    batcher = _continuous(search, max_wait=0.0, on_batch=stats.append)
+    lone = batcher.submit([[5] * 30], DECODE, LATER)
+    time.sleep(0.05)  # running
+    batcher.cancel(lone)
+    assert batcher.submit([[1, 2]], DECODE, LATER).result(5) == [([[2, 1]], [2.0])]  # a new search
+    assert search.dropped == [[5] * 30]
+    assert [] not in search.steps and all(batch.sentences > 0 for batch in stats)
 
 
 def test_drain_answers_the_sentences_still_running_at_the_deadline():

@@ -337,6 +337,8 @@ def _serve_problems(cfg: ServeConfig) -> list[str]:
     for key in ("max_queue_tokens", "max_body_bytes", "max_chars", "max_lines", "max_beam_size"):
         if getattr(cfg, key) < 1:
             out.append(f"`{key}` must be >= 1, but is {getattr(cfg, key)} instead.")
+    if cfg.switch_interval_ms <= 0:
+        out.append(f"`switch_interval_ms` must be > 0, but is {cfg.switch_interval_ms} instead.")
     for key in ("max_wait_ms", "request_timeout", "shutdown_grace", "keep_alive"):
         if getattr(cfg, key) < 0:
             out.append(f"`{key}` must be >= 0, but is {getattr(cfg, key)} instead.")

@@ -9,6 +9,8 @@ first step, where the K - 1 beside BOS score -inf (so the first step's candidate
 own positions and hides the keys written before. A sentence's output is `beam_search`'s up to float rounding,
 which a batch's composition can change anyway (the search is batch-invariant up to rounding, not bit for bit).
 
+Sentences whose requests were given up leave at once with `drop`.
+
 Not here: sampling, constraints, n-gram blocking, the search's attention and ensembles; `supports` says which
 settings this search takes, and the others go through the batch searches.
 """
@@ -155,6 +157,24 @@ class ContinuousSearch:
         self.running = joined if self.running is None else self.running.cat(joined)
         self._steps += [0] * n
         self._max_len += lengths
+
+    @torch.inference_mode()
+    def drop(self, tags: set[Hashable]) -> None:
+        """Stop translating the running sentences named in `tags` (their requests were given up); the others go on
+        as before. Tags of no running sentence are ignored."""
+        run, cache = self.running, self.cache
+        if run is None or cache is None or not tags.intersection(run.tags):
+            return
+        kept = [i for i, tag in enumerate(run.tags) if tag not in tags]
+        if not kept:
+            self.running, self.cache, self._steps, self._max_len = None, None, [], []
+            return
+        k = self.cfg.beam_size
+        keep = torch.tensor(kept, device=self.device)
+        cache.reorder_((keep.unsqueeze(1) * k + torch.arange(k, device=self.device)).view(-1), keep)
+        self.running = run.select(keep, kept)
+        self._steps = [self._steps[i] for i in kept]
+        self._max_len = [self._max_len[i] for i in kept]
 
     @torch.inference_mode()
     def step(self) -> list[tuple[Hashable, NBest]]:

@@ -111,7 +111,8 @@ class DecoderCache:
         if rows + added > capacity[0] or self.length + room > capacity[1]:
             unused = int(starts.min()) if rows else self.length  # positions before every row's start
             grown = capacity[0] if rows + added <= capacity[0] else max(rows + added, capacity[0] * 3 // 2)
-            self._reallocate(grown, unused, room + JOIN_SLACK)
+            # Room past the current position for the new rows and for the old ones, whose need reaches the old end.
+            self._reallocate(grown, unused, max(room, capacity[1] - self.length) + JOIN_SLACK)
             starts = starts - unused
         for kv in self.self_kv:
             kv[:, rows : rows + added, :, : self.length] = 0  # hidden from the new rows, but read (weight 0): no NaN

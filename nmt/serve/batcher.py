@@ -18,8 +18,8 @@ end before the next one starts: its search goes on step by step, and between two
 sentences with the same settings that fit the token budget beside the running ones (no waiting: the steps batch
 them), and hands each sentence's answer to its request as soon as that sentence ends. So a request that arrives
 while others are being translated starts at the next step, not after the whole batch. Queued sentences with other
-settings run as ordinary batches between two steps once due. A request given up while its sentences run in the
-search has them finish there, unanswered.
+settings run as ordinary batches between two steps once due. A request given up (deadline passed, client gone)
+while its sentences run in the search has them dropped from it before the next step.
 
 When the queue runs empty after a batch, the worker calls `on_idle` (the server hands the memory its batches freed
 back to the system there, so that a burst's largest batch does not stay resident).
@@ -63,6 +63,8 @@ class Search(Protocol):
     def width(self) -> int: ...  # the longest running source, in tokens (EOS included)
 
     def add(self, srcs: list[list[int]], tags: list[Hashable]) -> None: ...
+
+    def drop(self, tags: set[Hashable]) -> None: ...
 
     def step(self) -> list[tuple[Hashable, NBest]]: ...
 
@@ -339,16 +341,23 @@ class Batcher:
         return True
 
     def _step(self, joining: list[Item]) -> None:
-        """Add `joining` to the running search, advance it one step, and answer the sentences that ended."""
+        """Drop the sentences of given-up requests from the running search, add `joining`, advance it one step, and
+        answer the sentences that ended."""
         assert self._search is not None
         search = self._search[1]
         started = time.perf_counter()
+        joining = [item for item in joining if not item.job.done]
         try:
+            given_up = {tag for tag, item in self._searching.items() if item.job.done}
+            if given_up:
+                search.drop(given_up)
+                for tag in given_up:
+                    del self._searching[tag]
             tags = [id(item) for item in joining]
             search.add([item.job.srcs[item.index] for item in joining], tags)
             self._searching.update(zip(tags, joining, strict=True))
             running, width = search.sentences, search.width
-            ended = search.step()
+            ended = search.step() if running else []
         except Exception as err:  # noqa: BLE001 - a failed search fails its requests, not the worker
             for item in [*joining, *self._searching.values()]:
                 self._finish(item.job, err)
@@ -357,7 +366,7 @@ class Batcher:
         seconds = time.perf_counter() - started
         done = [self._searching.pop(tag) for tag, _ in ended]
         self._measure(sum(item.tokens for item in done), seconds)
-        if self.on_batch is not None:  # before the answers, as for a batch
+        if self.on_batch is not None and running:  # before the answers, as for a batch
             self.on_batch(BatchStats(running, running * width, seconds, finished=len(ended)))
         for item, (_, nbest) in zip(done, ended, strict=True):
             item.answer(nbest, None)

@@ -91,6 +91,7 @@ def uvicorn_config(app: Starlette, cfg: ServeConfig) -> uvicorn.Config:
 def serve(cfg: ServeConfig) -> None:
     """Load the model and serve it until SIGTERM or Ctrl-C."""
     setup_logging()
+    sys.setswitchinterval(cfg.switch_interval_ms / 1000)
     state = load_state(cfg)
     source, target = (lang["code"] for lang in state.languages)
     print(f"nmt-serve: {source}->{target} from {cfg.ckpt} on http://{cfg.host}:{cfg.port}", file=sys.stderr)

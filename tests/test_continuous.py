@@ -61,13 +61,13 @@ def test_joining_sentences_get_the_batch_search_translation(sources, one_thread,
 
 def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
     """Sentences joining at every step for longer than any output: the cache drops the positions no row uses
-    any more instead of growing with the stream."""
+    any more instead of growing with the stream, and its memories are as wide as the longest running source."""
     translator, ids = sources
     decode = DecodeConfig(beam_size=2)
     many = ids * 4
     offline = translator.engine.translate_ids(many, decode)
     search = translator.engine.continuous(decode)
-    lengths, capacity, rows = [], [], []
+    lengths, capacity, rows, widths = [], [], [], []
     found, steps = {}, 0
     for start in range(len(many)):
         search.add([many[start]], [start])
@@ -76,11 +76,14 @@ def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
             lengths.append(search.cache.length)
             capacity.append(search.cache.self_kv[0].shape[1])  # rows the buffers hold
             rows.append(search.cache.rows)
+            widths.append((search.cache.src_pad_mask.size(1), search.width))
         steps += 1
     while search.sentences:
         found.update(search.step())
     assert max(lengths) < steps // 2, f"the cache grew with the stream: {lengths}"
     assert max(capacity) <= 2 * max(rows), f"the buffers grew past the rows they held: {capacity} for {rows}"
+    assert all(memory == running for memory, running in widths), widths
+    assert len({running for _, running in widths}) > 1  # the longest running source changed
     assert all(found[i][0] == offline[i][0] for i in range(len(many)))
 
 

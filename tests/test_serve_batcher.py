@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, ThreadPoolExecutor, wait
 
 import pytest
 
@@ -17,6 +17,7 @@ pytest.importorskip("starlette", reason="nmt-serve needs the `serve` extra: pip 
 
 from nmt.config import DataConfig, DecodeConfig  # noqa: E402
 from nmt.data.sources import get_corpus  # noqa: E402
+from nmt.decode.continuous import ContinuousSearch  # noqa: E402
 from nmt.decode.translator import Translator  # noqa: E402
 from nmt.serve.batcher import Batcher  # noqa: E402
 from nmt.serve.jobs import DeadlineExceeded, QueueFull, ShuttingDown  # noqa: E402
@@ -512,3 +513,48 @@ def test_concurrent_requests_get_their_offline_translation(model_path, sentences
         for i, (hyps, scores) in zip(request, nbests, strict=True):
             assert [translator.tokenizer.decode_tgt(h) for h in hyps] == offline[i].texts, sentences[i]
             assert scores == pytest.approx(offline[i].scores, abs=1e-4)
+
+
+def test_requests_given_up_mid_search_leave_the_others_their_offline_translation(
+    model_path, sentences, one_thread, monkeypatch
+):
+    """Every fourth request is given up after the search's first step: its sentence leaves the real search
+    (`ContinuousSearch.drop`) and the others, which go on beside it and beside those that join, get their offline
+    translation."""
+    decode = DecodeConfig(beam_size=3)
+    translator = Translator.from_checkpoint(model_path, decode, device="cpu")
+    offline = translator.translate(sentences)
+    dropped: list = []
+    drop = ContinuousSearch.drop
+
+    def spy(search, tags):
+        dropped.extend(tag for tag in tags if search.running is not None and tag in search.running.tags)
+        drop(search, tags)
+
+    monkeypatch.setattr(ContinuousSearch, "drop", spy)
+    futures: list = []
+
+    def give_up_after_the_first_step(stats):
+        if len(futures) == len(sentences) and not futures[1].done():
+            for future in futures[1::4]:
+                batcher.cancel(future)
+
+    batcher = _batcher(
+        translator.engine.translate_ids,
+        max_tokens=300,  # a first batch of about half the sentences; the rest join as they leave
+        max_wait=0.0,
+        max_queue_tokens=10**6,
+        on_batch=give_up_after_the_first_step,
+        continuous=translator.engine.continuous,
+    )
+    release = _hold(batcher)
+    futures.extend(batcher.submit([src], decode, LATER) for src in translator.tokenizer.encode_src(sentences))
+    release.set()
+    for i, future in enumerate(futures):
+        if i % 4 == 1:
+            with pytest.raises(CancelledError):
+                future.result(60)
+        else:
+            [(hyps, scores)] = future.result(60)
+            assert [translator.tokenizer.decode_tgt(h) for h in hyps] == offline[i].texts, sentences[i]
+    assert dropped, "no request was given up while its sentence ran in the search"

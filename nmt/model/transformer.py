@@ -62,7 +62,8 @@ class DecoderCache:
         """Keep decoder rows `rows` [R'] in that order (beam reordering, dropping rows), in place.
 
         Where rows start at different positions (`starts`), the positions before every kept row's start are
-        dropped on the way (the copy happens anyway), so the buffers hold no more than the oldest row needs.
+        dropped on the way (the copy happens anyway), so the buffers hold no more than the oldest row needs, and the
+        memories are cut to the longest kept source.
 
         Args:
             rows: indices into the current R rows; at most as many as `start_decoding` allocated,
@@ -83,8 +84,13 @@ class DecoderCache:
         if self.cross_attn is not None:
             self.cross_attn = self.cross_attn.index_select(0, rows)
         if sources is not None:
-            self.cross_kv = [kv.index_select(1, sources) for kv in self.cross_kv]
-            self.src_pad_mask = self.src_pad_mask.index_select(0, sources)
+            mask = self.src_pad_mask.index_select(0, sources)
+            # Where sources joined (`starts`), the memories stay padded to the longest source that ever joined:
+            # cut them to the longest kept one (sources are padded at the end). Not otherwise, where the width
+            # is the batch's and the search's attention keeps its shape.
+            width = int(mask.logical_not().sum(1).max()) if self.starts is not None and n else mask.size(1)
+            self.cross_kv = [kv[:, :, :, :width].index_select(1, sources) for kv in self.cross_kv]
+            self.src_pad_mask = mask[:, :width]
 
     def join_(self, cross_kv: list[Tensor], src_pad_mask: Tensor, group: int, room: int) -> None:
         """Add N' sources, G = `group` rows each, that start at the current position (continuous batching).

@@ -9,6 +9,7 @@ exactly 20 updates on any machine.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import warnings
 from pathlib import Path
 
@@ -181,6 +182,18 @@ def test_model_pt_is_the_average_of_the_last_kept_checkpoints_as_nmt_average_wri
     assert not all(torch.equal(best[k], v) for k, v in load_checkpoint(result.model_path).state_dict.items())
 
 
+def test_model_pt_averages_only_the_checkpoints_this_run_kept(timed, tmp_path, spm_cache) -> None:
+    """A directory used before holds later steps of another run: model.pt must not average them."""
+    cfg, _, _ = timed["full"]
+    stale = tmp_path / "checkpoints"
+    stale.mkdir()
+    shutil.copy(Path(cfg.run_dir, "checkpoints", "step000005.ckpt"), stale / "step000099.ckpt")
+    _, result, _ = timed_run(tmp_path, spm_cache)
+    names = [Path(p).name for p in result.averaged]
+    assert names == ["step000010.ckpt", "step000015.ckpt", "step000020.ckpt"]
+    assert (stale / "step000099.ckpt").is_file()  # left alone, and not averaged
+
+
 # --- resuming ------------------------------------------------------------------------------------------------------
 
 
@@ -223,6 +236,9 @@ def test_a_spent_budget_is_refused_on_resume_before_any_work(timed, spm_cache, c
         ),
         pytest.param({"ema_start_fraction": 0.2}, r"`ema_start_fraction` must be .* `ema_decay` > 0", id="no-ema"),
         pytest.param(
+            {"early_stopping_patience": 3}, r"`early_stopping_patience` must be 0 .* but is 3", id="early-stopping"
+        ),
+        pytest.param(
             {"keep_last": 2, "average_last": 3}, r"`average_last` must be in \[0, `keep_last`\] \(2\)", id="keep"
         ),
         pytest.param(
@@ -252,5 +268,6 @@ def test_settings_of_a_schedule_by_time_are_refused_with_steps() -> None:
     with pytest.raises(ConfigError, match=r"`ema_start_fraction` must be .* and `optim.schedule_by=time`"):
         check(TrainConfig(ema_decay=0.999, ema_start_fraction=0.1))
     check(TrainConfig(keep_last=3, average_last=3))  # averaging needs no time budget
+    check(TrainConfig(early_stopping_patience=3))  # early stopping needs a schedule by steps
     linear = TrainConfig(optim=OptimConfig(schedule="linear", schedule_by="time"))
     check(dataclasses.replace(linear, trainer=TrainerConfig(max_time="00:02:00:00")))  # no max_steps needed

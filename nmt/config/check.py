@@ -256,7 +256,8 @@ def _guided_alignment_problems(cfg: TrainConfig) -> list[str]:
 
 
 def _time_budget_problems(cfg: TrainConfig) -> list[str]:
-    """A schedule by time needs a budget, and takes its EMA start as a share of it (`ema_start` counts updates)."""
+    """A schedule by time needs a budget, which alone ends the run, and takes its EMA start as a share of it
+    (`ema_start` counts updates)."""
     out = []
     by_time = cfg.optim.schedule_by == "time"
     max_time = cfg.trainer.max_time
@@ -274,6 +275,11 @@ def _time_budget_problems(cfg: TrainConfig) -> list[str]:
         out.append(
             f"`ema_start` counts updates: with `optim.schedule_by=time` set `ema_start_fraction` instead, but "
             f"ema_start is {cfg.ema_start}."
+        )
+    if by_time and cfg.early_stopping_patience:
+        out.append(
+            "`early_stopping_patience` must be 0 with `optim.schedule_by=time` (the budget alone ends the run, with "
+            f"the learning rate at 0), but is {cfg.early_stopping_patience} instead."
         )
     return out
 

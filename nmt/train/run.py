@@ -23,7 +23,7 @@ from lightning.pytorch.plugins import MixedPrecision
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from nmt.atomic import atomic_write_bytes, remove_stale_temporaries
-from nmt.average import average_checkpoints, kept_checkpoints
+from nmt.average import average_checkpoints
 from nmt.checkpoint import (
     export_checkpoint,
     load_checkpoint,
@@ -319,6 +319,7 @@ def _fit(
     if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights, once begun
         start_reached = None if budget is None else functools.partial(budget.reached, cfg.ema_start_fraction)
         callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start, start_reached))
+    latest = None
     if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)
         latest = ModelCheckpoint(
             dirpath=checkpoint_dir,
@@ -340,7 +341,7 @@ def _fit(
     model_path = Path(cfg.run_dir) / "model.pt"
     averaged: list[Path] = []
     if trainer.is_global_zero and Path(best).is_file():
-        averaged = write_average(cfg.run_dir, cfg.average_last, model_path) if cfg.average_last else []
+        averaged = write_average(kept_by(latest), cfg.average_last, model_path) if cfg.average_last else []
         if not averaged:
             export_checkpoint(best, model_path)
         save_tokenizer(data.tokenizer.to_bytes(), Path(cfg.run_dir) / "tokenizer")
@@ -350,11 +351,21 @@ def _fit(
     return TrainResult(best, bleu, str(model_path), steps, speed, [str(p) for p in averaged])
 
 
-def write_average(run_dir: str, n: int, model_path: Path) -> list[Path]:
-    """Write the average of the run's `n` latest kept checkpoints (`keep_last`) to `model_path`, say which, and
-    return them: fewer when the run kept fewer (a budget too short for `n` validations), none when it kept none
-    (then nothing is written). What it did is printed in the run's log."""
-    kept = kept_checkpoints(run_dir)[-n:]
+def kept_by(latest: ModelCheckpoint | None) -> list[Path]:
+    """The checkpoints `keep_last` kept in this run (its resumes included), oldest first: the callback's own list,
+    never other files of the directory (a run resumed from an older checkpoint, or started again in the same
+    directory, leaves later steps of the run before it there)."""
+    if latest is None:
+        return []
+    kept = sorted(latest.best_k_models.items(), key=lambda item: float(item[1]))  # monitored: the step
+    return [Path(path) for path, _ in kept if Path(path).is_file()]
+
+
+def write_average(kept: list[Path], n: int, model_path: Path) -> list[Path]:
+    """Write the average of the `n` latest of the `kept` checkpoints (oldest first) to `model_path`, say which,
+    and return them: fewer when the run kept fewer (a budget too short for `n` validations), none when it kept
+    none (then nothing is written). What it did is printed in the run's log."""
+    kept = kept[-n:]
     if not kept:
         print("model.pt: the best checkpoint; the run kept no checkpoints of its latest validations to average")
         return []

@@ -90,3 +90,32 @@ def test_nmt_train_exits_with_the_code_of_a_process_ended_by_sigterm(monkeypatch
         train_command.run(train_config(tmp_path, tmp_path, RUN))
     assert exit_.value.code == PREEMPTED_EXIT_CODE == 143
     assert "stopped by a signal at step 5" in capsys.readouterr().err
+
+
+class SignalInValidation(L.Callback):
+    """Send SIGTERM during the first batch of the validation after update `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *_: object) -> None:
+        if trainer.global_step == self.step and not trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_during_validation_keeps_the_raw_weights_and_the_average_apart(tmp_path, spm_cache) -> None:
+    """With an EMA of the weights, validation runs on the average swapped into the model: a checkpoint written
+    when a signal stops it there must still hold the average as its weights and the raw weights as the state to
+    train from, so that the resumed run ends as a run never stopped."""
+    ema = ["ema_decay=0.5"]
+    cfg = train_config(tmp_path / "full", spm_cache, [*RUN, *ema])
+    train(cfg)
+    stopped = train_config(tmp_path / "stopped", spm_cache, [*RUN, *ema])
+    with pytest.raises(Preempted, match="at step 10"):
+        train(stopped, callbacks=[SignalInValidation(10)])
+    train(dataclasses.replace(stopped, resume="last"))
+    full, resumed = (read_raw(Path(c.run_dir, "checkpoints", "last.ckpt")) for c in (cfg, stopped))
+    assert full["global_step"] == resumed["global_step"] == 16
+    for key in ("state_dict", "current_model_state"):  # the average, and the raw weights
+        different = [k for k in full[key] if not full[key][k].equal(resumed[key][k])]
+        assert not different, f"{key}: tensors differ: {different}"

@@ -31,6 +31,7 @@ class DelayedEMA(EMAWeightAveraging):
         # Lightning counts updates from 0: its step index s is the weights after update s + 1.
         super().__init__(decay=decay, update_starting_at_step=max(start - 1, 0))
         self._start_reached = start_reached
+        self._swapped = False  # the average is in the module for validation
 
     def _begun(self) -> bool:
         return average_begun(self)
@@ -43,14 +44,21 @@ class DelayedEMA(EMAWeightAveraging):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._begun():
             super().on_validation_epoch_start(trainer, pl_module)
+            self._swapped = True
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._begun():
+        if self._swapped:
             super().on_validation_epoch_end(trainer, pl_module)
+            self._swapped = False
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._begun():
             super().on_save_checkpoint(trainer, pl_module, checkpoint)
+            if self._swapped:  # mid-validation (a signal stopped it): the module holds the average, not the raw weights
+                checkpoint["state_dict"], checkpoint["current_model_state"] = (
+                    checkpoint["current_model_state"],
+                    checkpoint["state_dict"],
+                )
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if "averaging_state" in checkpoint:  # saved once the average had begun; before, there is none to load

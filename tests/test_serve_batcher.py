@@ -213,6 +213,19 @@ def test_a_failing_on_idle_is_logged_and_the_worker_goes_on(caplog):
     assert sum("on_idle failed" in r.message for r in caplog.records) == 2
 
 
+@pytest.mark.parametrize("continuous", [False, True], ids=["batches", "continuous"])
+def test_a_failing_on_batch_is_logged_and_every_sentence_answered(caplog, continuous):
+    def fail(stats) -> None:
+        raise RuntimeError("metrics are down")
+
+    settings = {"max_wait": 0.001, "on_batch": fail}
+    batcher = _continuous(FakeSearch(), **settings) if continuous else _batcher(FakeEngine(), **settings)
+    with caplog.at_level("ERROR", logger="nmt.serve"):
+        for value in (1, 2):  # the second after the first's failure: the worker is still there
+            assert batcher.submit([[value, 3]], DECODE, LATER).result(5) == [([[3, value]], [2.0])]
+    assert sum("on_batch failed" in r.message for r in caplog.records) >= 2
+
+
 def test_requests_with_other_search_settings_never_share_a_batch():
     engine = FakeEngine()
     batcher = _batcher(engine)

@@ -317,9 +317,8 @@ class Batcher:
             return
         seconds = time.perf_counter() - started
         self._measure(sum(item.tokens for item in batch), seconds)
-        if self.on_batch is not None:  # before the answers: a client that got one sees it in the metrics
-            tokens = len(batch) * max(item.tokens for item in batch)
-            self.on_batch(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
+        tokens = len(batch) * max(item.tokens for item in batch)
+        self._report(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
         for item, nbest, attn in zip(batch, nbests, attention, strict=True):
             item.answer(nbest, attn)
         self._idle_since = time.monotonic()
@@ -366,8 +365,8 @@ class Batcher:
         seconds = time.perf_counter() - started
         done = [self._searching.pop(tag) for tag, _ in ended]
         self._measure(sum(item.tokens for item in done), seconds)
-        if self.on_batch is not None and running:  # before the answers, as for a batch
-            self.on_batch(BatchStats(running, running * width, seconds, finished=len(ended)))
+        if running:
+            self._report(BatchStats(running, running * width, seconds, finished=len(ended)))
         for item, (_, nbest) in zip(done, ended, strict=True):
             item.answer(nbest, None)
         if not search.sentences:
@@ -388,6 +387,16 @@ class Batcher:
         rate = self._window[0] / self._window[1]
         self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate
         self._window = [0.0, 0.0]
+
+    def _report(self, stats: BatchStats) -> None:
+        """Hand a batch's (or step's) figures to `on_batch`, before its answers go out (a client that got one sees
+        it in the metrics); a failure is logged, never the end of the worker or of the batch's answers."""
+        if self.on_batch is None:
+            return
+        try:
+            self.on_batch(stats)
+        except Exception:  # noqa: BLE001 - the worker must go on serving
+            log.exception("on_batch failed; the worker goes on")
 
     def _run_on_idle(self) -> None:
         """Call `on_idle`; a failure is logged, never the end of the worker."""

@@ -36,37 +36,22 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from nmt.config import DecodeConfig
 from nmt.decode.engine import NBest
 from nmt.serve.jobs import Attention, BatchStats, Item, Job, QueueFull, ShuttingDown, decode_key, resolve
 from nmt.serve.queue import Key, SentenceQueue
+from nmt.serve.search import RunningSearch, Search
 
 log = logging.getLogger("nmt.serve")
 _IDLE = object()  # what `_next` returns when the queue has run empty after a batch
 
 TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
 RATE_WINDOW = 0.25  # seconds of the worker's work over which its rate is measured, for Retry-After
-
-
-class Search(Protocol):
-    """A search that sentences join between steps (`nmt.decode.continuous.ContinuousSearch`)."""
-
-    @property
-    def sentences(self) -> int: ...  # sentences running
-
-    @property
-    def width(self) -> int: ...  # the longest running source, in tokens (EOS included)
-
-    def add(self, srcs: list[list[int]], tags: list[Hashable]) -> None: ...
-
-    def drop(self, tags: set[Hashable]) -> None: ...
-
-    def step(self) -> list[tuple[Hashable, NBest]]: ...
 
 
 @dataclass
@@ -128,8 +113,7 @@ class Batcher:
         self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
         self.continuous = continuous if merge_requests else None
-        self._search: tuple[Key, Search] | None = None  # the running search's queue key, and the search
-        self._searching: dict[int, Item] = {}  # the sentences in the running search, by tag
+        self._search: RunningSearch | None = None
         self._window = [0.0, 0.0]  # tokens translated and seconds spent since the rate was last updated
         self.ready = threading.Event()  # set once the warm-up has run
         self._thread: threading.Thread | None = None
@@ -263,10 +247,9 @@ class Batcher:
                 if self._calls:
                     return self._calls.popleft()
                 self._queue.drop_finished()
-                if self._search is not None:  # other settings' due batches go between two steps
-                    batch, _ = self._take(now, besides=self._search[0])
-                    key, search = self._search
-                    return batch or _Step(self._queue.joining(key, search.sentences, search.width, now))
+                if (running := self._search) is not None:  # other settings' due batches go between two steps
+                    batch, _ = self._take(now, besides=running.key)
+                    return batch or _Step(self._queue.joining(running.key, running.sentences, running.width, now))
                 if not self._accepting and not self._queue:
                     return None
                 batch, wait = self._take(now)
@@ -293,10 +276,10 @@ class Batcher:
 
     def _refuse_everything(self) -> None:
         """At the drain deadline: answer every queued or running request and call with `ShuttingDown`."""
-        for item in self._queue.clear() + list(self._searching.values()):
+        running = [] if self._search is None else list(self._search.items.values())
+        for item in self._queue.clear() + running:
             self._finish(item.job, ShuttingDown("the server shut down before this request was translated."))
         self._search = None  # a running search's state goes with it
-        self._searching.clear()
         while self._calls:
             _, future = self._calls.popleft()
             resolve(future, exception=ShuttingDown("the server shut down before this request was finished."))
@@ -335,47 +318,34 @@ class Batcher:
             return True
         if search is None:
             return False
-        self._search = ((*decode_key(batch[0].job.decode), False), search)  # with its queue's `Key`
+        self._search = RunningSearch((*decode_key(batch[0].job.decode), False), search)  # its queue's `Key`
         self._step(batch)
         return True
 
     def _step(self, joining: list[Item]) -> None:
-        """Drop the sentences of given-up requests from the running search, add `joining`, advance it one step, and
-        answer the sentences that ended."""
+        """Advance the running search one step (`RunningSearch.step`) and answer the sentences that ended."""
         assert self._search is not None
-        search = self._search[1]
+        running = self._search
         started = time.perf_counter()
-        joining = [item for item in joining if not item.job.done]
         try:
-            given_up = {tag for tag, item in self._searching.items() if item.job.done}
-            if given_up:
-                search.drop(given_up)
-                for tag in given_up:
-                    del self._searching[tag]
-            tags = [id(item) for item in joining]
-            search.add([item.job.srcs[item.index] for item in joining], tags)
-            self._searching.update(zip(tags, joining, strict=True))
-            running, width = search.sentences, search.width
-            ended = search.step() if running else []
+            ended, sentences, width = running.step(joining)
         except Exception as err:  # noqa: BLE001 - a failed search fails its requests, not the worker
-            for item in [*joining, *self._searching.values()]:
+            for item in [*joining, *running.items.values()]:
                 self._finish(item.job, err)
             self._end_search()
             return
         seconds = time.perf_counter() - started
-        done = [self._searching.pop(tag) for tag, _ in ended]
-        self._measure(sum(item.tokens for item in done), seconds)
-        if running:
-            self._report(BatchStats(running, running * width, seconds, finished=len(ended)))
-        for item, (_, nbest) in zip(done, ended, strict=True):
+        self._measure(sum(item.tokens for item, _ in ended), seconds)
+        if sentences:
+            self._report(BatchStats(sentences, sentences * width, seconds, finished=len(ended)))
+        for item, nbest in ended:
             item.answer(nbest, None)
-        if not search.sentences:
+        if not running.sentences:
             self._end_search()
 
     def _end_search(self) -> None:
         """The running search has no sentence left (or failed, its state dropped): back to waiting for batches."""
         self._search = None
-        self._searching.clear()
         self._idle_since = time.monotonic()
 
     def _measure(self, tokens: int, seconds: float) -> None:

@@ -17,12 +17,14 @@ from conftest import train_config
 from train_helpers import DDP_COMMON, DDP_DROPOUT, launch_two_ranks
 
 from nmt.checkpoint import CheckpointError, read_raw
+from nmt.config.groups import TrainerConfig
 from nmt.data.batching import collate
 from nmt.data.prepare import load_training_data, prepare_corpus
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.train.datamodule import TranslationDataModule
 from nmt.train.loss import label_smoothed_nll
 from nmt.train.optim import build_optimizer
+from nmt.train.resume import processes
 from nmt.train.run import build_module, train
 
 POISON_STEP = 3  # rank 1's loss is NaN in the 4th update
@@ -132,6 +134,14 @@ def test_a_two_rank_checkpoint_is_refused_by_one_process_in_one_line(runs, tmp_p
     cfg = train_config(tmp_path, runs["cache"], overrides)
     with pytest.raises(CheckpointError, match=r"trained by 2 process\(es\), but this run has 1"):
         train(cfg)
+
+
+def test_the_processes_of_a_run_count_every_visible_gpu_for_devices_minus_one(monkeypatch) -> None:
+    """`trainer=ddp` sets devices=-1 (every GPU): a resume must compare the checkpoint with the real count."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert processes(TrainerConfig(accelerator="gpu", devices=-1, num_nodes=2)) == 8
+    assert processes(TrainerConfig(accelerator="gpu", devices=2, num_nodes=3)) == 6
+    assert processes(TrainerConfig()) == 1
 
 
 def test_validation_is_split_across_ranks_and_scores_as_one_process(runs) -> None:

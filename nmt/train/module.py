@@ -317,8 +317,10 @@ class TranslationModule(L.LightningModule):
         rng = states[self.global_rank] if isinstance(states, list) else states
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        # Lightning loads the checkpoint before it moves the module to its device: restore to the device it trains on.
+        device = self.trainer.strategy.root_device
+        if "cuda" in rng and device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], device)
 
 
 def gather_objects(local: Any) -> list[Any]:

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nmt.checkpoint import CheckpointError, check_training_checkpoint, from_raw, read_raw
 from nmt.config import ConfigError, DataConfig, ModelConfig, TokenizerConfig, TrainConfig
+from nmt.config.groups import TrainerConfig
 from nmt.config.options import fields_with_role
 from nmt.data.tokenizer import Tokenizer
 from nmt.train.budget import max_time_seconds
@@ -47,7 +50,7 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
     if cfg.data.prepared is None:  # a prepared directory is checked against the checkpoint's tokenizer itself
         check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
     check_same_model(ckpt.model_config, cfg.model, path)
-    check_same_world_size(raw, cfg.trainer.devices * cfg.trainer.num_nodes, path)
+    check_same_world_size(raw, processes(cfg.trainer), path)
     seconds = _train_seconds(raw, by_time=cfg.optim.schedule_by == "time")
     state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), seconds)
     check_time_budget(state, cfg.trainer.max_time)
@@ -83,6 +86,12 @@ def check_same_model(stored: ModelConfig, model: ModelConfig, path: str) -> None
     ]
     if changed:
         raise CheckpointError(f"checkpoint {path} has a different model: {'; '.join(changed)}.")
+
+
+def processes(trainer: TrainerConfig) -> int:
+    """The processes a run starts: devices per node (-1: every visible GPU, as Lightning reads it) times nodes."""
+    devices = torch.cuda.device_count() if trainer.devices == -1 else trainer.devices
+    return devices * trainer.num_nodes
 
 
 def check_same_world_size(raw: dict[str, Any], world_size: int, path: str) -> None:

@@ -215,6 +215,8 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
         out.append(f"`ema_start` must be >= 0, and set only with `ema_decay` > 0, but is {cfg.ema_start} instead.")
     if cfg.keep_last < 0:
         out.append(f"`keep_last` must be >= 0 (0: none), but is {cfg.keep_last} instead.")
+    if cfg.trainer.trim_every < 0:
+        out.append(f"`trainer.trim_every` must be >= 0 (0: never), but is {cfg.trainer.trim_every} instead.")
     if not 0 <= cfg.average_last <= cfg.keep_last:
         out.append(
             f"`average_last` must be in [0, `keep_last`] ({cfg.keep_last}): it averages checkpoints that keep_last "

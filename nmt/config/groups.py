@@ -245,6 +245,12 @@ class TrainerConfig:
         roles=("incidental",),
     )
     compile: bool = option(False, "torch.compile the model for training")
+    trim_every: int = option(
+        10,
+        "CPU: training steps between handing the memory that training freed back to the system (glibc's "
+        "malloc_trim); fewer: a lower peak of resident memory; 0 = never",
+        roles=("incidental",),
+    )
 
 
 @dataclass

@@ -330,8 +330,8 @@ def _fit(
             auto_insert_metric_name=False,
         )
         callbacks.append(latest)
-    if not _on_gpu(cfg.trainer):
-        callbacks.append(TrimHeap())
+    if not _on_gpu(cfg.trainer) and cfg.trainer.trim_every:
+        callbacks.append(TrimHeap(cfg.trainer.trim_every))
     trainer = build_trainer(cfg, callbacks, None if resume is None else resume.step)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else resume.path)

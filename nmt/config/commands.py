@@ -337,9 +337,7 @@ class ServeConfig:
         5.0, "how long a batch waits for more sentences, after its first one arrived and after the last batch, in ms"
     )
     switch_interval_ms: float = option(
-        0.5,
-        "longest time a Python thread holds the interpreter while another waits for it, in ms (Python's default: 5); "
-        "short, so the worker, which lets go at every tensor operation, soon gets it back from the request handlers",
+        0.5, "ms a thread may hold the interpreter while the worker waits for it (Python's default: 5; docs/serve.md)"
     )
     merge_requests: bool = option(True, "batch the sentences of concurrent requests together; false: one per batch")
     continuous: bool = option(

@@ -61,7 +61,8 @@ def main() -> None:
     translator = Translator.from_checkpoint(args.ckpt, decode, device="cpu")
     lines = Path(args.sentences).read_text(encoding="utf-8").splitlines()[: args.count]
     ids = translator.tokenizer.encode_src(lines)
-    continuous(translator, ids, decode, args.in_flight), batches(translator, ids, decode, args.in_flight)  # warm-up
+    continuous(translator, ids, decode, args.in_flight)  # warm-up
+    batches(translator, ids, decode, args.in_flight)
     for _ in range(args.rounds):
         rate, adding = continuous(translator, ids, decode, args.in_flight)
         print(

@@ -249,7 +249,8 @@ class Batcher:
                 self._queue.drop_finished()
                 if (running := self._search) is not None:  # other settings' due batches go between two steps
                     batch, _ = self._take(now, besides=running.key)
-                    return batch or _Step(self._queue.joining(running.key, running.sentences, running.width, now))
+                    search = running.search
+                    return batch or _Step(self._queue.joining(running.key, search.sentences, search.width, now))
                 if not self._accepting and not self._queue:
                     return None
                 batch, wait = self._take(now)
@@ -340,7 +341,7 @@ class Batcher:
             self._report(BatchStats(sentences, sentences * width, seconds, finished=len(ended)))
         for item, nbest in ended:
             item.answer(nbest, None)
-        if not running.sentences:
+        if not running.search.sentences:
             self._end_search()
 
     def _end_search(self) -> None:

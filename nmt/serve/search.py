@@ -39,14 +39,6 @@ class RunningSearch:
         self.key, self.search = key, search
         self.items: dict[int, Item] = {}  # the sentences running, by their tag in the search
 
-    @property
-    def sentences(self) -> int:
-        return self.search.sentences
-
-    @property
-    def width(self) -> int:
-        return self.search.width
-
     def step(self, joining: list[Item]) -> tuple[list[tuple[Item, NBest]], int, int]:
         """Drop the sentences of requests given up (cancelled, failed or late), add `joining` (but those), and
         advance the search one step.

@@ -345,6 +345,7 @@ class FakeSearch:
         self.running: dict = {}  # tag -> [source, steps left]
         self.steps: list[list[list[int]]] = []
         self.dropped: list = []  # the sources dropped, in order
+        self.adds: list[tuple[int, list[list[int]]]] = []  # (steps run before, sources) of each group added
         self.step_seconds, self.fail_at = step_seconds, -1
 
     @property
@@ -356,6 +357,8 @@ class FakeSearch:
         return max((len(src) + 1 for src, _ in self.running.values()), default=0)
 
     def add(self, srcs, tags) -> None:
+        if srcs:
+            self.adds.append((len(self.steps), [list(src) for src in srcs]))
         for src, tag in zip(srcs, tags, strict=True):
             self.running[tag] = [list(src), len(src)]
 
@@ -410,6 +413,55 @@ def test_sentences_join_within_the_token_budget_and_the_sentence_cap():
         assert len(running) <= 3
         assert len(running) * max(len(s) + 1 for s in running) <= 20
     assert max(len(running) for running in search.steps) == 3  # sentences joined as others left
+
+
+def _joined(search: FakeSearch, src: list[int]) -> tuple[int, list[list[int]]]:
+    """The step count when `src` joined, and the group it joined with (waits for it)."""
+    for _ in range(500):
+        for steps, group in list(search.adds):
+            if src in group:
+                return steps, group
+        time.sleep(0.01)
+    raise AssertionError(f"{src} never joined")
+
+
+@pytest.mark.parametrize("join_share", [0.0, 0.5])
+def test_with_a_join_share_a_busy_search_takes_sentences_in_groups(join_share):
+    """With `join_share`, a lone sentence waits (two steps at most) for others to join a busy search with it;
+    enough of them join at the next step, together; without, each joins at the next step."""
+    search = FakeSearch(step_seconds=0.02)
+    batcher = _continuous(search, max_wait=0.0, max_tokens=1000, join_share=join_share)
+    running = [batcher.submit([[5] * 40 + [i]], DECODE, LATER) for i in range(4)]
+    _joined(search, [5] * 40 + [3])
+    time.sleep(0.05)  # steps running
+    before = len(search.steps)
+    lone = batcher.submit([[1, 2]], DECODE, LATER)
+    steps, group = _joined(search, [1, 2])
+    assert group == [[1, 2]]
+    assert (steps - before >= 2) if join_share else (steps - before <= 1)  # held back, or at the next step
+    assert lone.result(5) == [([[2, 1]], [2.0])]
+    before = len(search.steps)
+    pair = [batcher.submit([[3, i]], DECODE, LATER) for i in (1, 2)]  # 2 of 5 running: half or more
+    steps, group = _joined(search, [3, 1])
+    assert steps - before <= 1 and group == ([[3, 1], [3, 2]] if join_share else group)
+    assert [f.result(5) for f in pair] == [[([[1, 3]], [2.0])], [([[2, 3]], [2.0])]]
+    batcher.drain(grace=0)
+    for future in running:
+        with pytest.raises(ShuttingDown):
+            future.result(5)
+
+
+def test_a_sentence_that_alone_fills_the_budget_joins_at_once_despite_the_join_share():
+    search = FakeSearch(step_seconds=0.02)
+    batcher = _continuous(search, max_wait=0.0, max_tokens=1000, join_share=0.5, max_sentences=5)
+    for i in range(4):
+        batcher.submit([[5] * 40 + [i]], DECODE, LATER)
+    _joined(search, [5] * 40 + [3])
+    time.sleep(0.05)
+    before = len(search.steps)
+    batcher.submit([[1, 2]], DECODE, LATER)  # the fifth: the cap, so no group could be larger
+    steps, _ = _joined(search, [1, 2])
+    assert steps - before <= 1
 
 
 def test_other_settings_run_as_batches_between_steps():

@@ -347,6 +347,8 @@ def _serve_problems(cfg: ServeConfig) -> list[str]:
             out.append(f"`{key}` must be >= 1, but is {getattr(cfg, key)} instead.")
     if cfg.switch_interval_ms <= 0:
         out.append(f"`switch_interval_ms` must be > 0, but is {cfg.switch_interval_ms} instead.")
+    if not 0 <= cfg.join_share <= 1:
+        out.append(f"`join_share` must be in [0, 1], but is {cfg.join_share} instead.")
     for key in ("max_wait_ms", "request_timeout", "shutdown_grace", "keep_alive"):
         if getattr(cfg, key) < 0:
             out.append(f"`{key}` must be >= 0, but is {getattr(cfg, key)} instead.")

@@ -15,8 +15,9 @@ untranslatable pieces come from it): such sentences are queued apart and transla
 
 With continuous batching (`continuous`, the PyTorch engine's beam and greedy search), a batch does not run to its
 end before the next one starts: its search goes on step by step, and between two steps the worker adds the queued
-sentences with the same settings that fit the token budget beside the running ones (no waiting: the steps batch
-them), and hands each sentence's answer to its request as soon as that sentence ends. So a request that arrives
+sentences with the same settings that fit the token budget beside the running ones (no waiting for a batch to
+fill: the steps batch them; with `join_share`, a busy search takes them in groups), and hands each sentence's
+answer to its request as soon as that sentence ends. So a request that arrives
 while others are being translated starts at the next step, not after the whole batch. Queued sentences with other
 settings run as ordinary batches between two steps once due. A request given up (deadline passed, client gone)
 while its sentences run in the search has them dropped from it before the next step.
@@ -52,6 +53,7 @@ _IDLE = object()  # what `_next` returns when the queue has run empty after a ba
 
 TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
 RATE_WINDOW = 0.25  # seconds of the worker's work over which its rate is measured, for Retry-After
+JOIN_HOLD_STEPS = 2  # steps of the running search a sentence may be held back to join with others (`join_share`)
 
 
 @dataclass
@@ -86,6 +88,9 @@ class Batcher:
         continuous: the search that sentences with these settings join between steps (e.g.
             `TorchEngine.continuous`), or None where they go in batches; None: every batch runs to its end. Used only
             with `merge_requests`.
+        join_share: with `continuous`, queued sentences join the running search once they are at least this share
+            of its sentences (or fill its budget), or once the oldest has waited `JOIN_HOLD_STEPS` steps: fewer,
+            larger joins, each of which encodes its sentences and copies the search's memories. 0: at every step.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class Batcher:
         translate_attending: TranslateAttending | None = None,
         on_idle: Callable[[], Any] | None = None,
         continuous: Callable[[DecodeConfig], Search | None] | None = None,
+        join_share: float = 0.0,
     ) -> None:
         self.translate, self.translate_attending = translate, translate_attending
         self.max_wait, self.max_queue_tokens = max_wait, max_queue_tokens
@@ -113,7 +119,9 @@ class Batcher:
         self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
         self.continuous = continuous if merge_requests else None
+        self.join_share = join_share
         self._search: RunningSearch | None = None
+        self._step_seconds = 0.0  # moving average of the running search's step time
         self._window = [0.0, 0.0]  # tokens translated and seconds spent since the rate was last updated
         self.ready = threading.Event()  # set once the warm-up has run
         self._thread: threading.Thread | None = None
@@ -249,8 +257,11 @@ class Batcher:
                 self._queue.drop_finished()
                 if (running := self._search) is not None:  # other settings' due batches go between two steps
                     batch, _ = self._take(now, besides=running.key)
+                    if batch:
+                        return batch
                     search = running.search
-                    return batch or _Step(self._queue.joining(running.key, search.sentences, search.width, now))
+                    least, hold = math.ceil(self.join_share * search.sentences), JOIN_HOLD_STEPS * self._step_seconds
+                    return _Step(self._queue.joining(running.key, search.sentences, search.width, now, least, hold))
                 if not self._accepting and not self._queue:
                     return None
                 batch, wait = self._take(now)
@@ -337,6 +348,7 @@ class Batcher:
             return
         seconds = time.perf_counter() - started
         self._measure(sum(item.tokens for item, _ in ended), seconds)
+        self._step_seconds = seconds if not self._step_seconds else 0.8 * self._step_seconds + 0.2 * seconds
         if sentences:
             self._report(BatchStats(sentences, sentences * width, seconds, finished=len(ended)))
         for item, nbest in ended:

@@ -70,12 +70,16 @@ class SentenceQueue:
             count += 1
         return count, False
 
-    def joining(self, key: Key, running: int, width: int, now: float) -> list[Item]:
-        """The head items of queue `key` that fit beside `running` sentences up to `width` tokens, taken."""
+    def joining(self, key: Key, running: int, width: int, now: float, least: int = 1, hold: float = 0.0) -> list[Item]:
+        """The head items of queue `key` that fit beside `running` sentences up to `width` tokens, taken; none yet
+        while fewer than `least` fit, the budget would hold more, and the head has waited less than `hold` seconds."""
         queue = self.queues.get(key)
         if not queue:
             return []
-        count, _ = self.fits(queue, running, width)
+        count, full = self.fits(queue, running, width)
+        room = min(self.max_sentences or math.inf, self.max_tokens // max(width, queue[0].tokens)) - running
+        if count < min(least, room) and not full and now - queue[0].arrived < hold:
+            return []
         return self.take(key, count, now) if count else []
 
     def take(self, key: Key, count: int, now: float) -> list[Item]:

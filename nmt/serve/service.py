@@ -144,6 +144,7 @@ class TranslationService:
             translate_attending=self._translate_attending,
             on_idle=release_freed_memory,  # the memory kept for reuse within batches goes back between bursts
             continuous=translator.engine.continuous if cfg.continuous and torch_engine else None,
+            join_share=cfg.join_share,
         )
         self._aligner: Aligner | None = None
 

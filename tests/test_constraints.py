@@ -25,6 +25,7 @@ from nmt.decode.constraints import (
     close_words_,
     force_prefix_,
     meets,
+    prefix_tokens,
     progress_of,
 )
 from nmt.decode.spelling import BOUNDARY, Spelling
@@ -132,11 +133,12 @@ def test_a_met_phrase_is_not_followed_by_a_piece_of_the_same_word():
 
 
 def test_prefix_is_forced_but_the_length_limit_wins():
-    log_probs = torch.zeros(2, 1, 6)
-    prefix = torch.tensor([[4, 5], [4, NONE]])
-    force_prefix_(log_probs, 1, prefix, torch.tensor([2, 1]), torch.tensor([False, False]))
-    assert torch.isfinite(log_probs[0, 0]).nonzero().flatten().tolist() == [5]
-    assert torch.isfinite(log_probs[1, 0]).all()
+    prefix = torch.tensor([[4, 5], [4, NONE], [4, 5]])
+    tokens = prefix_tokens(1, prefix, torch.tensor([2, 1, 2]), torch.tensor([False, False, True]))
+    assert tokens.tolist() == [5, NONE, NONE]  # the second is past its prefix, the third at its length limit
+    log_probs = force_prefix_(torch.zeros(3, 2, 6), tokens, torch.tensor([[-2.0, -3.0], [-4.0, -5.0], [-6.0, -7.0]]))
+    assert log_probs[0].tolist() == [[-INF] * 5 + [-2.0], [-INF] * 5 + [-3.0]]
+    assert (log_probs[1:] == 0).all()
 
 
 def test_allocation_keeps_a_slot_for_every_bank():

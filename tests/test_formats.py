@@ -111,7 +111,7 @@ def test_html_blocks_are_segments_and_inline_tags_are_spans_with_their_attribute
     assert hello.spans == [Span(6, 11, Tag("<em>", "</em>"))]
     assert read.spans == [
         Span(5, 15, Tag('<a href="/docs?a=1&amp;b=2" class="link">', "</a>")),
-        Span(22, 22, Tag("<br>", kind="void")),
+        Span(22, 22, Tag("<br>", kind="line")),
         Span(32, 32, Tag("<code>make test</code>", kind="void")),
     ]
 
@@ -212,7 +212,7 @@ def test_xml_elements_with_text_are_segments_and_their_children_spans(tmp_path):
     assert texts(document) == ["Café & more", "See this page and that one.", "Raw <text>"]
     assert document.segments[1].spans == [
         Span(4, 13, Tag('<link href="a.html" type="x">', "</link>")),
-        Span(18, 18, Tag("<br/>", kind="void")),
+        Span(18, 18, Tag("<br/>", kind="line")),
     ]
 
 

@@ -163,3 +163,44 @@ TOKENS = ["the", "cat", "Sat", "https://x.org/a?b=1", "ann@x.org", "3", "1,000",
 def test_putting_the_points_back_gives_any_spaced_text_back(tokens, space):
     text = space.join(opening + token + closing for token, closing, opening in tokens)
     assert round_trip(Segment(text)) == text
+
+
+def test_a_piece_ending_an_element_is_held_inside_it_and_one_after_it_is_not():
+    inside = protect(Segment("Read step 3 first.", [Span(5, 11, B)]))
+    assert inside == Segment("Read step first.", [Span(5, 9, B), Span(9, 9, Tag("3", kind="text"), held=1)])
+    after = protect(Segment("Read step 3 first.", [Span(5, 9, B)]))
+    assert after == Segment("Read step first.", [Span(5, 9, B), Span(10, 10, Tag("3", kind="text"))])
+
+
+def test_a_piece_beside_a_point_keeps_the_space_on_the_points_side():
+    assert protect(Segment("Street 1 Berlin")) == Segment("Street Berlin", [Span(7, 7, Tag("1", kind="text"))])
+    beside = protect(Segment("Street 1 Berlin", [Span(8, 8, BREAK)]))
+    assert beside == Segment("Street Berlin", [Span(6, 6, Tag("1", kind="text")), Span(6, 6, BREAK)])
+
+
+A = Tag("<a>", "</a>")
+
+
+@pytest.mark.parametrize(
+    ("held", "written"), [(0, "<a><b>ab</b></a>x"), (1, "<a><b>ab</b>x</a>"), (2, "<a><b>abx</b></a>")]
+)
+def test_a_point_at_the_end_of_elements_is_written_inside_those_that_hold_it(held, written):
+    segment = Segment("ab", [Span(0, 2, A), Span(0, 2, B), Span(2, 2, Tag("x", kind="text"), held)])
+    assert render(segment) == written
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        Segment("Read step 3 first.", [Span(5, 11, B)]),
+        Segment("Read step 3 first.", [Span(5, 9, B)]),
+        Segment("Read step 3", [Span(5, 11, B)]),
+        Segment("see 3", [Span(0, 5, A), Span(0, 3, B)]),
+        Segment("see https://x.org", [Span(0, 17, LINK)]),
+        Segment("Street 1 Berlin", [Span(8, 8, BREAK)]),
+        Segment("Street 1 Berlin", [Span(9, 9, BREAK)]),
+        Segment("Street 1 Berlin", [Span(7, 7, BREAK)]),
+    ],
+)
+def test_putting_the_points_back_keeps_each_piece_on_its_side_of_span_edges(segment):
+    assert round_trip(segment) == render(segment)

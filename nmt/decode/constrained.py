@@ -29,6 +29,7 @@ from nmt.decode.constraints import (
     close_words_,
     forbid_early_eos_,
     force_prefix_,
+    prefix_tokens,
     tail,
     unique_,
     wanted_tokens,
@@ -49,10 +50,24 @@ def mask_(
     state: ConstraintState,
     eos_id: int,
 ) -> Tensor:
-    """Apply the constraints to one step's log-probs [b, W, V] in place; at_max [b]."""
+    """Apply the constraints to one step's log-probs [b, W, V] in place; at_max [b].
+
+    A sentence inside its prefix writes the prefix's token at its own log-prob whatever the other rules say:
+    a prefix `Hundefutter` goes on after the term `Hund` its first piece meets, and may hold a word to avoid.
+    """
+    if step >= batch.prefix.size(1):  # past every prefix
+        return _rules_(log_probs, at_max, batch, state, eos_id)
+    forced = prefix_tokens(step, batch.prefix, batch.prefix_len, at_max)  # [b]
+    index = forced.clamp(min=0).view(-1, 1, 1).expand(-1, log_probs.size(1), 1)  # [b] -> [b, W, 1]
+    values = log_probs.gather(2, index).squeeze(2)  # [b, W], before the rules mask it
+    _rules_(log_probs, at_max, batch, state, eos_id)
+    return force_prefix_(log_probs, forced, values)
+
+
+def _rules_(log_probs: Tensor, at_max: Tensor, batch: ConstraintBatch, state: ConstraintState, eos_id: int) -> Tensor:
+    """Mask, in place, avoided phrases, pieces going on a word a term just ended, and EOS before every term."""
     avoid_(log_probs, state.avoid, batch.avoid, batch.avoid_tables)
     close_words_(log_probs, state.closing, batch.joins)
-    force_prefix_(log_probs, step, batch.prefix, batch.prefix_len, at_max)
     return forbid_early_eos_(log_probs, all_met(state.met, batch.include_len), eos_id, at_max)
 
 

@@ -304,21 +304,23 @@ def close_words_(log_probs: Tensor, closing: Tensor, joins: Tensor | None) -> Te
     return log_probs
 
 
-def force_prefix_(log_probs: Tensor, step: int, prefix: Tensor, prefix_len: Tensor, free: Tensor) -> Tensor:
-    """Allow, in place, only the prefix's token at `step` in sentences still inside their prefix.
+def prefix_tokens(step: int, prefix: Tensor, prefix_len: Tensor, free: Tensor) -> Tensor:
+    """The token each sentence must write at `step` (< P) [b], NONE where none is forced: past its prefix,
+    or at its maximum length (`free` [b]: EOS wins).
 
     Args:
-        log_probs: [b, W, V].
         prefix, prefix_len: [b, P] and [b].
-        free: [b] rows the rule must leave alone (those at their maximum length: EOS wins).
     """
-    if step >= prefix.size(1):
-        return log_probs
-    forced = (prefix_len > step) & ~free  # [b]
-    token = prefix[:, step].clamp(min=0).view(-1, 1, 1).expand(-1, log_probs.size(1), 1)  # [b, W, 1]
-    value = log_probs.gather(2, token)  # [b, W, 1]
-    kept = torch.where(forced.view(-1, 1, 1), float("-inf"), log_probs).scatter_(2, token, value)
-    return log_probs.copy_(kept)
+    return prefix[:, step].masked_fill(~((prefix_len > step) & ~free), NONE)
+
+
+def force_prefix_(log_probs: Tensor, tokens: Tensor, values: Tensor) -> Tensor:
+    """Allow, in place, only the forced token of each sentence ([b] `tokens`, NONE: leave the row alone), at
+    its `values` [b, W] (taken before any other mask: inside its prefix, the prefix wins)."""
+    forced = (tokens >= 0).view(-1, 1, 1)  # [b, 1, 1]
+    index = tokens.clamp(min=0).view(-1, 1, 1).expand(-1, log_probs.size(1), 1)  # [b, W, 1]
+    kept = log_probs.masked_fill(forced, float("-inf")).scatter_(2, index, values.unsqueeze(2))
+    return log_probs.copy_(torch.where(forced, kept, log_probs))
 
 
 def forbid_early_eos_(log_probs: Tensor, done: Tensor, eos_id: int, free: Tensor) -> Tensor:
@@ -364,19 +366,24 @@ def allocate(scores: Tensor, banks: Tensor, k: int) -> Tensor:
 
 def meets(ids: list[int], constraints: Constraints | None, ordered: bool = False) -> bool:
     """Whether the output `ids` contains every positive constraint (as often as it is given; in order, with
-    `ordered`): the search's `met` flag, recomputed on a finished hypothesis for engines that do not report it."""
+    `ordered`): the search's `met` flag, recomputed on a finished hypothesis for engines that do not report it.
+
+    The rule is `advance`'s: occurrences may overlap, and in order each phrase counts at its first
+    occurrence that ends after the previous phrase's counted one ends (`die` then `die auf dem`: one
+    `die auf dem` is enough).
+    """
     phrases = [p for p in constraints.include if p] if constraints is not None else []
     if not ordered:
-        return all(_occurrences(ids, p) >= phrases.count(p) for p in phrases)
-    start = 0
+        return all(len(_ends(ids, p)) >= phrases.count(p) for p in phrases)
+    end = -1
     for phrase in phrases:
-        at = next((i for i in range(start, len(ids) - len(phrase) + 1) if ids[i : i + len(phrase)] == phrase), None)
-        if at is None:
+        end = next((e for e in _ends(ids, phrase) if e > end), None)
+        if end is None:
             return False
-        start = at + len(phrase)
     return True
 
 
-def _occurrences(ids: list[int], phrase: list[int]) -> int:
-    """How often `phrase` occurs in `ids`, overlapping occurrences included (as the search counts them)."""
-    return sum(ids[i : i + len(phrase)] == phrase for i in range(len(ids) - len(phrase) + 1))
+def _ends(ids: list[int], phrase: list[int]) -> list[int]:
+    """Where each occurrence of `phrase` in `ids` ends (its last index), overlapping occurrences included."""
+    n = len(phrase)
+    return [i + n - 1 for i in range(len(ids) - n + 1) if ids[i : i + n] == phrase]

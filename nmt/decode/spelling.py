@@ -10,6 +10,8 @@ and phrase. A piece is blocked where it completes the phrase as a word: the phra
 character or at the start, and no letter or digit follows it inside the piece (a piece that ends right after
 the phrase completes it: what comes next is unknown, so "Hund" blocks `▁Hund` but not `▁Hunde`).
 Letters, digits and "_" are word characters, as `\\w` in Python's regular expressions; matching keeps case.
+Special pieces (EOS, padding, unknown and byte pieces) spell no text: they are never blocked, and a phrase
+that spells nothing once they are left out (`😀` encodes to `▁ <unk>`) is refused.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Spelling:
     and byte pieces) count as one non-word character."""
 
     def __init__(self, pieces: list[str], special: set[int]) -> None:
+        self.special = frozenset(special)
         self.pieces = [_SPACE if i in special else p for i, p in enumerate(pieces)]
         self.joins = torch.tensor([is_word_char(p[0]) for p in self.pieces])  # [V] pieces that go on a word
         self.table = lru_cache(maxsize=4096)(self._table)
@@ -84,11 +87,19 @@ class Spelling:
         """The phrase spelled by `ids`, without the space SentencePiece puts before its first word."""
         return "".join(self.pieces[i] for i in ids).removeprefix(_SPACE)
 
+    def spells_text(self, ids: list[int] | tuple[int, ...]) -> bool:
+        """Whether `ids` spell a character other than a space once the special pieces are left out."""
+        return any(c != _SPACE for i in ids if i not in self.special for c in self.pieces[i])
+
     def _table(self, ids: tuple[int, ...]) -> AvoidTable:
-        """The automaton of the phrase `ids` spell (cached: `self.table(ids)`)."""
+        """The automaton of the phrase `ids` spell (cached: `self.table(ids)`); special pieces are never blocked.
+
+        Raises:
+            ValueError: `ids` spell no text (`spells_text`).
+        """
+        if not self.spells_text(ids):
+            raise ValueError(f"a phrase to avoid must spell text, but the pieces {list(ids)} spell none.")
         phrase = list(self.text(ids))
-        if not phrase:
-            raise ValueError("a phrase to avoid must have characters.")
         char_index, codes, word_chars, reset = self._chars
         moves = _moves(phrase)  # [S, A + 3]: the phrase's own characters, two stand-ins, padding
         column = torch.full((len(char_index) + 1,), -1, dtype=torch.long)  # character index -> column
@@ -107,6 +118,7 @@ class Spelling:
         for t in range(codes.size(1)):
             states = moves[states, cols[:, t]]
             blocked |= (states == done) & (codes[:, t] >= 0) & free[:, t]
+        blocked[:, sorted(self.special)] = False  # EOS must stay possible: at the length limit it is all there is
         progress = (states > BOUNDARY) & ~blocked
         return AvoidTable(
             blocked=_rows(blocked),

@@ -2,13 +2,16 @@
 
 A glossary term matches a sentence on whole words (case-insensitively unless its third column says
 `exact`), longest terms first, and a source span is used by one term only; every match adds its target
-term as a positive constraint. Both formats refuse bad lines naming the file and line, all at once.
+term as a positive constraint. Terms and sentences are compared in NFKC, as the SentencePiece models
+normalise them, and case-folded where case is ignored (`straße` matches `STRASSE`), so `café` matches
+`cafe` + U+0301 and `cafe` does not. Both formats refuse bad lines naming the file and line, all at once.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +24,33 @@ CASES = ("ignore", "exact")  # the glossary's third column; ignore is the defaul
 
 @dataclass(frozen=True)
 class Term:
+    """A glossary entry: `pattern` finds `source` in the NFKC form of a sentence, case-folded if `folded`."""
+
     source: str
     target: str
     pattern: re.Pattern[str]
+    folded: bool
+
+
+def _nfkc(text: str) -> str:
+    """`text` in NFKC, the default normalisation of the SentencePiece models (`nmt.data.tokenizer`)."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """`text` case-folded, and for each of its characters the index in `text` of the one it comes from
+    (folding may lengthen a character: `ß` becomes `ss`)."""
+    parts = [char.casefold() for char in text]  # casefold() knows no context: folding by character is the same
+    origin = [i for i, part in enumerate(parts) for _ in part]
+    return "".join(parts), origin
 
 
 def _term(source: str, target: str, case: str) -> Term:
     """A term whose source words match whole words of a sentence, any whitespace between them."""
-    words = r"\s+".join(re.escape(w) for w in source.split())
-    flags = re.IGNORECASE if case == "ignore" else 0
-    return Term(source, target, re.compile(rf"(?<!\w){words}(?!\w)", flags))
+    folded = case == "ignore"
+    normal = _nfkc(source)
+    words = r"\s+".join(re.escape(w) for w in (_folded(normal)[0] if folded else normal).split())
+    return Term(source, target, re.compile(rf"(?<!\w){words}(?!\w)"), folded)
 
 
 def _glossary_line(line: str) -> tuple[Term | None, str | None]:
@@ -68,12 +88,17 @@ def read_glossary(path: str | Path) -> list[Term]:
 
 def glossary_constraints(text: str, terms: list[Term]) -> list[str]:
     """Target terms of the glossary terms found in `text`, longest first, each source span used once."""
-    taken: list[tuple[int, int]] = []
+    normal = _nfkc(text)
+    folded, origin = _folded(normal)
+    taken: list[tuple[int, int]] = []  # spans in `normal`, whichever form a term matched
     found: list[str] = []
     for term in terms:
-        for match in term.pattern.finditer(text):
-            if all(match.end() <= a or match.start() >= b for a, b in taken):
-                taken.append(match.span())
+        for match in term.pattern.finditer(folded if term.folded else normal):
+            start, end = match.span()
+            if term.folded:  # back to `normal`: the characters the first and the last matched one come from
+                start, end = origin[start], origin[end - 1] + 1
+            if all(end <= a or start >= b for a, b in taken):
+                taken.append((start, end))
                 if term.target not in found:
                     found.append(term.target)
     return found

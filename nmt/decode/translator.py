@@ -99,6 +99,11 @@ class Translator:
         """The source and target vocabularies as pieces, for word links."""
         return self.tokenizer.src_pieces(), self.tokenizer.tgt_pieces()
 
+    @cached_property
+    def _spelling(self) -> Spelling:
+        """The target vocabulary's characters, to check phrases to avoid."""
+        return Spelling.of(self.tokenizer)
+
     @property
     def device(self) -> torch.device:
         """Where the engine runs."""
@@ -253,7 +258,7 @@ class Translator:
         if constraints is None and avoid is None and prefix is None:
             return None
         encode = self.tokenizer.encode_tgt
-        return [
+        wanted = [
             Constraints(
                 include=encode(list(constraints[i])) if constraints is not None and constraints[i] else [],
                 avoid=encode(list(avoid[i])) if avoid is not None and avoid[i] else [],
@@ -261,6 +266,28 @@ class Translator:
             )
             for i in range(count)
         ]
+        if avoid is not None:
+            self._refuse_textless(avoid, wanted)
+        return wanted
+
+    def _refuse_textless(self, avoid: Sequence[Sequence[str]], wanted: list[Constraints]) -> None:
+        """Refuse, all at once, the phrases to avoid whose pieces spell no text (only characters the target
+        vocabulary lacks, as "😀" -> `▁ <unk>`): nothing could match them.
+
+        Raises:
+            ValueError: naming each such phrase and its line (1-based, in `lines`).
+        """
+        bad = [
+            f"{phrase!r} (line {line})"
+            for line, (phrases, encoded) in enumerate(zip(avoid, wanted, strict=True), start=1)
+            for phrase, ids in zip(phrases, encoded.avoid, strict=True)
+            if ids and not self._spelling.spells_text(ids)
+        ]
+        if bad:
+            raise ValueError(
+                f"`avoid` phrases must spell text in the target vocabulary, but {', '.join(bad)} spell only "
+                "characters it lacks."
+            )
 
     def _translate_batch(
         self, srcs: list[list[int]], constraints: list[Constraints] | None, spans: list[list[tuple[int, int]]]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nmt.documents.protect import is_glued, pad_text_points
-from nmt.documents.segment import CharLink, Segment, Span
+from nmt.documents.segment import CharLink, Segment, Span, holders
 
 Range = tuple[int, int]  # (start, end) in the translation; start == end for a point
 
@@ -45,19 +45,23 @@ class _Piece:
     src_end: int
 
 
-def place(source: Segment, target: str, links: list[CharLink]) -> Segment:
+def place(source: Segment, target: str, links: list[CharLink], pinned: dict[int, int] | None = None) -> Segment:
     """The spans of `source` on its translation `target`, along `links` (each target piece with the source piece
-    it attends to most, as character ranges). Properly nested whatever the links; never raises on odd ones."""
+    it attends to most, as character ranges). `pinned`: the target positions of some points and empty elements
+    (by index in `source.spans`) known beforehand, e.g. a line break between the translations of its lines.
+    Properly nested whatever the links; never raises on odd ones."""
+    pinned = pinned or {}
     pieces = _pieces(source.text, target, links)
     spans, parents = source.spans, _parents(source.spans)
     at: dict[int, Range] = {}
     for parent, children in _families(spans, parents):
         region = (0, len(target)) if parent is None else at[parent]
         inside = [p for p in pieces if region[0] <= p.start and p.end <= region[1]]
-        at.update(_place_siblings(spans, children, region, inside))
+        at.update(_place_siblings(spans, children, region, inside, pinned))
     for i, span in enumerate(spans):
         if span.tag.kind != "element":
-            position = _clamp(_point_position(span.start, source.text, pieces, len(target)), _bounds(at, parents[i]))
+            position = pinned[i] if i in pinned else _point_position(span.start, source.text, pieces, len(target))
+            position = _clamp(position, _bounds(at, parents[i]))
             at[i] = (position, position)
     return _assemble(source, target, at, parents)
 
@@ -110,11 +114,14 @@ def _trimmed(text: str, start: int, end: int) -> Range:
 def _parents(spans: list[Span]) -> list[int | None]:
     """For each span, the innermost element around it. An element is around an element within its range (the
     earlier of two equal ones is outside), and around a point strictly inside it or at its start and listed after
-    it; a point at an element's end is outside it, as `render` writes it."""
+    it; a point at an element's end is outside it unless `held` there, as `render` writes it."""
+    held_by = holders(spans)
     parents: list[int | None] = []
     for i, span in enumerate(spans):
         around = [
-            k for k, other in enumerate(spans) if k != i and other.tag.kind == "element" and _holds(other, k, span, i)
+            k
+            for k, other in enumerate(spans)
+            if k != i and other.tag.kind == "element" and (_holds(other, k, span, i) or k in held_by.get(i, ()))
         ]
         parents.append(max(around, key=lambda k: (spans[k].start, -spans[k].end, k), default=None))
     return parents
@@ -149,9 +156,12 @@ def _families(spans: list[Span], parents: list[int | None]) -> list[tuple[int | 
     return sorted(families.items(), key=lambda family: -1 if family[0] is None else depths[family[0]])
 
 
-def _place_siblings(spans: list[Span], children: list[int], region: Range, pieces: list[_Piece]) -> dict[int, Range]:
+def _place_siblings(
+    spans: list[Span], children: list[int], region: Range, pieces: list[_Piece], pinned: dict[int, int]
+) -> dict[int, Range]:
     """Disjoint ranges inside `region` for sibling elements, from the target `pieces` (those inside `region`)
-    whose source piece each one covers; an element left without a piece is empty at its nearest neighbour."""
+    whose source piece each one covers; an element left without a piece is empty where it is `pinned`, else at
+    its nearest neighbour."""
     own = {k: [p for p in pieces if p.src_start < spans[k].end and spans[k].start < p.src_end] for k in children}
     free, at = [region], {}
     for k in sorted(children, key=lambda k: (-len(own[k]), k)):
@@ -166,7 +176,8 @@ def _place_siblings(spans: list[Span], children: list[int], region: Range, piece
     taken = list(at.values())
     for k in children:
         if k not in at:
-            position = _outside(_neighbour_position(spans[k], pieces, region), taken)
+            wanted = _clamp(pinned[k], region) if k in pinned else _neighbour_position(spans[k], pieces, region)
+            position = _outside(wanted, taken)
             at[k] = (position, position)
     return at
 
@@ -188,11 +199,13 @@ def _neighbour_position(span: Span, pieces: list[_Piece], region: Range) -> int:
 def _point_position(at: int, source: str, pieces: list[_Piece], length: int) -> int:
     """Where a point at position `at` of the `source` text goes: before the translation of the first aligned
     source piece not wholly before it; after that of the last one before it when there is none, or when the
-    point ends a word (it touches the word before it and whitespace or the end after it); else at the end."""
+    point ends a word (it touches the word before it and whitespace or the end after it) or a line (only spaces
+    lie between it and a tab or line break); else at the end."""
     before = [p for p in pieces if p.src_end <= at]
     after = [p for p in pieces if p.src_end > at]
     ends_word = at > 0 and not source[at - 1].isspace() and (at == len(source) or source[at].isspace())
-    if after and not (ends_word and before):
+    ends_line = source[at:].lstrip(" ")[:1] in ("\n", "\t")  # a tab or line break ends the text it goes with
+    if after and not ((ends_word or ends_line) and before):
         first = min(p.src_start for p in after)
         return min(p.start for p in after if p.src_start == first)
     if before:
@@ -269,7 +282,17 @@ def _assemble(source: Segment, target: str, at: dict[int, Range], parents: list[
         keyed.append((key, i))
     order = [i for _, i in sorted(keyed)]
     glued = {n for n, i in enumerate(order) if is_glued(source.text, spans[i].start)}
-    return pad_text_points(Segment(target, [Span(*at[i], spans[i].tag) for i in order]), glued)
+    placed = [Span(*at[i], spans[i].tag, _held(i, at, parents)) for i in order]
+    return pad_text_points(Segment(target, placed), glued)
+
+
+def _held(i: int, at: dict[int, Range], parents: list[int | None]) -> int:
+    """For a point, how many of the elements around it (in the source) end where it stands in the translation
+    with text in them, so that `render` writes it inside them."""
+    start, end = at[i]
+    if start != end:
+        return 0
+    return sum(1 for k in _ancestors(i, parents) if at[k][0] < at[k][1] == start)
 
 
 def _ancestors(i: int, parents: list[int | None]) -> set[int]:

@@ -153,7 +153,8 @@ def _rebuild(paragraph, source: Segment, target: Segment) -> None:
 
 def _pieces(segment: Segment) -> list[tuple[str, str | None, str]]:
     """The segment as ("run", key, text) for the text under each innermost element span (key None: under
-    none) and ("point", key, "") for each point, in order. A `text` span's text joins the run it falls in."""
+    none) and ("point", key, "") for each point, in order. A `text` span's text joins the run it falls in: the
+    one it ends when `held` there, else the one it starts (or, if none, the one before it)."""
     elements = [span for span in segment.spans if span.tag.kind == "element"]
     points = defaultdict(list)
     for span in segment.spans:
@@ -168,7 +169,8 @@ def _pieces(segment: Segment) -> list[tuple[str, str | None, str]]:
     for position in range(len(segment.text) + 1):
         for span in points[position]:
             if span.tag.kind == "text":
-                pieces.append(("run", key_at(position) or key_at(position - 1), span.tag.open))
+                key = key_at(position - 1) if span.held else key_at(position) or key_at(position - 1)
+                pieces.append(("run", key, span.tag.open))
             elif span.tag.kind == "void":
                 pieces.append(("point", span.tag.open, ""))
         if position < len(segment.text):

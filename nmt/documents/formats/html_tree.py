@@ -80,12 +80,12 @@ def html_skeleton(text: str, name: str, encoding: str = "utf-8") -> Skeleton:
     file; `name` (e.g. "file a.html", "text 1 of `q`") begins every error message, `encoding` writes it back.
 
     Raises:
-        DocumentError: an end tag is missing, stray or closes the wrong element (naming `name` and the lines).
+        DocumentError: an end tag is missing, stray or closes the wrong element, markup cannot be read, or
+            elements are nested too deeply (naming `name` and the lines).
     """
     bom = text[:1] if text.startswith("\ufeff") else ""
-    root = _html_tree(_HtmlTokens(text[len(bom) :]).tokens(), name)
-    _mark_html(root)
-    return skeleton_of(root, bom, encoding, name)
+    root = _html_tree(_HtmlTokens(text[len(bom) :]).tokens(name), name)
+    return skeleton_of(root, _mark_html, bom, encoding, name)
 
 
 class _HtmlTokens(HTMLParser):
@@ -97,11 +97,18 @@ class _HtmlTokens(HTMLParser):
         self.line_starts = [0] + [match.end() for match in re.finditer("\n", source)]
         self.events: list[tuple[int, int, str, object]] = []  # (offset, line, kind, what)
 
-    def tokens(self) -> list[tuple[str, str, int, object]]:
+    def tokens(self, name: str) -> list[tuple[str, str, int, object]]:
         """(kind, source, line, what): kind `start` (what: (name, attrs)), `empty`, `end` (what: name), `text`
-        (what: the decoded text) or `leaf`."""
-        self.feed(self.source)
-        self.close()
+        (what: the decoded text) or `leaf`.
+
+        Raises:
+            DocumentError: markup that Python's parser rejects (`<![foo[ ]]>`), naming `name` and the line.
+        """
+        try:
+            self.feed(self.source)
+            self.close()
+        except AssertionError as e:  # html.parser asserts on some markup it cannot read (Python 3.11)
+            raise DocumentError(f"{name}, line {self.getpos()[0]}: markup that cannot be read ({e}).") from e
         offsets = [event[0] for event in self.events] + [len(self.source)]
         tokens = [("leaf", self.source[: offsets[0]], 1, None)] if offsets[0] else []
         for (offset, line, kind, what), end in zip(self.events, offsets[1:], strict=True):

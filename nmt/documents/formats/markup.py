@@ -16,11 +16,14 @@ edges of a run, text-less runs) stays in the skeleton, written back as read.
 A run of whitespace is one space in the segment's text (as a browser shows HTML), except inside an XML
 element with `xml:space="preserve"`.
 
-Points (`void` spans holding their markup verbatim): void elements (`<br>`, `<img>`, `<wbr>`, `<input>`,
-`<embed>`; in XML any empty element `<x/>`), comments and processing instructions inside a run, and
-content that is not translated: `<script>`, `<style>`, `<code>`, `<pre>` and any element with
-`translate="no"` (any prefix, e.g. `its:translate`) or `class="notranslate"`. Such an element inside a run
-is a point holding its whole markup; as a block it stays in the skeleton. Attributes are never translated.
+Points (`void` spans holding their markup verbatim): void elements (`<img>`, `<wbr>`, `<input>`, `<embed>`;
+in XML any empty element `<x/>`), elements holding no text (`<a id="top"></a>`, `<a href="/"><img></a>`),
+comments and processing instructions inside a run, and content that is not translated: `<script>`,
+`<style>`, `<code>`, `<pre>` and any element with `translate="no"` (any prefix, e.g. `its:translate`) or
+`class="notranslate"`. Such an element inside a run is a point holding its whole markup; as a block it stays
+in the skeleton. Attributes are never translated. A line break (`<br>`, any prefix) is a `line` point: the
+pipeline translates the text on either side apart, and where neither side has whitespace (and whitespace is
+collapsed) a space follows it in the text, so "Street 1<br>Berlin" reads "Street 1 Berlin".
 
 Text is decoded (entities, character references) in `Segment.text`; the writer escapes `&`, `<` and `>`
 (`html.escape(quote=False)`), so the output is well-formed whenever the input is. HTML is read leniently,
@@ -35,13 +38,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from nmt.documents.formats import Skeleton
 from nmt.documents.segment import DocumentError, Segment, Span, Tag
 
 NOT_TRANSLATED = frozenset({"script", "style", "code", "pre"})
+LINE_BREAKS = frozenset({"br"})  # elements (local names, any case) that end a line: `line` points
 SPACE = " \t\n\r\f"  # whitespace a tokenizer keeps as written, so it is the same in the source and the text
 _SPACES = re.compile(f"[{SPACE}]+")
 
@@ -79,13 +84,22 @@ def encoding_of(data: bytes, declared: re.Match[bytes] | None) -> str:
     return declared.group(1).decode("ascii").lower()
 
 
-def skeleton_of(root: Element, bom: str, encoding: str, name: str) -> Skeleton:
-    """The document as skeleton and segments (see `_emit`)."""
+def skeleton_of(root: Element, mark: Callable[[Element], object], bom: str, encoding: str, name: str) -> Skeleton:
+    """The document as skeleton and segments (see `_emit`), once `mark` has marked every element inline or block.
+
+    Raises:
+        DocumentError: elements are nested too deeply to walk (naming `name`).
+    """
     out = Skeleton([], [bom], [], escape=_escape, encoding=encoding, errors="xmlcharrefreplace")
     try:
+        mark(root)
         _emit(root, out, collapse=True)
     except RecursionError as e:
-        raise DocumentError(f"{name}: elements nested too deeply to read.") from e
+        limit = sys.getrecursionlimit()
+        raise DocumentError(
+            f"{name}: elements are nested too deeply to read (more levels than Python's recursion limit, {limit}, "
+            "allows)."
+        ) from e
     return out
 
 
@@ -150,11 +164,14 @@ def _emit_run(run: list[Node], out: Skeleton, collapse: bool) -> None:
 
 
 def _items(nodes: list[Node]) -> Iterator[tuple[str, object]]:
-    """The run flattened: ("text", Text), ("point", source), ("open", Element), ("close", Element)."""
+    """The run flattened: ("text", Text), ("line", source) for a line break, ("point", source) for any other
+    point (an element holding no text is one, whole), ("open", Element), ("close", Element)."""
     for node in nodes:
         if isinstance(node, Text):
             yield "text", node
-        elif isinstance(node, Leaf) or node.skipped or (not node.close and not node.children):
+        elif isinstance(node, Element) and node.name.rpartition(":")[2].lower() in LINE_BREAKS:
+            yield "line", _source(node)
+        elif isinstance(node, Leaf) or node.skipped or not _has_text(node):
             yield "point", _source(node)
         else:
             yield "open", node
@@ -162,9 +179,24 @@ def _items(nodes: list[Node]) -> Iterator[tuple[str, object]]:
             yield "close", node
 
 
+def _has_text(element: Element) -> bool:
+    """Whether any text (whitespace too) lies inside `element`, outside elements left untranslated."""
+    return any(
+        bool(child.text)
+        if isinstance(child, Text)
+        else isinstance(child, Element) and not child.skipped and _has_text(child)
+        for child in element.children
+    )
+
+
 def _item_source(item: tuple[str, object]) -> str:
+    """An item of a run (see `_items`) as written."""
     kind, what = item
-    return what if kind == "point" else what.source if kind == "text" else what.open if kind == "open" else what.close
+    if kind in ("point", "line"):
+        return what
+    if kind == "text":
+        return what.source
+    return what.open if kind == "open" else what.close
 
 
 def _trim(items: list[tuple[str, object]], edge: int) -> tuple[str, list[tuple[str, object]]]:
@@ -172,7 +204,7 @@ def _trim(items: list[tuple[str, object]], edge: int) -> tuple[str, list[tuple[s
     (after the last) text or tag; and the run without it."""
     items = list(items)
     kept: list[str] = []
-    while items[edge][0] == "point" or (items[edge][0] == "text" and not items[edge][1].text.strip()):
+    while items[edge][0] in ("point", "line") or (items[edge][0] == "text" and not items[edge][1].text.strip()):
         kept.append(_item_source(items.pop(edge)))
     if items[edge][0] == "text":
         node = items[edge][1]
@@ -185,16 +217,23 @@ def _trim(items: list[tuple[str, object]], edge: int) -> tuple[str, list[tuple[s
 
 
 def _segment(items: list[tuple[str, object]], collapse: bool) -> Segment:
-    """The segment of a run: its decoded text, inline elements as `element` spans, points as `void` spans."""
+    """The segment of a run: its decoded text, inline elements as `element` spans, points as `void` spans and
+    line breaks as `line` spans. Where whitespace is collapsed, a space follows a line break that has none on
+    either side, so the words it separates stay apart ("Street 1<br>Berlin": "Street 1 Berlin")."""
     text: list[str] = []
     spans: list[Span | None] = []
     opened: list[tuple[int, int]] = []  # (slot in spans, start)
     length = 0
-    for kind, what in items:
+    for index, (kind, what) in enumerate(items):
         if kind == "text":
             piece = _SPACES.sub(" ", what.text) if collapse else what.text
             text.append(piece)
             length += len(piece)
+        elif kind == "line":
+            spans.append(Span(length, length, Tag(what, kind="line")))
+            if collapse and _glued_line("".join(text), items[index + 1 :]):
+                text.append(" ")
+                length += 1
         elif kind == "point":
             spans.append(Span(length, length, Tag(what, kind="void")))
         elif kind == "open":
@@ -204,6 +243,13 @@ def _segment(items: list[tuple[str, object]], collapse: bool) -> Segment:
             slot, start = opened.pop()
             spans[slot] = Span(start, length, Tag(what.open, what.close))
     return Segment("".join(text), [span for span in spans if span is not None])
+
+
+def _glued_line(before: str, after: list[tuple[str, object]]) -> bool:
+    """Whether a line break has text on both sides and whitespace on neither (`before`: the segment's text up
+    to it; `after`: the items after it)."""
+    following = next((what.text for kind, what in after if kind == "text" and what.text), "")
+    return bool(before and following) and not before[-1].isspace() and not following[0].isspace()
 
 
 def _source(node: Node) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -276,7 +276,7 @@ def _piece(text: str, spans: list[Span], a: int, b: int, last: bool) -> Segment:
         else:
             inside = a <= span.start < b or (last and span.start == b)
         if inside:
-            kept.append(Span(clip(span.start), clip(span.end), span.tag))
+            kept.append(replace(span, start=clip(span.start), end=clip(span.end)))
     return Segment(text[start:end], kept)
 
 

@@ -20,16 +20,15 @@ def read_xml(path: Path) -> Skeleton:
     """Read an XML document (see the module docstring); namespaces, the declaration and the doctype stay.
 
     Raises:
-        DocumentError: the bytes are not in the document's encoding, or it is not well-formed XML (the
-            message names the file and the line).
+        DocumentError: the bytes are not in the document's encoding, it is not well-formed XML (the message
+            names the file and the line), or its elements are nested too deeply.
     """
     data = path.read_bytes()
     name = f"file {path}"
     encoding = encoding_of(data, _XML_ENCODING.search(data[:1024]))
     source = decode(data, encoding, name)
     root = _xml_tree(source, name)
-    _mark_xml(root, parent_mixed=False)
-    return skeleton_of(root, "", encoding, name)
+    return skeleton_of(root, lambda element: _mark_xml(element, parent_mixed=False), "", encoding, name)
 
 
 def _xml_tree(source: str, name: str) -> Element:

@@ -105,6 +105,9 @@ def test_native_attention_of_one_sentence(server, sentences):
         ({"texts": ["a"], "n_best": 9}, "`n_best` must be in [1, 5]"),
         ({"texts": ["a"], "length_penalty": "long"}, "`length_penalty` must be a number"),
         ({"texts": ["a"], "length_penalty": 9.0}, "`length_penalty` must be in [0, 5]"),
+        ({"texts": ["a"], "length_penalty": 10**400}, "`length_penalty` must be in [0, 5], but is 1000"),
+        ({"texts": ["a"], "beam_size": "+-1"}, "`beam_size` parameter is not a number"),
+        ({"texts": [], "attention": True}, "`attention` needs a text to attend"),
         ({"texts": ["a"], "alignments": "yes"}, "`alignments` must be true or false"),
         ({"texts": ["a"], "attention": {"line": 3}}, "`attention.line` must be in [0, 0]"),
         ({"texts": ["a"], "attention": [0, 1]}, "`attention` must be an object"),
@@ -173,6 +176,14 @@ def test_libretranslate_alternatives_are_other_hypotheses(server, offline, sente
     assert [len(a) for a in batch.json()["alternatives"]] == [1, 1]
 
 
+@pytest.mark.parametrize(("value", "count"), [(-1, 0), ("-2", 0), (1.0, 1), (True, 1), (" 2 ", 2), (False, 0)])
+def test_libretranslate_reads_alternatives_as_it_does(server, sentences, value, count):
+    """LibreTranslate reads `alternatives` as `max(0, int(value))`: its clients may send -1, 1.0 or true."""
+    answer = server.post("/translate", json={"q": sentences[0], "source": "en", "target": "de", "alternatives": value})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json().get("alternatives", [])) == count
+
+
 @pytest.mark.parametrize(
     "params,status,fragment",
     [
@@ -189,6 +200,10 @@ def test_libretranslate_alternatives_are_other_hypotheses(server, offline, sente
             "`alternatives` parameter is not a number",
         ),
         ({"q": "a", "source": "en", "target": "de", "alternatives": 5}, 400, "`alternatives` must be in [0, 4]"),
+        ({"q": "a", "source": "en", "target": "de", "alternatives": "+-1"}, 400, "parameter is not a number"),
+        ({"q": "a", "source": "en", "target": "de", "alternatives": "²"}, 400, "parameter is not a number"),
+        ({"q": "a", "source": "en", "target": "de", "alternatives": "9" * 5000}, 400, "parameter is not a number"),
+        ({"q": "a", "source": "en", "target": "de", "alternatives": 1.5}, 400, "parameter is not a number"),
         ({"q": ["a", 1], "source": "en", "target": "de"}, 400, "`q` must be a string or a list of strings"),
         ({"q": "a" * 401, "source": "en", "target": "de"}, 400, "`q` has 401 characters, more than"),
         ({"q": "a\n" * 12, "source": "en", "target": "de"}, 400, "`q` has 13 lines, more than"),
@@ -225,6 +240,8 @@ def test_libretranslate_languages_detect_and_frontend_settings(server):
         (b"\xff\xfe{}", "is not valid UTF-8 (byte 0xff at offset 0)"),
         (b'["a"]', "Invalid JSON format: the body must be a JSON object, not an array"),
         (b'{"q": "\\ud800", "texts": ["\\ud800"], "source": "en", "target": "de"}', "unpaired surrogate"),
+        (b'{"q": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+        (b'{"q": "a", "texts": ["a"], "n_best": ' + b"9" * 5000 + b"}", "not usable JSON"),
     ],
 )
 def test_bad_json_bodies_get_400_with_a_message(server, path, body, fragment):

@@ -267,7 +267,6 @@ def test_malformed_html_is_a_400_naming_the_line(server, page, fragments):
     [
         (_lt("<p>" + "a " * 1000 + "</p>", format="html"), "`q` has 2007 characters, more than"),
         (_lt("<p>a</p>\n" * 12, format="html"), "`q` has 13 lines, more than"),
-        (_lt("<p>a</p>", format="html", alternatives=1), "`alternatives` are given for text only"),
         (_lt("a", format="xml"), "xml format is not supported"),
         (_native(text="<p>a</p>", format="html", n_best=2), "`n_best` > 1 and `alignments` are given for text only"),
         (_native(text="<p>a</p>", format="html", alignments=True), "are given for text only, not html"),
@@ -277,6 +276,15 @@ def test_malformed_html_is_a_400_naming_the_line(server, page, fragments):
 )
 def test_the_limits_apply_to_html_and_its_options_are_checked(server, call, fragment):
     assert_error(server.many([call])[0], 400, fragment)
+
+
+def test_alternatives_with_html_are_empty_lists_as_in_libretranslate(server):
+    one, many = server.many(
+        [_lt("<p>a dog.</p>", format="html", alternatives=2), _lt(["<p>a</p>", "b"], format="html", alternatives=1)]
+    )
+    assert one.status_code == 200 and one.json()["alternatives"] == []
+    assert many.status_code == 200 and many.json()["alternatives"] == [[], []]
+    assert len(many.json()["translatedText"]) == 2
 
 
 def test_serve_sentence_options_are_checked():

@@ -8,6 +8,7 @@ Every problem becomes a `RequestError` with a message that names the field, neve
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -62,6 +63,10 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(
             400, f"Invalid request: the body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})."
         ) from None
+    except RecursionError:
+        raise RequestError(400, "Invalid request: the body's JSON is nested too deeply.") from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise RequestError(400, f"Invalid request: the body is not usable JSON: {err}.") from None
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -181,7 +186,7 @@ def integer(value: Any, name: str, low: int, high: int, default: int) -> int:
     if value is None or value == "":
         return default
     if isinstance(value, bool) or not isinstance(value, int | str) or (isinstance(value, str) and not _is_int(value)):
-        raise RequestError(400, f"Invalid request: `{name}` parameter is not a number: {value!r}.")
+        raise RequestError(400, f"Invalid request: `{name}` parameter is not a number: {value!r:.40}.")
     number = int(value)
     if not low <= number <= high:
         raise RequestError(400, f"Invalid request: `{name}` must be in [{low}, {high}], but is {number}.")
@@ -194,8 +199,8 @@ def number(value: Any, name: str, low: float, high: float, default: float) -> fl
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RequestError(400, f"Invalid request: `{name}` must be a number, but is {_json_type(value)}.")
-    if not low <= value <= high:
-        raise RequestError(400, f"Invalid request: `{name}` must be in [{low:g}, {high:g}], but is {value:g}.")
+    if not low <= value <= high:  # NaN fails this too
+        raise RequestError(400, f"Invalid request: `{name}` must be in [{low:g}, {high:g}], but is {value!r:.40}.")
     return float(value)
 
 
@@ -208,4 +213,5 @@ def boolean(value: Any, name: str) -> bool:
 
 
 def _is_int(text: str) -> bool:
-    return text.strip().lstrip("+-").isdigit()
+    """A decimal integer of at most 18 digits, as `int` reads it: an optional sign, ASCII digits."""
+    return re.fullmatch(r"\s*[+-]?[0-9]{1,18}\s*", text) is not None

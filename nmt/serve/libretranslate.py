@@ -6,11 +6,12 @@ them. `q` is a string or, in JSON, a list of strings; `source` is the model's so
 its target language; `format` `text` (each line translated sentence by sentence, `nmt.serve.service`) or `html` (an
 HTML fragment or page: its blocks' text translated, its tags placed back and its attributes untouched);
 `alternatives` asks for that many other translations (from the beam's n-best list; each line is then translated
-whole, and `format` must be `text`).
+whole; with `format=html` none, an empty list, as LibreTranslate answers).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -33,23 +34,20 @@ async def translate(request: Request) -> JSONResponse:
             raise RequestError(400, f"Invalid request: missing {name} parameter")
     texts, batch = text_list(values["q"], "q")
     texts = [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]  # CRLF and CR line ends count as LF
-    alternatives = integer(values.get("alternatives"), "alternatives", 0, state.cfg.max_alternatives, 0)
+    alternatives = _alternatives_asked(values.get("alternatives"), state.cfg.max_alternatives)
     check_text_limits(texts, "q", state.cfg.max_chars, state.cfg.max_lines)
     source, target = _pair(state, values["source"], values["target"])
     html = text_format(values.get("format")) == "html"
-    if html and alternatives:
-        raise RequestError(400, "Invalid request: `alternatives` are given for text only, not with format html.")
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
     base = state.cfg.decode
-    decode = (
-        state.service.decode_config(n_best=alternatives + 1, beam_size=max(base.beam_size, alternatives + 1))
-        if alternatives
-        else base
-    )
-    if html:
-        documents = await state.service.translate_html(html_texts(texts, "q"), decode, "q")
-        best, results = [document.text for document in documents], []
+    if html:  # as LibreTranslate: no alternatives for HTML, an empty list of them
+        documents = await state.service.translate_html(html_texts(texts, "q"), base, "q")
+        best, results = [document.text for document in documents], [[] for _ in texts]
     else:
+        n_best = alternatives + 1
+        decode = (
+            state.service.decode_config(n_best=n_best, beam_size=max(base.beam_size, n_best)) if alternatives else base
+        )
         results = await state.service.translate(texts, decode, "q")
         best = ["\n".join(line.best for line in lines) for lines in results]
     answer: dict[str, Any] = {"translatedText": best if batch else best[0]}
@@ -60,6 +58,16 @@ async def translate(request: Request) -> JSONResponse:
         others = [_alternatives(lines, text, alternatives) for lines, text in zip(results, best, strict=True)]
         answer["alternatives"] = others if batch else others[0]
     return JSONResponse(answer)
+
+
+def _alternatives_asked(value: Any, limit: int) -> int:
+    """LibreTranslate's `alternatives`, read as its `max(0, int(value))` reads it (-1 is 0; JSON 1.0 and true are
+    1), at most `limit`."""
+    if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+        value = int(value)
+    if (isinstance(value, int) and value < 0) or (isinstance(value, str) and re.fullmatch(r"\s*-[0-9]+\s*", value)):
+        value = 0
+    return integer(value, "alternatives", 0, limit, 0)
 
 
 async def languages(request: Request) -> JSONResponse:

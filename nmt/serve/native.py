@@ -130,6 +130,8 @@ def _attention_index(value: Any, counts: list[int]) -> tuple[int, int] | None:
         return None
     if value is True:
         value = {}
+    if not counts:
+        raise RequestError(400, "Invalid request: `attention` needs a text to attend in `texts`.")
     if not isinstance(value, dict) or set(value) - {"text", "line"}:
         raise RequestError(400, 'Invalid request: `attention` must be an object like {"text": 0, "line": 0}.')
     text = integer(value.get("text"), "attention.text", 0, len(counts) - 1, 0)

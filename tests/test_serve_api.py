@@ -434,6 +434,22 @@ def test_metrics_count_requests_batches_queue_and_memory(server, sentences):
         assert name in text, name
 
 
+def test_refusals_are_counted_by_their_reason(server):
+    """A malformed request is `invalid`, one past a size limit `limit`: the two are told apart."""
+
+    def refused(text: str, reason: str) -> float:
+        found = re.search(rf'^nmt_refused_total{{reason="{reason}"}} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    before = server.get("/metrics").text
+    server.post("/translate", json={"q": ""})  # missing q
+    server.post("/api/translate", content=b'{"texts": [')  # bad JSON
+    server.post("/translate", json={"q": "a" * 401, "source": "en", "target": "de"})  # past max_chars
+    after = server.get("/metrics").text
+    assert refused(after, "invalid") - refused(before, "invalid") == 2
+    assert refused(after, "limit") - refused(before, "limit") == 1
+
+
 def test_one_json_log_line_per_request(server, caplog):
     with caplog.at_level(logging.INFO, logger="nmt.serve"):
         server.post("/api/translate", json={"texts": ["a\nb"]})

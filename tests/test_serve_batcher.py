@@ -318,6 +318,34 @@ def test_drain_finishes_what_is_queued_and_refuses_new_work():
     assert batcher.join(5)
 
 
+@pytest.mark.parametrize("held", [True, False])
+def test_a_request_held_through_the_drain_may_still_use_the_worker(held):
+    """The work a request accepted before the drain does after its translation (alignments, attention) still runs:
+    the worker stays while a request holds it; without a hold it ends once the queue is empty."""
+    batcher = _batcher(FakeEngine())
+    hold = batcher.holding()
+    if held:
+        hold.__enter__()
+    assert batcher.submit([[1, 2]], DECODE, LATER).result(5) == [([[2, 1]], [2.0])]
+    batcher.drain(grace=10)
+    if held:
+        assert batcher.call(lambda: 42).result(5) == 42
+        assert not batcher.join(0.2)  # still held
+        hold.__exit__(None, None, None)
+    assert batcher.join(5)
+    with pytest.raises(ShuttingDown):
+        batcher.call(lambda: 42)
+
+
+def test_a_hold_keeps_the_worker_only_until_the_drain_deadline():
+    batcher = _batcher(FakeEngine())
+    with batcher.holding():
+        batcher.drain(grace=0.1)
+        assert batcher.join(5)
+        with pytest.raises(ShuttingDown):
+            batcher.call(lambda: 42)
+
+
 def test_drain_answers_what_the_grace_period_leaves():
     engine = FakeEngine()
     engine.gate.clear()  # the engine hangs until released

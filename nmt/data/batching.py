@@ -102,14 +102,15 @@ class TokenBatchSampler:
         self._skip, self._skip_epoch = n, self.epoch
 
     @property
-    def _num_batches(self) -> int:
+    def num_batches(self) -> int:
+        """Batches per epoch on all ranks together (before `even` drops a remainder)."""
         return len(self._bounds) - 1
 
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
         if self.even:
-            return self._num_batches // self.num_replicas
-        return len(range(self.rank, self._num_batches, self.num_replicas))
+            return self.num_batches // self.num_replicas
+        return len(range(self.rank, self.num_batches, self.num_replicas))
 
     def __iter__(self) -> Iterator[list[int]]:
         order, batch_order = self._epoch_order(self.epoch)
@@ -124,13 +125,13 @@ class TokenBatchSampler:
     def _epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The pairs in length order with ties shuffled, and the order of the batches, for `epoch`."""
         if not self.shuffle:
-            return self._order, np.arange(self._num_batches)
+            return self._order, np.arange(self.num_batches)
         rng = np.random.default_rng([self.seed, epoch])
         order = self._order.copy()
         for start, end in zip(self._groups[:-1].tolist(), self._groups[1:].tolist(), strict=True):
             if end - start > 1:
                 rng.shuffle(order[start:end])
-        return order, rng.permutation(self._num_batches)
+        return order, rng.permutation(self.num_batches)
 
 
 def _padding_ratio(bounds: np.ndarray, *sorted_lens: np.ndarray) -> float:

@@ -32,12 +32,13 @@ requests are futures (`concurrent.futures.Future`), which the web layer awaits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,7 @@ class Batcher:
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._lock = threading.Condition()
         self._accepting, self._stop_at = True, math.inf  # the drain deadline, once draining
+        self._holds, self._ended = 0, False  # requests that may still `call` (`holding`); the worker has ended
         self._tokens_per_second = 0.0  # moving average of the worker's rate, for Retry-After
         self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
@@ -179,14 +181,32 @@ class Batcher:
         return job.future
 
     def call(self, fn: Callable[[], Any]) -> Future:
-        """Run `fn` on the worker thread between two batches (work that needs the model); the future gets its result."""
+        """Run `fn` on the worker thread between two batches (work that needs the model); the future gets its result.
+        While draining, only until the drain deadline (the work of requests accepted before, see `holding`).
+
+        Raises:
+            ShuttingDown: the worker has ended, or the drain deadline has passed.
+        """
         future: Future = Future()
         with self._lock:
-            if not self._accepting:
+            if self._ended or time.monotonic() >= self._stop_at:
                 raise ShuttingDown("the server is shutting down and takes no new requests.")
             self._calls.append((fn, future))
             self._lock.notify()
         return future
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold the worker for a request's duration: once draining, it stays (until the drain deadline) while any
+        request holds it, so that the calls a request makes after its translation (alignments, attention) run."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+                self._lock.notify()
 
     def cancel(self, future: Future) -> None:
         """Give up a request (its deadline passed, or its client left): its queued sentences are dropped."""
@@ -262,7 +282,8 @@ class Batcher:
                     search = running.search
                     least, hold = math.ceil(self.join_share * search.sentences), JOIN_HOLD_STEPS * self._step_seconds
                     return _Step(self._queue.joining(running.key, search.sentences, search.width, now, least, hold))
-                if not self._accepting and not self._queue:
+                if not self._accepting and not self._queue and (not self._holds or now >= self._stop_at):
+                    self._ended = True
                     return None
                 batch, wait = self._take(now)
                 if batch:

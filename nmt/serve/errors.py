@@ -10,13 +10,16 @@ class RequestError(Exception):
         status: 400 bad input, 403 a refused API key, 413 a body too large, 503 busy or shutting down, 504 late.
         message: what went wrong and what to change, naming the request field.
         retry_after: seconds, sent as `Retry-After` (with 503).
-        reason: why it was refused, for the `nmt_refused` metric (queue_full, shutdown, timeout, limit, auth).
+        reason: why it was refused, for the `nmt_refused` metric: queue_full, shutdown, timeout, limit (a request
+            past a size limit), auth, invalid (any other 400), disconnected (the client left before it was read).
     """
 
     def __init__(self, status: int, message: str, retry_after: float | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.retry_after = status, message, retry_after
-        self.reason = reason or {403: "auth", 504: "timeout"}.get(status, "limit" if status < 500 else None)
+        self.reason = reason or {400: "invalid", 403: "auth", 413: "limit", 499: "disconnected", 504: "timeout"}.get(
+            status
+        )
 
     @property
     def headers(self) -> dict[str, str]:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from nmt.documents.formats import Skeleton
 from nmt.documents.formats.html_tree import html_skeleton
@@ -28,11 +28,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(int(declared), max_bytes)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(size, max_bytes)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(size, max_bytes)
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody to answer; logged as 499, as nginx does, not as a server error
+        raise RequestError(499, "the client closed the connection before its request was read.") from None
     return b"".join(chunks)
 
 
@@ -141,12 +144,16 @@ def check_text_limits(texts: list[str], name: str, max_chars: int, max_lines: in
     chars = sum(len(t) for t in texts)
     if chars > max_chars:
         raise RequestError(
-            400, f"Invalid request: `{name}` has {chars} characters, more than this server's limit of {max_chars}."
+            400,
+            f"Invalid request: `{name}` has {chars} characters, more than this server's limit of {max_chars}.",
+            reason="limit",
         )
     lines = sum(t.count("\n") + 1 for t in texts)
     if lines > max_lines:
         raise RequestError(
-            400, f"Invalid request: `{name}` has {lines} lines, more than this server's limit of {max_lines}."
+            400,
+            f"Invalid request: `{name}` has {lines} lines, more than this server's limit of {max_lines}.",
+            reason="limit",
         )
     for index, text in enumerate(texts):
         if "\x00" in text:

@@ -39,17 +39,15 @@ async def translate(request: Request) -> JSONResponse:
     source, target = _pair(state, values["source"], values["target"])
     html = text_format(values.get("format")) == "html"
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
-    base = state.cfg.decode
-    if html:  # as LibreTranslate: no alternatives for HTML, an empty list of them
-        documents = await state.service.translate_html(html_texts(texts, "q"), base, "q")
-        best, results = [document.text for document in documents], [[] for _ in texts]
-    else:
-        n_best = alternatives + 1
-        decode = (
-            state.service.decode_config(n_best=n_best, beam_size=max(base.beam_size, n_best)) if alternatives else base
-        )
-        results = await state.service.translate(texts, decode, "q")
-        best = ["\n".join(line.best for line in lines) for lines in results]
+    base, n_best = state.cfg.decode, alternatives + 1
+    with state.service.request():
+        if html:  # as LibreTranslate: no alternatives for HTML, an empty list of them
+            documents = await state.service.translate_html(html_texts(texts, "q"), base, "q")
+            best, results = [document.text for document in documents], [[] for _ in texts]
+        else:
+            decode = state.service.decode_config(n_best=n_best, beam_size=max(base.beam_size, n_best))
+            results = await state.service.translate(texts, decode if alternatives else base, "q")
+            best = ["\n".join(line.best for line in lines) for lines in results]
     answer: dict[str, Any] = {"translatedText": best if batch else best[0]}
     if values["source"] == "auto":
         detected = {"confidence": CONFIDENCE, "language": source}

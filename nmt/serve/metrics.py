@@ -59,7 +59,10 @@ class Metrics:
             "nmt_batch_seconds", "Time to translate one batch (or run one step)", buckets=LATENCY_BUCKETS, registry=reg
         )
         self.refused = Counter(
-            "nmt_refused", "Requests refused: queue_full, shutdown, timeout, limit, auth", ["reason"], registry=reg
+            "nmt_refused",
+            "Requests refused: queue_full, shutdown, timeout, limit, auth, invalid, disconnected",
+            ["reason"],
+            registry=reg,
         )
         Gauge("nmt_queue_sentences", "Sentences waiting for the worker", registry=reg).set_function(lambda: queue()[0])
         Gauge("nmt_queue_tokens", "Source tokens waiting for the worker", registry=reg).set_function(lambda: queue()[1])

@@ -25,6 +25,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from nmt.config import DecodeConfig
+from nmt.documents.formats import Skeleton
 from nmt.serve.errors import RequestError
 from nmt.serve.inputs import (
     boolean,
@@ -37,7 +39,7 @@ from nmt.serve.inputs import (
     text_format,
     text_list,
 )
-from nmt.serve.service import Line, whole_lines
+from nmt.serve.service import Line, TranslationService, whole_lines
 from nmt.serve.state import ServerState
 
 FIELDS = ("texts", "text", "format", "beam_size", "n_best", "length_penalty", "no_repeat_ngram", "alignments")
@@ -62,7 +64,21 @@ async def translate(request: Request) -> JSONResponse:
     counts = [len(d.segments) for d in documents] if documents is not None else [t.count("\n") + 1 for t in texts]
     where = _attention_index(body.get("attention"), counts)
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
-    service = state.service
+    with state.service.request():
+        answer = await _answer(state.service, texts, name, decode, alignments, documents, where)
+    return JSONResponse(answer)
+
+
+async def _answer(
+    service: TranslationService,
+    texts: list[str],
+    name: str,
+    decode: DecodeConfig,
+    alignments: bool,
+    documents: list[Skeleton] | None,
+    where: tuple[int, int] | None,
+) -> dict[str, Any]:
+    """The translations (and the attention matrix at `where`) as the native API's JSON."""
     if documents is not None:
         found = await service.translate_html(documents, decode, name)
         result = [document.lines for document in found]
@@ -74,7 +90,7 @@ async def translate(request: Request) -> JSONResponse:
         lines = result[where[0]]
         attention = await service.attention(lines[where[1]]) if lines else None
         answer["attention"] = None if attention is None else {"text": where[0], "line": where[1], **vars(attention)}
-    return JSONResponse(answer)
+    return answer
 
 
 async def info(request: Request) -> JSONResponse:

@@ -18,8 +18,10 @@ refused with its position named (never cut silently).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -39,6 +41,7 @@ from nmt.serve.errors import RequestError
 from nmt.serve.jobs import BatchStats, DeadlineExceeded, QueueFull, Refused, ShuttingDown
 
 EOS_PIECE = "</s>"
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)  # `request`'s
 Unit = tuple[list[int], list[int]]  # what the model translated for a line: source ids, the best hypothesis's ids
 
 
@@ -182,6 +185,23 @@ class TranslationService:
         """A batch's n-best lists and their search's attention in `align_layer` (on the worker thread)."""
         return self.translator.engine.translate_ids_attending(srcs, decode, None, self.align_layer)
 
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """One request's scope: a single deadline, `request_timeout` from now, for every translation and model call
+        it makes, and a hold on the worker, so that the calls after its translation still run while the server
+        drains (a request accepted before SIGTERM is answered; `Batcher.holding`)."""
+        token = _DEADLINE.set(time.monotonic() + self.cfg.request_timeout)
+        try:
+            with self.batcher.holding():
+                yield
+        finally:
+            _DEADLINE.reset(token)
+
+    def _deadline(self) -> float:
+        """The deadline of the request in progress (`request`), or `request_timeout` from now outside one."""
+        deadline = _DEADLINE.get()
+        return time.monotonic() + self.cfg.request_timeout if deadline is None else deadline
+
     def decode_config(self, **options: int | float) -> DecodeConfig:
         """The server's search settings with a request's changes (already checked against the server's bounds)."""
         return replace(self.cfg.decode, **options)
@@ -270,6 +290,7 @@ class TranslationService:
                     f"Invalid request: line {number} of `{name}` has {len(src)} subword tokens, more than this model "
                     f"takes ({self.max_src_len}) in one sentence with n-best lists or alignments; split it into "
                     "shorter lines.",
+                    reason="limit",
                 )
         lines = [Line(source) for source in sources]
         todo = [i for i, src in enumerate(ids) if src]
@@ -298,6 +319,7 @@ class TranslationService:
                     f"Invalid request: {where(unit.segment)} has a sentence of {len(src)} subword tokens, more than "
                     f"this model takes ({self.max_src_len}), and this server does not cut sentences (max_len=0); "
                     "split it into shorter sentences.",
+                    reason="limit",
                 )
         todo = [k for k, src in enumerate(ids) if src]
         nbests, attention = await self._run_sentences([ids[k] for k in todo], decode, [plan.linked[k] for k in todo])
@@ -343,8 +365,9 @@ class TranslationService:
                 400,
                 f"Invalid request: its {tokens} subword tokens exceed what this server queues at once "
                 f"({self.cfg.max_queue_tokens}); send it in smaller requests.",
+                reason="limit",
             )
-        deadline = time.monotonic() + self.cfg.request_timeout
+        deadline = self._deadline()
         try:
             future = self.batcher.submit(srcs, decode, deadline, attend)
         except Refused as err:
@@ -354,12 +377,12 @@ class TranslationService:
         return await self._wait(future, deadline)
 
     async def _call(self, fn):
-        """Run `fn` on the worker thread (it uses the model) within the request timeout."""
+        """Run `fn` on the worker thread (it uses the model) within the request's deadline."""
         try:
             future = self.batcher.call(fn)
         except Refused as err:
             raise _as_request_error(err, self.cfg.request_timeout) from None
-        return await self._wait(future, time.monotonic() + self.cfg.request_timeout)
+        return await self._wait(future, self._deadline())
 
     async def _wait(self, future, deadline: float):
         try:

@@ -1,7 +1,9 @@
 """What a resumed run takes from its checkpoint before any work: the tokenizer, the step, the time used.
 
 Checked up front, so a resume that cannot continue says why before data preparation: a checkpoint
-trained on other data, tokenizer settings or model, or a time budget (`trainer.max_time`) already spent.
+trained on other data, tokenizer settings or model, batching options that would deal its epoch's batches in
+another order, or a time budget (`trainer.max_time`) already spent. What the order depends on in the data itself
+(the training pairs left after filtering) is checked once the data is loaded (`TranslationDataModule`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def load_resume_state(path: str, cfg: TrainConfig) -> ResumeState:
         check_same_tokenizer_inputs(ckpt.train_config, cfg, path)
     check_same_model(ckpt.model_config, cfg.model, path)
     check_same_world_size(raw, processes(cfg.trainer), path)
+    check_same_batch_order(raw.get("TranslationDataModule", {}), batching_options(cfg), path)
     seconds = _train_seconds(raw, by_time=cfg.optim.schedule_by == "time")
     state = ResumeState(path, ckpt.step, Tokenizer.from_bytes(ckpt.tokenizer), seconds)
     check_time_budget(state, cfg.trainer.max_time)
@@ -103,6 +106,39 @@ def check_same_world_size(raw: dict[str, Any], world_size: int, path: str) -> No
             f"checkpoint {path} was trained by {saved} process(es), but this run has {world_size} "
             "(trainer.devices x trainer.num_nodes): resume with the same number, or start a new run from its "
             f"weights with init_from={path}."
+        )
+
+
+# What the batch order of an epoch depends on besides the world size, as `TranslationDataModule.state_dict`
+# records it, and the name a message gives each.
+BATCH_ORDER_KEYS = {
+    "seed": "seed",
+    "max_tokens": "data.max_tokens",
+    "max_sentences": "data.max_sentences (0: no cap)",
+    "train_pairs": "training pairs left after data.max_len and data.max_ratio",
+    "train_lengths": "digest of the training pairs' lengths",
+}
+
+
+def batching_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The options of `cfg` that the batch order depends on, under the keys of `BATCH_ORDER_KEYS`."""
+    return {"seed": cfg.seed, "max_tokens": cfg.data.max_tokens, "max_sentences": cfg.data.max_sentences or 0}
+
+
+def check_same_batch_order(saved: dict[str, Any], now: dict[str, Any], path: str) -> None:
+    """Refuse to resume when this run would cut or order the batches of an epoch otherwise than the checkpoint's
+    run: skipping the batches it had done would then drop or repeat pairs. Names each key of `BATCH_ORDER_KEYS`
+    that differs, with both values; a key missing from either side (a checkpoint older than it) is not checked."""
+    changed = [
+        f"{name} (checkpoint {saved[key]!r}, this run {now[key]!r})"
+        for key, name in BATCH_ORDER_KEYS.items()
+        if key in saved and key in now and saved[key] != now[key]
+    ]
+    if changed:
+        raise CheckpointError(
+            f"checkpoint {path} cannot continue its epoch in this run, which would cut or order the batches "
+            f"otherwise: {'; '.join(changed)}. Resume with the original run's settings and data, or start a new run "
+            f"from its weights with init_from={path}."
         )
 
 

@@ -5,6 +5,7 @@ answers, health, readiness, metrics and the per-request log line. Uses the sessi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -391,6 +392,53 @@ def test_a_request_past_its_deadline_answers_504_and_leaves_the_queue(model_path
         assert server.post("/api/translate", json={"texts": sentences[:1]}).status_code == 200
     finally:
         server.close()
+
+
+def _asgi_post(app, path: str, body: bytes, sent: list, leave: asyncio.Event):
+    """POST `body` to `path` of `app` as uvicorn would, the client leaving (`http.disconnect`) once `leave` is set."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http"}
+    scope |= {"path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers}
+    return app(scope | {"client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 5000)}, receive, send)
+
+
+@pytest.mark.parametrize("path", ["/translate", "/api/translate"])
+@pytest.mark.parametrize("leaves", [True, False])
+def test_a_client_that_leaves_gives_up_its_queued_sentences(server, sentences, path, leaves):
+    """A client gone while its sentences wait: they leave the queue (never translated), and the request ends 499;
+    a client that stays gets its answer."""
+    params = {"q": sentences[0], "source": "en", "target": "de"} if path == "/translate" else {"texts": sentences[:3]}
+    batcher, sent = server.state.service.batcher, []
+
+    async def run() -> None:
+        leave = asyncio.Event()
+        call = asyncio.ensure_future(_asgi_post(server.app, path, json.dumps(params).encode(), sent, leave))
+        while batcher.queued_sentences == 0:
+            await asyncio.sleep(0.01)
+        if leaves:
+            leave.set()
+            await asyncio.wait_for(call, 10)
+            assert batcher.queued_sentences == 0  # given up while the worker was still busy
+        release.set()
+        await asyncio.wait_for(call, 30)
+
+    release = server.hold()
+    try:
+        asyncio.run(run())
+    finally:
+        release.set()
+    assert sent[0]["status"] == (499 if leaves else 200)
 
 
 def test_health_readiness_and_draining(model_path):

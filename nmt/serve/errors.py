@@ -11,7 +11,7 @@ class RequestError(Exception):
         message: what went wrong and what to change, naming the request field.
         retry_after: seconds, sent as `Retry-After` (with 503).
         reason: why it was refused, for the `nmt_refused` metric: queue_full, shutdown, timeout, limit (a request
-            past a size limit), auth, invalid (any other 400), disconnected (the client left before it was read).
+            past a size limit), auth, invalid (any other 400), disconnected (the client left before its answer).
     """
 
     def __init__(self, status: int, message: str, retry_after: float | None = None, reason: str | None = None) -> None:

@@ -7,9 +7,12 @@ Every problem becomes a `RequestError` with a message that names the field, neve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
@@ -20,6 +23,7 @@ from nmt.documents.segment import DocumentError
 from nmt.serve.errors import RequestError
 
 JSON_TYPES = ("application/json",)
+T = TypeVar("T")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -37,6 +41,30 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     except ClientDisconnect:  # nobody to answer; logged as 499, as nginx does, not as a server error
         raise RequestError(499, "the client closed the connection before its request was read.") from None
     return b"".join(chunks)
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """`work`'s result, or a 499 once the client has gone (its queued and running sentences are then given up:
+    the work is cancelled). Call it after the body has been read."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if not task.cancelled():
+        return task.result()
+    raise RequestError(499, "the client closed the connection before its translation was ready.")  # logged only
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns once the client has disconnected."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _too_large(size: int, max_bytes: int) -> RequestError:

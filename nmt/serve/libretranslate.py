@@ -18,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from nmt.serve.errors import RequestError
-from nmt.serve.inputs import check_text_limits, html_texts, integer, libretranslate_values, text_format, text_list
+from nmt.serve.inputs import (
+    check_text_limits,
+    html_texts,
+    integer,
+    libretranslate_values,
+    text_format,
+    text_list,
+    unless_disconnected,
+)
 from nmt.serve.service import Line
 from nmt.serve.state import ServerState
 
@@ -39,15 +47,8 @@ async def translate(request: Request) -> JSONResponse:
     source, target = _pair(state, values["source"], values["target"])
     html = text_format(values.get("format")) == "html"
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
-    base, n_best = state.cfg.decode, alternatives + 1
     with state.service.request():
-        if html:  # as LibreTranslate: no alternatives for HTML, an empty list of them
-            documents = await state.service.translate_html(html_texts(texts, "q"), base, "q")
-            best, results = [document.text for document in documents], [[] for _ in texts]
-        else:
-            decode = state.service.decode_config(n_best=n_best, beam_size=max(base.beam_size, n_best))
-            results = await state.service.translate(texts, decode if alternatives else base, "q")
-            best = ["\n".join(line.best for line in lines) for lines in results]
+        best, results = await unless_disconnected(request, _translated(state, texts, html, alternatives))
     answer: dict[str, Any] = {"translatedText": best if batch else best[0]}
     if values["source"] == "auto":
         detected = {"confidence": CONFIDENCE, "language": source}
@@ -56,6 +57,20 @@ async def translate(request: Request) -> JSONResponse:
         others = [_alternatives(lines, text, alternatives) for lines, text in zip(results, best, strict=True)]
         answer["alternatives"] = others if batch else others[0]
     return JSONResponse(answer)
+
+
+async def _translated(
+    state: ServerState, texts: list[str], html: bool, alternatives: int
+) -> tuple[list[str], list[list[Line]]]:
+    """Each text's translation, and its lines with their hypotheses (none with HTML, which has no alternatives in
+    LibreTranslate: an empty list of them)."""
+    base, n_best = state.cfg.decode, alternatives + 1
+    if html:
+        documents = await state.service.translate_html(html_texts(texts, "q"), base, "q")
+        return [document.text for document in documents], [[] for _ in texts]
+    decode = state.service.decode_config(n_best=n_best, beam_size=max(base.beam_size, n_best))
+    results = await state.service.translate(texts, decode if alternatives else base, "q")
+    return ["\n".join(line.best for line in lines) for lines in results], results
 
 
 def _alternatives_asked(value: Any, limit: int) -> int:

@@ -38,6 +38,7 @@ from nmt.serve.inputs import (
     read_body,
     text_format,
     text_list,
+    unless_disconnected,
 )
 from nmt.serve.service import Line, TranslationService, whole_lines
 from nmt.serve.state import ServerState
@@ -65,7 +66,9 @@ async def translate(request: Request) -> JSONResponse:
     where = _attention_index(body.get("attention"), counts)
     request.state.sentences = sum(t.count("\n") + 1 for t in texts)
     with state.service.request():
-        answer = await _answer(state.service, texts, name, decode, alignments, documents, where)
+        answer = await unless_disconnected(
+            request, _answer(state.service, texts, name, decode, alignments, documents, where)
+        )
     return JSONResponse(answer)
 
 

@@ -77,6 +77,33 @@ def test_invalid_utf8_in_gzip_names_the_line(tmp_path):
         read_lines(path)
 
 
+@pytest.mark.parametrize(
+    ("data", "offset"),
+    [(b"ab\xff\n", 2), (b"\xef\xbb\xbfab\xff\n", 5), (b"\xef\xbb\xbfok\nab\xff\n", 8)],
+    ids=["plain", "bom", "bom-line-2"],
+)
+def test_byte_offsets_count_a_stripped_bom(tmp_path, data, offset):
+    """The offset is the file's, BOM included: `data[offset]` is the bad byte."""
+    assert data[offset] == 0xFF
+    path = write(tmp_path / "bad.en", data)
+    with pytest.raises(CorpusError, match=rf"invalid UTF-8 at byte offset {offset} \("):
+        read_lines(path)
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    with pytest.raises(CorpusError, match=rf"invalid UTF-8 at byte {offset - line_start} of the line"):
+        list(iter_lines(path))
+    nul = data.replace(b"\xff", b"\x00")
+    with pytest.raises(CorpusError, match=rf"NUL byte at byte offset {offset};"):
+        read_lines(write(tmp_path / "nul.en", nul))
+
+
+@pytest.mark.parametrize(("name", "where"), [("bad.en.gz", " of the decompressed text"), ("bad.en", "")])
+def test_byte_offsets_in_gzip_files_say_they_count_the_decompressed_text(tmp_path, name, where):
+    data = b"\xef\xbb\xbfok\n\xff\n"
+    path = write(tmp_path / name, gzip.compress(data) if where else data)
+    with pytest.raises(CorpusError, match=rf"line 2: invalid UTF-8 at byte offset 6{where} \("):
+        read_lines(path)
+
+
 def test_nul_byte_is_reported_as_binary(tmp_path):
     path = write(tmp_path / "bin", b"text\nmore\x00text\n")
     with pytest.raises(CorpusError, match=r"line 2: NUL byte .* binary") as err:

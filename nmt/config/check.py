@@ -111,6 +111,7 @@ def _problems(cfg: Any, prefix: str) -> list[str]:
         need(0 <= cfg.synonym_rate <= 1, "synonym_rate", "in [0, 1]")
         need(cfg.synonym_min_count >= 0, "synonym_min_count", ">= 0")
     if isinstance(cfg, DataConfig):
+        need(cfg.max_len >= 1, "max_len", ">= 1")
         need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
         need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")
         need(cfg.max_sentences is None or cfg.max_sentences >= 0, "max_sentences", ">= 0 (0 or null: no cap)")

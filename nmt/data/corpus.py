@@ -49,16 +49,22 @@ def check_file(path: Path) -> None:
         raise CorpusError(f"file {path} must be a regular file, but is {kind} instead.")
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic or ends in `.gz`."""
+def _read_bytes(path: Path) -> tuple[bytes, bool]:
+    """The file's bytes, gunzipped when it starts with the gzip magic or ends in `.gz`; and whether it was."""
     check_file(path)
     data = path.read_bytes()
-    if data[:2] == _GZIP_MAGIC or path.suffix == ".gz":
+    packed = data[:2] == _GZIP_MAGIC or path.suffix == ".gz"
+    if packed:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as e:
             raise CorpusError(f"file {path}: not a valid gzip file ({e}).") from e
-    return data
+    return data, packed
+
+
+def _byte_offset(offset: int, packed: bool) -> str:
+    """Where a byte of a file is, for a message: into the decompressed text of a gzip file."""
+    return f"byte offset {offset}{' of the decompressed text' if packed else ''}"
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -91,18 +97,18 @@ def read_lines(path: str | Path) -> list[str]:
             bytes) or empty.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
+    data, packed = _read_bytes(path)
+    skipped = len(_BOM) if data.startswith(_BOM) else 0  # offsets in messages count it: they are the file's
+    data = data[skipped:]
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = _line_of(data, nul)
-        raise CorpusError(f"file {path}, line {line}: NUL byte at byte offset {nul}; is this a binary file?")
+        where = f"line {_line_of(data, nul)}: NUL byte at {_byte_offset(nul + skipped, packed)}"
+        raise CorpusError(f"file {path}, {where}; is this a binary file?")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = _line_of(data, e.start)
-        raise CorpusError(f"file {path}, line {line}: invalid UTF-8 at byte offset {e.start} ({e.reason}).") from e
+        where = f"line {_line_of(data, e.start)}: invalid UTF-8 at {_byte_offset(e.start + skipped, packed)}"
+        raise CorpusError(f"file {path}, {where} ({e.reason}).") from e
     if not text:
         raise CorpusError(f"file {path} is empty.")
     lines = text.split("\n")
@@ -154,17 +160,20 @@ def check_lines(raw_lines: Iterable[bytes], name: str, first: int = 1) -> Iterat
     (for a stream that starts mid-file).
     """
     for number, raw in enumerate(raw_lines, start=first):
-        yield _decode_line(raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw, name, number)
+        skipped = len(_BOM) if number == 1 and raw.startswith(_BOM) else 0
+        yield _decode_line(raw[skipped:], name, number, skipped)
 
 
-def _decode_line(raw: bytes, name: str, number: int) -> str:
-    """Decode and clean one LF-terminated line (see `_clean`)."""
+def _decode_line(raw: bytes, name: str, number: int, skipped: int = 0) -> str:
+    """Decode and clean one LF-terminated line (see `_clean`); `skipped` bytes (a BOM) were cut off its start,
+    and the byte a message names counts them."""
     if b"\x00" in raw:
         raise CorpusError(f"{name}, line {number}: NUL byte; is this a binary file?")
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CorpusError(f"{name}, line {number}: invalid UTF-8 at byte {e.start} of the line ({e.reason}).") from e
+        where = f"byte {e.start + skipped} of the line"
+        raise CorpusError(f"{name}, line {number}: invalid UTF-8 at {where} ({e.reason}).") from e
     return _clean(line)
 
 

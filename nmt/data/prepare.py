@@ -219,6 +219,8 @@ def _write_split(
         for side, text in ((src, src_text), (tgt, tgt_text)):
             if not text:
                 raise CorpusError(f"{side.name} has only empty lines.")
+    if split == "train":
+        _check_kept(stats, sources)
     return {
         "pairs": stats.kept,
         "src_tokens": tokens["src"],
@@ -226,6 +228,15 @@ def _write_split(
         **({"links": tokens["links"] // 2} if "links" in tokens else {}),
         "filter": dataclasses.asdict(stats),
     }
+
+
+def _check_kept(stats: FilterStats, sources: list[tuple[_Side, _Side]]) -> None:
+    """Refuse a training split that the filter emptied: a run on it would train nothing and write no model."""
+    if stats.kept == 0:
+        names = ", ".join(side.name for pair in sources for side in pair)
+        raise CorpusError(
+            f"no training pair of {names} is left after filtering ({stats}): raise data.max_len or data.max_ratio."
+        )
 
 
 def prepare_corpus(

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from nmt.config import AugmentConfig
 from nmt.data.augment import uniform
@@ -103,28 +102,45 @@ def synonym_table(
 
 
 def replace_synonyms(batch: Batch, table: SynonymTable, rate: float, seed: int, epoch: int) -> Batch:
-    """`batch` with its sources' words replaced as the module docstring says (the targets untouched)."""
+    """`batch` with its sources' words replaced as the module docstring says (the targets untouched).
+
+    The batch keeps its shape: it was cut to the token budget on the lengths before replacement, so a replacement
+    that would make its row longer than the batch is wide (`src.size(1) - 1` ids before the EOS) is not made.
+    """
     if batch.index is None:
         raise ValueError("synonyms are drawn per pair: the batch needs `index`.")
     rows = [[t for t in row if t not in (PAD_ID, EOS_ID)] for row in batch.src.tolist()]
-    width = max((len(r) for r in rows), default=0) + 1
+    width = batch.src.size(1)
     positions = torch.arange(width).view(1, -1)
     pairs = batch.index.view(-1, 1).long()
     replace = (uniform(seed, epoch, pairs, positions, _FIND) < rate).tolist()
     pick = uniform(seed, epoch, pairs, positions, _PICK).tolist()
-    new_rows = []
-    for row, replace_at, picks in zip(rows, replace, pick, strict=True):
-        out, last = [], 0
-        for start, word in _matches(row, table.by_first, table.joins):
-            if replace_at[start]:
-                options = table.words[word]
-                out += row[last:start] + list(options[int(picks[start] * len(options))])
-                last = start + len(word)
-        new_rows.append(out + row[last:])
+    new_rows = [
+        _replaced(row, replace_at, picks, table, width - 1)
+        for row, replace_at, picks in zip(rows, replace, pick, strict=True)
+    ]
     if new_rows == rows:
         return batch
-    src = pad_sequence([torch.tensor(r + [EOS_ID]) for r in new_rows], batch_first=True, padding_value=PAD_ID)
+    src = torch.full_like(batch.src, PAD_ID)  # [B, S] as before
+    for i, row in enumerate(new_rows):
+        src[i, : len(row) + 1] = torch.tensor(row + [EOS_ID])
     return dataclasses.replace(batch, src=src, src_tokens=sum(len(r) + 1 for r in new_rows))
+
+
+def _replaced(row: list[int], replace_at: list[bool], picks: list[float], table: SynonymTable, limit: int) -> list[int]:
+    """`row` with the drawn words replaced (`replace_at`, `picks`: per position), except any replacement that
+    would make it longer than `limit` ids."""
+    out, last, length = [], 0, len(row)
+    for start, word in _matches(row, table.by_first, table.joins):
+        if not replace_at[start]:
+            continue
+        options = table.words[word]
+        synonym = options[int(picks[start] * len(options))]
+        if length + len(synonym) - len(word) > limit:
+            continue
+        out += row[last:start] + list(synonym)
+        last, length = start + len(word), length + len(synonym) - len(word)
+    return out + row[last:]
 
 
 def _encoded(sets: Sequence[Sequence[str]], tokenizer: Tokenizer) -> tuple[list[str], list[list[int]]]:

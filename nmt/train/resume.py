@@ -114,7 +114,7 @@ def check_same_world_size(raw: dict[str, Any], world_size: int, path: str) -> No
 BATCH_ORDER_KEYS = {
     "seed": "seed",
     "max_tokens": "data.max_tokens",
-    "max_sentences": "data.max_sentences (0: no cap)",
+    "max_sentences": "data.max_sentences",
     "train_pairs": "training pairs left after data.max_len and data.max_ratio",
     "train_lengths": "digest of the training pairs' lengths",
 }

@@ -17,6 +17,7 @@ from nmt.cli import backtranslate as cli
 from nmt.config import BacktranslateConfig, DataConfig, DecodeConfig, check
 from nmt.data.prepare import load_training_data
 from nmt.data.sources import get_corpus
+from nmt.errors import UserError
 from nmt.workflows.backtranslate import PROVENANCE, backtranslate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,6 +56,27 @@ def test_back_translation_writes_tagged_synthetic_pairs_once(model_path, corpus)
     other, reused = backtranslate(model_path, root / "mono.en", root / "untagged", sampled, tag=None, device="cpu")
     assert not reused and other["provenance"]["tag"] is None
     assert not (root / "untagged" / "train.de").read_text().startswith("<bt>")
+
+
+@pytest.mark.parametrize("case", ["other files", "input inside", "empty"])
+def test_an_output_it_did_not_write_is_refused_and_kept(model_path, corpus, tmp_path, case) -> None:
+    """The output directory is replaced whole: one holding other files, or the input itself, is refused before
+    anything is translated, and left as it was; an empty one is written."""
+    root, mono, _ = corpus
+    out, source = tmp_path / "data", root / "mono.en"
+    out.mkdir()
+    if case == "other files":
+        (out / "train.de").write_text("a real corpus\n")
+    elif case == "input inside":
+        source = out / "mono.en"
+        source.write_text((root / "mono.en").read_text())
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    if case == "empty":
+        assert backtranslate(model_path, source, out, GREEDY, device="cpu")[0]["pairs"] == len(mono)
+        return
+    with pytest.raises(UserError, match="replaced whole"):
+        backtranslate(model_path, source, out, GREEDY, device="cpu")
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
 
 
 def test_the_command_reports_what_it_wrote_and_reuses_it(model_path, corpus, tmp_path, capsys) -> None:

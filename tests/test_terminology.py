@@ -36,6 +36,22 @@ def test_term_use_counts_whole_words_exactly_and_in_any_case():
     assert use.as_dict()["exact_pct"] == 50.0 and use.lines == 4
 
 
+@pytest.mark.parametrize(
+    ("output", "term", "found"),
+    [
+        ("他在北京工作了三年。", "北京", True),  # Chinese: no spaces, no word boundaries
+        ("东京タワーに行った", "タワー", True),  # Japanese katakana between kanji and hiragana
+        ("我买了iPhone手机", "iPhone", True),  # a spaced-script term beside unspaced letters
+        ("我买了niPhone手机", "iPhone", False),  # ... but still whole on its Latin side
+        ("Zwei Hunde bellen.", "Hund", False),  # spaced scripts keep the whole-word rule
+    ],
+)
+def test_terms_in_scripts_without_spaces_are_found_inside_running_text(output, term, found):
+    assert found_terms(output, [term]) == [found]
+    use = term_use([output], [[term]], [[term]])
+    assert (use.exact, use.kept_out) == (int(found), int(not found))
+
+
 def test_a_term_asked_twice_must_occur_twice():
     assert found_terms("ein Hund und ein Hund", ["Hund", "Hund"]) == [True, True]
     assert found_terms("ein Hund und eine Katze", ["Hund", "Hund"]) == [True, False]

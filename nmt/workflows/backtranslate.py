@@ -24,6 +24,7 @@ from nmt.checkpoint import load_checkpoint
 from nmt.config import DecodeConfig
 from nmt.data.corpus import iter_lines
 from nmt.decode.translator import Translator
+from nmt.errors import UserError
 
 PROVENANCE = "provenance.json"
 CHUNK_LINES = 2000  # monolingual lines translated at a time: memory stays flat on big inputs
@@ -69,6 +70,7 @@ def backtranslate(
     earlier = _record(output)
     if earlier is not None and earlier["provenance"] == wanted:
         return earlier, True
+    check_replaceable(output, monolingual)
     translator = Translator.from_checkpoint(reverse_model, decode, device)
     src_lang, tgt_lang = wanted["src_lang"], wanted["tgt_lang"]
     pairs = empty = 0
@@ -93,6 +95,24 @@ def backtranslate(
         }
         (tmp / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record, False
+
+
+def check_replaceable(output: Path, monolingual: str | Path) -> None:
+    """Refuse to write the corpus over a directory it did not write: the whole directory is replaced.
+
+    Raises:
+        UserError: `output` holds files but no back-translation record, or holds the monolingual text.
+    """
+    if Path(monolingual).resolve().is_relative_to(output.resolve()):
+        raise UserError(
+            f"the monolingual text {monolingual} is inside output={output}, which is replaced whole: "
+            "write the corpus to a directory of its own."
+        )
+    if output.is_dir() and any(output.iterdir()) and _record(output) is None:
+        raise UserError(
+            f"output={output} holds files but no {PROVENANCE} of an earlier back-translation; it is replaced "
+            "whole, so name a new or empty directory."
+        )
 
 
 def _record(output: Path) -> dict[str, Any] | None:

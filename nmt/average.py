@@ -21,14 +21,17 @@ KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `keep_last` keeps:
 
 
 def kept_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The checkpoints of the latest validations a run kept with `keep_last`, oldest first."""
+    """The checkpoints of the latest validations a run kept with `keep_last`, oldest first: none past the run's
+    `last.ckpt` (a directory used before by a longer run still holds that run's later steps)."""
     directory = Path(run_dir) / "checkpoints"
     kept = sorted(
         (int(match.group(1)), path)
         for path in (directory.glob("step*.ckpt") if directory.is_dir() else ())
         if (match := KEPT_NAME.fullmatch(path.name))
     )
-    return [path for _, path in kept]
+    last = directory / "last.ckpt"
+    newest = int(read_raw(last, mmap=True).get("global_step", 0)) if last.is_file() else None
+    return [path for step, path in kept if newest is None or step <= newest]
 
 
 def last_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
@@ -53,10 +56,15 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     beyond rounding. The metadata (tokenizer, configs) is the first checkpoint's; the step the last's.
 
     Raises:
-        CheckpointError: fewer than one path, or a checkpoint unusable or unlike the first (names it).
+        CheckpointError: fewer than one path, one named twice, or a checkpoint unusable or unlike the first (names
+            it).
     """
     if not paths:
         raise CheckpointError("no checkpoints to average: give at least one.")
+    named = [Path(p).resolve() for p in paths]
+    if len(set(named)) < len(named):
+        twice = next(p for p in paths if named.count(Path(p).resolve()) > 1)
+        raise CheckpointError(f"checkpoint {twice} is named twice: each checkpoint counts once in an average.")
     first_path = Path(paths[0])
     first_raw = read_raw(first_path, mmap=True)  # mapped: the optimizer state of training checkpoints is never read
     first = from_raw(first_raw, first_path)

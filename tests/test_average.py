@@ -5,6 +5,8 @@ Uses the session's tiny model (`model_path`); odd checkpoints are perturbed or r
 
 from __future__ import annotations
 
+import shutil
+
 import lightning as L
 import pytest
 import torch
@@ -65,6 +67,8 @@ def test_a_run_keeps_its_latest_checkpoints_and_nmt_average_takes_the_last_n(spm
     train(train_config(run_dir, spm_cache, options))
     kept = last_checkpoints(run_dir, 2)
     assert [p.name for p in kept] == ["step000004.ckpt", "step000006.ckpt"]  # step 2's was dropped
+    shutil.copy(kept[0], run_dir / "checkpoints" / "step000099.ckpt")  # a longer run's, in a directory used before
+    assert last_checkpoints(run_dir, 2) == kept
     assert not (run_dir / "checkpoints" / "step000002.ckpt").exists()
     with pytest.raises(CheckpointError, match=r"holds 2 checkpoints of the latest validations, not the 3 asked"):
         last_checkpoints(run_dir, 3)
@@ -74,6 +78,11 @@ def test_a_run_keeps_its_latest_checkpoints_and_nmt_average_takes_the_last_n(spm
     assert averaged.step == 6
     (translation,) = Translator.from_checkpoint(tmp_path / "avg.pt", DecodeConfig(beam_size=1)).translate(["i see."])
     assert isinstance(translation.best, str)
+
+
+def test_a_checkpoint_named_twice_is_refused(model_path) -> None:
+    with pytest.raises(CheckpointError, match="is named twice"):
+        average_checkpoints([model_path, model_path])
 
 
 def test_the_command_needs_either_checkpoints_or_a_run() -> None:

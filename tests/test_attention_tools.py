@@ -184,6 +184,9 @@ def test_nmt_align_writes_links_and_scores_them(model_path, tmp_path, capsys) ->
     (tmp_path / "short").write_text("1-1\n")
     with pytest.raises(CorpusError, match="has 1 lines for 30 sentence pairs"):
         align.run(AlignConfig(**common, gold=str(tmp_path / "short")))
+    (tmp_path / "possible").write_text("".join(" ".join(f"{i}p{j}" for i, j in g) + "\n" for g in gold))
+    with pytest.raises(CorpusError, match="has no sure links .* AER is undefined"):
+        align.run(AlignConfig(**common, gold=str(tmp_path / "possible")))
 
 
 def test_alignments_keep_one_line_per_input_line(model_path, tmp_path) -> None:

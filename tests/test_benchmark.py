@@ -19,7 +19,8 @@ from nmt.config import BenchmarkConfig, DataConfig, DecodeConfig
 from nmt.data.builtin import builtin_corpus
 from nmt.data.sources import BUILTIN_SEED
 from nmt.decode.translator import Translator
-from nmt.evaluate.benchmark import benchmark_setting, decode_grid
+from nmt.errors import UserError
+from nmt.evaluate.benchmark import BenchmarkResult, benchmark_setting, decode_grid
 from nmt.evaluate.plots import read_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -79,6 +80,17 @@ def test_one_command_compares_backends_and_precisions(tiny_run, small_split):
     ]
     assert rows[0]["bleu"] == pytest.approx(rows[1]["bleu"], abs=1.0)  # one model, two engines
     assert all(r["bleu"] > 20 for r in rows)
+
+
+def test_a_benchmark_whose_every_setting_was_skipped_says_so_and_writes_nothing(small_split, tmp_path, monkeypatch):
+    skipped = ["test ctranslate2 precision=bf16 constraints=none: no bf16 kernels on this CPU"]
+    measured = BenchmarkResult([], skipped, ["test"], {})
+    monkeypatch.setattr(cli_benchmark, "run_benchmark", lambda cfg, data: measured)
+    out = tmp_path / "bench.json"
+    cfg = bench_config("model.pt", small_split, backends=["ctranslate2"], precisions=["bf16"], output=str(out))
+    with pytest.raises(UserError, match=r"every setting was skipped \(1, above\)"):
+        cli_benchmark.run(cfg)
+    assert not out.exists()
 
 
 def test_decode_grid_has_greedy_once_and_beams_times_penalties():

@@ -20,7 +20,7 @@ from nmt.config import AlignConfig
 from nmt.data.corpus import CorpusError, check_aligned, read_lines
 from nmt.decode.align import METHODS, Aligner, Link, bidirectional_links, format_links
 from nmt.device import set_threads
-from nmt.evaluate.alignment import alignment_error_rate, read_alignments, read_pairs
+from nmt.evaluate.alignment import AlignmentScores, alignment_error_rate, read_alignments, read_pairs
 
 
 def read_input(cfg: AlignConfig) -> list[tuple[str, str]]:
@@ -53,12 +53,14 @@ def run(cfg: AlignConfig) -> None:
         raise CorpusError(
             f"gold file {cfg.gold} has {len(gold)} lines for {len(pairs)} sentence pairs; they must pair up."
         )
+    if gold is not None and not any(reference.sure for reference in gold):
+        raise CorpusError(f"gold file {cfg.gold} has no sure links (every link is `p`): AER is undefined.")
     aligner = Aligner.from_checkpoint(cfg.ckpt, cfg.device, cfg.max_tokens)
     if cfg.all_layers:
         layers = list(range(len(aligner.model.decoder)))
         print("| method | decoder layer | precision | recall | AER |\n| --- | ---: | ---: | ---: | ---: |")
         for (method, layer), links in aligner.align_all(pairs, METHODS, layers).items():
-            s = alignment_error_rate(links, gold)
+            s = _scores(links, gold, cfg.gold)
             print(f"| {method} | {layer} | {100 * s.precision:.1f} | {100 * s.recall:.1f} | {100 * s.aer:.1f} |")
         return
     links = links_of(cfg, aligner, pairs)
@@ -68,11 +70,19 @@ def run(cfg: AlignConfig) -> None:
     elif gold is None:
         print("\n".join(format_links(pair) for pair in links))
     if gold is not None:
-        s = alignment_error_rate(links, gold)
+        s = _scores(links, gold, cfg.gold)
         print(
             f"{s.sentences} pairs: precision {100 * s.precision:.1f}, "
             f"recall {100 * s.recall:.1f}, AER {100 * s.aer:.1f}"
         )
+
+
+def _scores(links: list, gold: list, path: str) -> AlignmentScores:
+    """AER and its parts against the gold file at `path`; a set it cannot score is a `CorpusError` naming it."""
+    try:
+        return alignment_error_rate(links, gold)
+    except ValueError as err:  # no predicted links: every pair has an empty side
+        raise CorpusError(f"cannot score the alignments against gold file {path}: {err}") from None
 
 
 main = entry_point("align", AlignConfig, run, __doc__)

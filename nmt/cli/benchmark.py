@@ -25,6 +25,7 @@ from nmt.atomic import atomic_open, check_writable
 from nmt.checkpoint import trained_on
 from nmt.cli.hydra_config import entry_point
 from nmt.config import BenchmarkConfig
+from nmt.errors import UserError
 from nmt.evaluate import to_markdown_table
 from nmt.evaluate.benchmark import run_benchmark
 
@@ -35,7 +36,11 @@ TERM_COLUMNS = COLUMNS[:5] + ["constraints"] + COLUMNS[5:7] + ["term_use", "term
 
 
 def run(cfg: BenchmarkConfig) -> dict:
-    """Benchmark every (split, decode setting) pair; print a Markdown table and return the JSON result."""
+    """Benchmark every (split, decode setting) pair; print a Markdown table and return the JSON result.
+
+    Raises:
+        UserError: every setting was skipped (e.g. a precision no backend runs here).
+    """
     if cfg.output is not None:
         check_writable(cfg.output)  # before minutes of decoding, not after
     data = cfg.data or trained_on(cfg.ckpt)
@@ -44,6 +49,8 @@ def run(cfg: BenchmarkConfig) -> dict:
     result = {"schema": 1, "ckpt": cfg.ckpt, "environment": env, "results": rows, "skipped": skipped}
     for line in skipped:
         print(f"skipped: {line}", file=sys.stderr)
+    if not rows:
+        raise UserError(f"every setting was skipped ({len(skipped)}, above): nothing was measured, no output written.")
     print(f"scored: {'; '.join(measured.scored)}")
     print(to_markdown_table(rows, TERM_COLUMNS if cfg.glossary is not None else COLUMNS))
     print(f"\nsignature: {rows[0]['bleu_signature']}; {json.dumps(result['environment'])}")

@@ -26,6 +26,7 @@ from nmt.data.tokenizer import Tokenizer
 from nmt.decode.engine import TorchEngine
 from nmt.decode.spelling import Spelling
 from nmt.decode.translator import Translator
+from nmt.evaluate.benchmark import WARMUP_LINES
 from nmt.evaluate.heads import HeadStats, head_statistics
 from nmt.evaluate.metrics import score
 from nmt.model import Transformer
@@ -152,7 +153,9 @@ def prune_in_rounds(
 
 
 def _bleu_and_speed(translator: Translator, corpus: ParallelText, tgt_lang: str) -> tuple[float, float]:
-    """Corpus BLEU of translating `corpus.src`, and sentences per second."""
+    """Corpus BLEU of translating `corpus.src`, and sentences per second (after an untimed warm-up, as
+    `nmt-benchmark`'s: every round, the first included, is timed warm)."""
+    translator.translate(corpus.src[:WARMUP_LINES])
     start = time.perf_counter()
     hyps = [t.best for t in translator.translate(corpus.src)]
     seconds = time.perf_counter() - start

@@ -55,6 +55,22 @@ def test_pruned_model_computes_what_the_gated_model_computes(attention) -> None:
     assert restore_heads(pruned).cfg.enc_heads == []
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_pruned_model_keeps_its_dtype_and_device(dtype) -> None:
+    model = _model().to(dtype)
+    pruned = prune_heads(model, DROP)
+    assert {(p.dtype, p.device) for p in pruned.parameters()} == {(dtype, next(model.parameters()).device)}
+
+
+@pytest.mark.parametrize("layer", [-1, 2])
+def test_cross_attention_of_a_layer_without_heads_or_past_the_last_is_refused(layer) -> None:
+    """Links from a layer whose cross-attention heads were all pruned would be the mean of no heads (NaN)."""
+    pruned = prune_heads(_model(), {("dec_cross", 1): {0, 1}})
+    with pytest.raises(ConfigError, match="no cross-attention heads left" if layer == -1 else r"must be in \[-2, 1\]"):
+        pruned.check_cross_attention(layer)
+    pruned.check_cross_attention(0)  # the other layer has its heads
+
+
 def test_pruning_unknown_attention_is_refused() -> None:
     with pytest.raises(ValueError, match="no attention"):
         prune_heads(_model(), {("enc", 5): {0}})

@@ -9,7 +9,7 @@ import torch
 from conftest import perturbed_checkpoint, retokenized_checkpoint
 from torch import Tensor
 
-from nmt.checkpoint import CheckpointError, load_checkpoint
+from nmt.checkpoint import CheckpointError, load_checkpoint, read_raw
 from nmt.cli import benchmark, evaluate, translate
 from nmt.config import BenchmarkConfig, ConfigError, DataConfig, DecodeConfig, EvaluateConfig, TranslateConfig, check
 from nmt.data.sources import get_corpus
@@ -93,6 +93,15 @@ def test_models_of_another_tokenizer_are_refused_naming_it(model_path, tmp_path)
     odd = retokenized_checkpoint(model_path, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match=rf"cannot ensemble {odd} with {model_path}: its tokenizer differs"):
         Translator.from_ensemble([model_path, odd], BEAM, device="cpu")
+
+
+def test_models_of_another_language_pair_are_refused_naming_it(model_path, tmp_path) -> None:
+    """A model fine-tuned on another pair (init_from) keeps the tokenizer: the pair, not the vocabulary, differs."""
+    raw = read_raw(model_path)
+    raw["nmt"] = {**raw["nmt"], "tgt_lang": "fr"}
+    torch.save(raw, tmp_path / "en-fr.pt")
+    with pytest.raises(CheckpointError, match=r"en-fr.pt with .*: it translates en->fr, not en->de"):
+        Translator.from_ensemble([model_path, tmp_path / "en-fr.pt"], BEAM, device="cpu")
 
 
 def test_nmt_translate_takes_a_list_of_checkpoints(model_path, neighbour, tmp_path) -> None:

@@ -111,12 +111,13 @@ def reference_attention(
     return mha.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
+@pytest.mark.parametrize("queries", [5, 12])  # up to FEW_QUERIES the explicit path, past it the fused kernel
 @pytest.mark.parametrize("need_weights", [False, True])
 @pytest.mark.parametrize("kind", KINDS)
-def test_attention_matches_reference(kind: str, need_weights: bool) -> None:
+def test_attention_matches_reference(kind: str, need_weights: bool, queries: int) -> None:
     torch.manual_seed(0)
     mha = MultiHeadAttention(32, 4, kind).eval()
-    x, mem = torch.randn(3, 5, 32), torch.randn(3, 6, 32)
+    x, mem = torch.randn(3, queries, 32), torch.randn(3, 6, 32)
     key_pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2, [False] + [True] * 5])
     with torch.no_grad():
         cross, _ = mha(x, *mha.project_kv(mem), key_pad=key_pad, need_weights=need_weights)

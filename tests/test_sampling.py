@@ -50,6 +50,15 @@ def test_draws_follow_the_tempered_distribution() -> None:
         assert torch.allclose(observed, expected.double(), atol=0.01), (temperature, observed, expected)
 
 
+def test_a_row_that_allows_no_token_draws_one_scored_minus_infinity() -> None:
+    """Where the rules leave nothing (a toy vocabulary with min_len and no_repeat_ngram), the draw must not fail:
+    the row gets a token whose log-prob, -inf, ends its sample unfinished."""
+    log_probs = torch.stack([PROBS[0], torch.full((4,), float("-inf"))])  # [2, V]
+    drawn = sample_tokens(log_probs, DecodeConfig(sampling=True), torch.Generator().manual_seed(0))
+    assert drawn.shape == (2,) and 0 <= int(drawn[1]) < 4
+    assert log_probs[1, drawn[1]] == float("-inf")
+
+
 @pytest.fixture(scope="module")
 def lines() -> list[str]:
     return get_corpus(DataConfig(), "test").src[:40]

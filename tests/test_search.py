@@ -236,10 +236,15 @@ def test_batched_search_equals_searching_each_sentence_alone(
         assert alone.scores[0] == pytest.approx(batched.scores[i], abs=1e-5)
 
 
+def _search(beam_size: int):
+    """The search the engine runs for this beam size: greedy search at 1."""
+    return greedy_search if beam_size == 1 else beam_search
+
+
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_max_len_is_respected(model: Transformer, test_set: tuple[Tensor, Tensor], beam_size: int) -> None:
     cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size, max_len_a=0.5, max_len_b=1)
-    result = beam_search(model, *test_set, cfg, BOS, EOS)
+    result = _search(beam_size)(model, *test_set, cfg, BOS, EOS)
     limits = (0.5 * (~test_set[1]).sum(1) + 1).long().tolist()  # shorter than the reversal
     lengths = [[len(hyp) for hyp in nbest] for nbest in result.tokens]
     assert all(n <= limit for nbest, limit in zip(lengths, limits, strict=True) for n in nbest)
@@ -249,7 +254,7 @@ def test_max_len_is_respected(model: Transformer, test_set: tuple[Tensor, Tensor
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_min_len_is_respected(model: Transformer, test_set: tuple[Tensor, Tensor], beam_size: int) -> None:
     cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size, min_len=12)  # sources have <= 10 tokens
-    result = beam_search(model, *test_set, cfg, BOS, EOS)
+    result = _search(beam_size)(model, *test_set, cfg, BOS, EOS)
     assert all(len(hyp) >= 12 for nbest in result.tokens for hyp in nbest)
 
 
@@ -264,9 +269,9 @@ def test_no_repeat_ngram_leaves_no_repeated_ngram(
 ) -> None:
     cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size)
     if n == 1:  # random sources repeat symbols, so unblocked reversals do too: the test has teeth
-        free = beam_search(model, *test_set, cfg, BOS, EOS)
+        free = _search(beam_size)(model, *test_set, cfg, BOS, EOS)
         assert any(len(set(hyp)) < len(hyp) for nbest in free.tokens for hyp in nbest)
-    blocked = beam_search(model, *test_set, replace(cfg, no_repeat_ngram=n), BOS, EOS)
+    blocked = _search(beam_size)(model, *test_set, replace(cfg, no_repeat_ngram=n), BOS, EOS)
     for nbest in blocked.tokens:
         for hyp in nbest:
             assert len(set(_ngrams(hyp, n))) == len(_ngrams(hyp, n))

@@ -200,12 +200,8 @@ class Aligner:
         for method in methods:
             if method not in METHODS:
                 raise ValueError(f"`method` must be one of {', '.join(METHODS)}, but is {method!r} instead.")
-        n_layers = len(self.model.decoder)
         for layer in layers:
-            if not -n_layers <= layer < n_layers:
-                raise ValueError(f"`layer` must be in [{-n_layers}, {n_layers - 1}] for this model, but is {layer}.")
-            if self.model.decoder[layer].cross_attn.n_heads == 0:
-                raise ValueError(f"decoder layer {layer} has no cross-attention heads left (pruned): choose another.")
+            self.model.check_cross_attention(layer)
         limit = self.model.cfg.max_positions - 1  # room for EOS or BOS
         src_ids = [ids[:limit] for ids in self.tokenizer.encode_src([src for src, _ in pairs])]
         tgt_ids = [ids[:limit] for ids in self.tokenizer.encode_tgt([tgt for _, tgt in pairs])]

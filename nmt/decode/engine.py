@@ -93,7 +93,13 @@ class TorchEngine:
         self, srcs: list[list[int]], cfg: DecodeConfig, constraints: list[Constraints | None] | None, layer: int
     ) -> tuple[list[NBest], list[list[Tensor]]]:
         """As `translate_ids`, plus each hypothesis's cross-attention in decoder `layer` (mean over heads) as the
-        search computed it: [len + 1, S + 1] per hypothesis, rows its ids then EOS, columns the source then EOS."""
+        search computed it: [len + 1, S + 1] per hypothesis, rows its ids then EOS, columns the source then EOS.
+
+        Raises:
+            ConfigError: `layer` is not a decoder layer with cross-attention heads (of every member of an ensemble).
+        """
+        for member in self.model.members if isinstance(self.model, Ensemble) else [self.model]:
+            member.check_cross_attention(layer)
         result = self.search(padded(srcs, self.special_ids, self.device), cfg, constraints, attn_layer=layer)
         assert result.attn is not None
         return list(zip(result.tokens, result.scores, strict=True)), [[a.cpu() for a in row] for row in result.attn]

@@ -45,8 +45,10 @@ def filter_logits(log_probs: Tensor, cfg: DecodeConfig) -> Tensor:
 
 
 def sample_tokens(log_probs: Tensor, cfg: DecodeConfig, generator: torch.Generator | None = None) -> Tensor:
-    """One token id per row of `log_probs` [..., V], drawn from the filtered distribution."""
-    probs = filter_logits(log_probs, cfg).softmax(dim=-1)
+    """One token id per row of `log_probs` [..., V], drawn from the filtered distribution; a row that forbids
+    every token draws any (its log-prob, -inf, tells the caller)."""
+    logits = filter_logits(log_probs, cfg)
+    probs = logits.masked_fill(logits.isneginf().all(dim=-1, keepdim=True), 0.0).softmax(dim=-1)
     return torch.multinomial(probs.reshape(-1, probs.size(-1)), 1, generator=generator).view(probs.shape[:-1])
 
 
@@ -81,7 +83,7 @@ def sample_search(
             tokens = sample_tokens(log_probs, cfg, generator).masked_fill(~alive, model.pad_id)  # [b, n]
             scores = running.scores.gather(1, origins) + log_probs.gather(2, tokens.unsqueeze(2)).squeeze(2)
             _finish(finished, running, step, (origins, tokens, scores), step_attn, cfg, eos_id)
-            alive &= tokens != eos_id
+            alive &= (tokens != eos_id) & (scores > float("-inf"))  # a row with no token allowed ends unfinished
             keep = alive.any(dim=1).nonzero().squeeze(1)  # [k]
             if keep.numel() == 0:
                 break

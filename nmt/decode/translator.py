@@ -141,7 +141,8 @@ class Translator:
         """The ensemble of checkpoints trained with one tokenizer (`nmt.decode.ensemble`).
 
         Raises:
-            CheckpointError: a checkpoint is unusable, or its tokenizer (so its target vocabulary) differs.
+            CheckpointError: a checkpoint is unusable, or its language pair or tokenizer (so its target vocabulary)
+                differs.
         """
         if not paths:
             raise CheckpointError("an ensemble needs at least one checkpoint.")
@@ -151,6 +152,11 @@ class Translator:
                 check_langs(path, (ckpt.src_lang, ckpt.tgt_lang), expect_langs)
         first_path, first = loaded[0]
         for path, ckpt in loaded[1:]:
+            if (ckpt.src_lang, ckpt.tgt_lang) != (first.src_lang, first.tgt_lang):
+                raise CheckpointError(
+                    f"cannot ensemble {path} with {first_path}: it translates {ckpt.src_lang}->{ckpt.tgt_lang}, "
+                    f"not {first.src_lang}->{first.tgt_lang}."
+                )
             if ckpt.tokenizer != first.tokenizer:
                 raise CheckpointError(
                     f"cannot ensemble {path} with {first_path}: its tokenizer differs, so its target vocabulary "

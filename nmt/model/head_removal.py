@@ -61,7 +61,8 @@ def _reshaped(model: Transformer, keep: Mapping[AttentionKey, list[int]], pad: b
         for name, tensor in _head_weights(mha, keep[kind, layer], cfg.n_heads if pad else None).items():
             weights[prefix + name] = tensor
     pruned.load_state_dict(weights)
-    return pruned.train(model.training)
+    first = next(model.parameters())
+    return pruned.to(device=first.device, dtype=first.dtype).train(model.training)  # where and as `model` was
 
 
 def _prefix(kind: str, layer: int) -> str:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.config import ModelConfig
+from nmt.config import ConfigError, ModelConfig
 from nmt.model.attention import MultiHeadAttention
 from nmt.model.embedding import Embedding
 from nmt.model.layers import DecoderLayer, EncoderLayer
@@ -267,6 +267,21 @@ class Transformer(nn.Module):
             cross += [cross_attn] if weights else []
         logits = self.output(self.dec_norm(x))  # [B,T,D] -> [B,T,V]
         return logits, AttentionMaps(encoder, decoder, cross)
+
+    def check_cross_attention(self, layer: int) -> None:
+        """Refuse a decoder layer to read cross-attention (alignments, markup placement) from that this model
+        lacks, or whose cross-attention heads were all pruned.
+
+        Raises:
+            ConfigError: naming the layer and the layers there are.
+        """
+        n = len(self.decoder)
+        if not -n <= layer < n:
+            raise ConfigError(f"`align_layer` must be in [{-n}, {n - 1}] for this model, but is {layer}.")
+        if self.decoder[layer].cross_attn.n_heads == 0:
+            raise ConfigError(
+                f"decoder layer {layer} has no cross-attention heads left (pruned): set `align_layer` to another."
+            )
 
     def start_decoding(
         self, memory: Tensor, src_pad_mask: Tensor, max_len: int, max_rows: int | None = None

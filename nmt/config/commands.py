@@ -341,15 +341,9 @@ class ServeConfig:
     )
     merge_requests: bool = option(True, "batch the sentences of concurrent requests together; false: one per batch")
     continuous: bool = option(
-        True,
-        "continuous batching: sentences join the running search between its steps and leave when done (beam and "
-        "greedy search with the PyTorch engine, requests merged); false: a batch runs to its end before the next",
+        True, "sentences join the running search between its steps, leave when done; false: batches run to their end"
     )
-    join_share: float = option(
-        0.125,
-        "continuous batching: queued sentences join a running search once they are this share of its sentences, "
-        "or after two of its steps (fewer, larger joins); 0: at every step",
-    )
+    join_share: float = option(0.125, "continuous: sentences join in groups of this share of those running (<=2 steps)")
     max_queue_tokens: int = option(
         16000,
         "source tokens waiting at most (size it to a second or two of the server's tokens/s); a request past it "

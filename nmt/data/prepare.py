@@ -2,11 +2,10 @@
 
     sample (seeded) -> train or load the tokenizer -> encode in worker processes -> filter -> write
 
-The corpus is read as chunks of raw lines, never held whole: training pairs that are empty, longer
-than `max_len` or too unequal in length are dropped and counted; validation pairs are all kept (cut
-to `max_len` tokens) so that validation BLEU covers the whole split. `nmt-train` without
-`data.prepared` prepares its corpus into the cache once (`load_training_data`): under DDP one rank
-prepares, holding a file lock, while the others wait for it.
+The corpus is read as chunks of raw lines, never held whole: training pairs that are empty, longer than `max_len`
+or too unequal in length are dropped and counted; validation pairs are all kept (cut to `max_len` tokens) so that
+validation BLEU covers the whole split. `nmt-train` without `data.prepared` prepares its corpus into the cache once
+(`load_training_data`): under DDP one rank prepares, holding a file lock, while the others wait for it.
 """
 
 from __future__ import annotations
@@ -208,9 +207,8 @@ def _write_split(
                 "src": _cut(chunk.src_ids, chunk.src_lens, data.max_len),
                 "tgt": _cut(chunk.tgt_ids, chunk.tgt_lens, data.max_len),
             }
-            stats = dataclasses.replace(
-                stats, total=stats.total + len(chunk.src_lens), kept=stats.kept + len(chunk.src_lens)
-            )
+            count = len(chunk.src_lens)
+            stats = dataclasses.replace(stats, total=stats.total + count, kept=stats.kept + count)
             writer.refs += chunk.tgt_text or []
         for side, (ids, lengths) in rows.items():
             writer.add(split, side, ids, lengths)
@@ -219,8 +217,11 @@ def _write_split(
         for side, text in ((src, src_text), (tgt, tgt_text)):
             if not text:
                 raise CorpusError(f"{side.name} has only empty lines.")
-    if split == "train":
-        _check_kept(stats, sources)
+    if split == "train" and stats.kept == 0:  # a run on it would train nothing and write no model
+        names = ", ".join(side.name for pair in sources for side in pair)
+        raise CorpusError(
+            f"no training pair of {names} is left after filtering ({stats}): raise data.max_len or max_ratio."
+        )
     return {
         "pairs": stats.kept,
         "src_tokens": tokens["src"],
@@ -228,15 +229,6 @@ def _write_split(
         **({"links": tokens["links"] // 2} if "links" in tokens else {}),
         "filter": dataclasses.asdict(stats),
     }
-
-
-def _check_kept(stats: FilterStats, sources: list[tuple[_Side, _Side]]) -> None:
-    """Refuse a training split that the filter emptied: a run on it would train nothing and write no model."""
-    if stats.kept == 0:
-        names = ", ".join(side.name for pair in sources for side in pair)
-        raise CorpusError(
-            f"no training pair of {names} is left after filtering ({stats}): raise data.max_len or data.max_ratio."
-        )
 
 
 def prepare_corpus(

@@ -16,6 +16,7 @@ that spells nothing once they are left out (`😀` encodes to `▁ <unk>`) is re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -125,6 +126,26 @@ class Spelling:
             advancing=_rows(progress),
             advance_to=_rows(progress, states),
             reset=reset,
+        )
+
+
+def refuse_textless(phrases: Sequence[Sequence[str]], encoded: Sequence[list[list[int]]], spelling: Spelling) -> None:
+    """Refuse, all at once, the phrases to avoid (each line's, as given and as target ids) whose pieces spell no
+    text: only characters the vocabulary lacks (an emoji, `▁ <unk>`), which nothing could match.
+
+    Raises:
+        ValueError: naming each such phrase and its line (1-based).
+    """
+    bad = [
+        f"{phrase!r} (line {line})"
+        for line, (given, ids_of) in enumerate(zip(phrases, encoded, strict=True), start=1)
+        for phrase, ids in zip(given, ids_of, strict=True)
+        if ids and not spelling.spells_text(ids)
+    ]
+    if bad:
+        raise ValueError(
+            f"`avoid` phrases must spell text in the target vocabulary, but {', '.join(bad)} spell only characters "
+            "it lacks."
         )
 
 

@@ -23,7 +23,7 @@ from nmt.decode.align import CharLink, Link, char_links, format_links, search_li
 from nmt.decode.constraints import Constraints, meets
 from nmt.decode.engine import Engine, TorchEngine, load_model
 from nmt.decode.ensemble import Ensemble
-from nmt.decode.spelling import Spelling
+from nmt.decode.spelling import Spelling, refuse_textless
 from nmt.device import resolve_device
 from nmt.model import Transformer
 
@@ -273,27 +273,8 @@ class Translator:
             for i in range(count)
         ]
         if avoid is not None:
-            self._refuse_textless(avoid, wanted)
+            refuse_textless(avoid, [c.avoid for c in wanted], self._spelling)
         return wanted
-
-    def _refuse_textless(self, avoid: Sequence[Sequence[str]], wanted: list[Constraints]) -> None:
-        """Refuse, all at once, the phrases to avoid whose pieces spell no text (only characters the target
-        vocabulary lacks, as "😀" -> `▁ <unk>`): nothing could match them.
-
-        Raises:
-            ValueError: naming each such phrase and its line (1-based, in `lines`).
-        """
-        bad = [
-            f"{phrase!r} (line {line})"
-            for line, (phrases, encoded) in enumerate(zip(avoid, wanted, strict=True), start=1)
-            for phrase, ids in zip(phrases, encoded.avoid, strict=True)
-            if ids and not self._spelling.spells_text(ids)
-        ]
-        if bad:
-            raise ValueError(
-                f"`avoid` phrases must spell text in the target vocabulary, but {', '.join(bad)} spell only "
-                "characters it lacks."
-            )
 
     def _translate_batch(
         self, srcs: list[list[int]], constraints: list[Constraints] | None, spans: list[list[tuple[int, int]]]

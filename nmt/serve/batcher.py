@@ -45,15 +45,17 @@ from typing import Any
 
 from nmt.config import DecodeConfig
 from nmt.decode.engine import NBest
-from nmt.serve.jobs import Attention, BatchStats, Item, Job, QueueFull, ShuttingDown, decode_key, resolve
+from nmt.serve.jobs import Attention, BatchStats, Item, Job, QueueFull, ShuttingDown, decode_key, resolve, run_call
 from nmt.serve.queue import Key, SentenceQueue
+from nmt.serve.rate import WorkRate
 from nmt.serve.search import RunningSearch, Search
 
 log = logging.getLogger("nmt.serve")
 _IDLE = object()  # what `_next` returns when the queue has run empty after a batch
 
 TranslateIds = Callable[[list[list[int]], DecodeConfig], list[NBest]]  # what `Engine.translate_ids` does
-RATE_WINDOW = 0.25  # seconds of the worker's work over which its rate is measured, for Retry-After
+# what `TorchEngine.translate_ids_attending` does for one decoder layer
+TranslateAttending = Callable[[list[list[int]], DecodeConfig], tuple[list[NBest], list[Attention]]]
 JOIN_HOLD_STEPS = 2  # steps of the running search a sentence may be held back to join with others (`join_share`)
 
 
@@ -62,10 +64,6 @@ class _Step:
     """Worker work: add `joining` to the running search, then advance it by one step."""
 
     joining: list[Item]
-
-
-# what `TorchEngine.translate_ids_attending` does for one decoder layer
-TranslateAttending = Callable[[list[list[int]], DecodeConfig], tuple[list[NBest], list[Attention]]]
 
 
 class Batcher:
@@ -89,9 +87,8 @@ class Batcher:
         continuous: the search that sentences with these settings join between steps (e.g.
             `TorchEngine.continuous`), or None where they go in batches; None: every batch runs to its end. Used only
             with `merge_requests`.
-        join_share: with `continuous`, queued sentences join the running search once they are at least this share
-            of its sentences (or fill its budget), or once the oldest has waited `JOIN_HOLD_STEPS` steps: fewer,
-            larger joins, each of which encodes its sentences and copies the search's memories. 0: at every step.
+        join_share: with `continuous`, queued sentences join the running search once they are this share of its
+            sentences (or fill its budget) or after `JOIN_HOLD_STEPS` steps: fewer, larger joins. 0: every step.
     """
 
     def __init__(
@@ -117,14 +114,13 @@ class Batcher:
         self._lock = threading.Condition()
         self._accepting, self._stop_at = True, math.inf  # the drain deadline, once draining
         self._holds, self._ended = 0, False  # requests that may still `call` (`holding`); the worker has ended
-        self._tokens_per_second = 0.0  # moving average of the worker's rate, for Retry-After
+        self._rate = WorkRate()  # for Retry-After
         self._idle_since = -math.inf  # when the last batch ended (time.monotonic())
         self._shedding = False
         self.continuous = continuous if merge_requests else None
         self.join_share = join_share
         self._search: RunningSearch | None = None
         self._step_seconds = 0.0  # moving average of the running search's step time
-        self._window = [0.0, 0.0]  # tokens translated and seconds spent since the rate was last updated
         self.ready = threading.Event()  # set once the warm-up has run
         self._thread: threading.Thread | None = None
 
@@ -217,9 +213,7 @@ class Batcher:
 
     def retry_after(self) -> float:
         """Seconds until the queue has drained at the worker's recent rate (at least 1)."""
-        if self._tokens_per_second <= 0:
-            return 1.0
-        return max(1.0, math.ceil(self._queue.tokens / self._tokens_per_second))
+        return self._rate.seconds_for(self._queue.tokens)
 
     # ---- lifetime ----
 
@@ -257,7 +251,7 @@ class Batcher:
             if work is _IDLE:
                 self._run_on_idle()
             elif isinstance(work, tuple):
-                _run_call(*work)
+                run_call(*work)
             elif isinstance(work, _Step):
                 self._step(work.joining)
             elif self._search is not None or not self._start_search(work):  # one search runs at a time
@@ -332,7 +326,7 @@ class Batcher:
                 self._finish(item.job, err)
             return
         seconds = time.perf_counter() - started
-        self._measure(sum(item.tokens for item in batch), seconds)
+        self._rate.add(sum(item.tokens for item in batch), seconds)
         tokens = len(batch) * max(item.tokens for item in batch)
         self._report(BatchStats(len(batch), tokens, seconds, finished=len(batch)))
         for item, nbest, attn in zip(batch, nbests, attention, strict=True):
@@ -368,7 +362,7 @@ class Batcher:
             self._end_search()
             return
         seconds = time.perf_counter() - started
-        self._measure(sum(item.tokens for item, _ in ended), seconds)
+        self._rate.add(sum(item.tokens for item, _ in ended), seconds)
         self._step_seconds = seconds if not self._step_seconds else 0.8 * self._step_seconds + 0.2 * seconds
         if sentences:
             self._report(BatchStats(sentences, sentences * width, seconds, finished=len(ended)))
@@ -381,16 +375,6 @@ class Batcher:
         """The running search has no sentence left (or failed, its state dropped): back to waiting for batches."""
         self._search = None
         self._idle_since = time.monotonic()
-
-    def _measure(self, tokens: int, seconds: float) -> None:
-        """Count work done towards the worker's rate (tokens/s), updated every `RATE_WINDOW` seconds of work."""
-        self._window[0] += tokens
-        self._window[1] += seconds
-        if self._window[1] < RATE_WINDOW:
-            return
-        rate = self._window[0] / self._window[1]
-        self._tokens_per_second = rate if self._tokens_per_second == 0 else 0.8 * self._tokens_per_second + 0.2 * rate
-        self._window = [0.0, 0.0]
 
     def _report(self, stats: BatchStats) -> None:
         """Hand a batch's (or step's) figures to `on_batch`, before its answers go out (a client that got one sees
@@ -413,15 +397,3 @@ class Batcher:
     @staticmethod
     def _finish(job: Job, error: BaseException) -> None:
         resolve(job.future, exception=error)
-
-
-def _run_call(fn: Callable[[], Any], future: Future) -> None:
-    """Run a queued call and put its result (or error) in its future, unless it was cancelled."""
-    if future.cancelled():
-        return
-    try:
-        result = fn()
-    except Exception as err:  # noqa: BLE001 - handed to the caller
-        resolve(future, exception=err)
-        return
-    resolve(future, result=result)

@@ -1,6 +1,9 @@
-"""The one error a request can end in: an HTTP status, a message for the client, and any headers to send."""
+"""The one error a request can end in: an HTTP status, a message for the client, and any headers to send; and
+the error of each way the batcher refuses a request."""
 
 from __future__ import annotations
+
+from nmt.serve.jobs import QueueFull, Refused, ShuttingDown
 
 
 class RequestError(Exception):
@@ -26,3 +29,13 @@ class RequestError(Exception):
         if self.retry_after is None:
             return {}
         return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
+def refusal_error(err: Refused, timeout: float) -> RequestError:
+    """The HTTP answer to the batcher's refusal: 503 with Retry-After when busy or shutting down, 504 when late."""
+    if isinstance(err, QueueFull):
+        message = f"Server busy: {err} Retry after {err.retry_after:.0f} s."
+        return RequestError(503, message, err.retry_after, "queue_full")
+    if isinstance(err, ShuttingDown):
+        return RequestError(503, f"Server unavailable: {err}", err.retry_after, "shutdown")
+    return RequestError(504, f"The translation did not finish within this server's request timeout ({timeout:g} s).")

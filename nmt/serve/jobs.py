@@ -3,6 +3,7 @@ statistics the worker reports, and the ways a request is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -121,3 +122,15 @@ def resolve(future: Future, result: Any = None, exception: BaseException | None 
             future.set_result(result)
     except Exception:  # noqa: BLE001 - cancelled in between by another thread: nobody waits for it
         pass
+
+
+def run_call(fn: Callable[[], Any], future: Future) -> None:
+    """Run a queued call and put its result (or error) in its future, unless it was cancelled."""
+    if future.cancelled():
+        return
+    try:
+        result = fn()
+    except Exception as err:  # noqa: BLE001 - handed to the caller
+        resolve(future, exception=err)
+        return
+    resolve(future, result=result)

@@ -27,7 +27,7 @@ from nmt.serve.inputs import (
     text_list,
     unless_disconnected,
 )
-from nmt.serve.service import Line
+from nmt.serve.results import Line
 from nmt.serve.state import ServerState
 
 CONFIDENCE = 100.0  # the server has one source language: "detection" answers it

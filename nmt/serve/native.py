@@ -40,7 +40,8 @@ from nmt.serve.inputs import (
     text_list,
     unless_disconnected,
 )
-from nmt.serve.service import Line, TranslationService, whole_lines
+from nmt.serve.results import Line
+from nmt.serve.service import TranslationService, whole_lines
 from nmt.serve.state import ServerState
 
 FIELDS = ("texts", "text", "format", "beam_size", "n_best", "length_penalty", "no_repeat_ngram", "alignments")

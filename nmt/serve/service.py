@@ -22,7 +22,7 @@ import contextlib
 import contextvars
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -37,55 +37,12 @@ from nmt.documents.protect import PROTECTED
 from nmt.documents.segment import CharLink, Segment, render
 from nmt.documents.sentences import split_sentences
 from nmt.serve.batcher import Batcher
-from nmt.serve.errors import RequestError
-from nmt.serve.jobs import BatchStats, DeadlineExceeded, QueueFull, Refused, ShuttingDown
+from nmt.serve.errors import RequestError, refusal_error
+from nmt.serve.jobs import BatchStats, DeadlineExceeded, Refused
+from nmt.serve.results import Attention, HtmlText, Hypothesis, Line, Unit
 
 EOS_PIECE = "</s>"
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)  # `request`'s
-Unit = tuple[list[int], list[int]]  # what the model translated for a line: source ids, the best hypothesis's ids
-
-
-@dataclass
-class Hypothesis:
-    """One translation of a line: text, model score (length-normalized log-probability), word links when asked."""
-
-    text: str
-    score: float
-    alignment: str | None = None  # Pharaoh `i-j` word links
-
-
-@dataclass
-class Line:
-    """One input line (of HTML, one segment) and its hypotheses, best first (none when it translates to nothing),
-    with the pieces the model translated for it: its sentences and chunks, or the whole line."""
-
-    source: str
-    hypotheses: list[Hypothesis] = field(default_factory=list)
-    units: list[Unit] = field(default_factory=list)
-
-    @property
-    def best(self) -> str:
-        return self.hypotheses[0].text if self.hypotheses else ""
-
-
-@dataclass
-class HtmlText:
-    """One HTML text translated: written back with its markup, and its segments as lines (HTML, as written)."""
-
-    text: str
-    lines: list[Line]
-
-
-@dataclass
-class Attention:
-    """Cross-attention of one translated line (mean over heads of one decoder layer): `weights[t][s]` is how much
-    target piece t attends to source piece s; each piece the model translated ends in EOS, and a line of several
-    has each one's matrix on the diagonal (its sentences never saw each other)."""
-
-    layer: int
-    source: list[str]
-    target: list[str]
-    weights: list[list[float]]
 
 
 @dataclass
@@ -371,7 +328,7 @@ class TranslationService:
         try:
             future = self.batcher.submit(srcs, decode, deadline, attend)
         except Refused as err:
-            raise _as_request_error(err, self.cfg.request_timeout) from None
+            raise refusal_error(err, self.cfg.request_timeout) from None
         if self.on_accept is not None:
             self.on_accept(len(srcs))
         return await self._wait(future, deadline)
@@ -381,7 +338,7 @@ class TranslationService:
         try:
             future = self.batcher.call(fn)
         except Refused as err:
-            raise _as_request_error(err, self.cfg.request_timeout) from None
+            raise refusal_error(err, self.cfg.request_timeout) from None
         return await self._wait(future, self._deadline())
 
     async def _wait(self, future, deadline: float):
@@ -389,9 +346,9 @@ class TranslationService:
             return await asyncio.wait_for(asyncio.wrap_future(future), max(deadline - time.monotonic(), 0))
         except asyncio.TimeoutError:
             self.batcher.cancel(future)
-            raise _as_request_error(DeadlineExceeded(), self.cfg.request_timeout) from None
+            raise refusal_error(DeadlineExceeded(), self.cfg.request_timeout) from None
         except Refused as err:
-            raise _as_request_error(err, self.cfg.request_timeout) from None
+            raise refusal_error(err, self.cfg.request_timeout) from None
         except asyncio.CancelledError:  # the client went away: drop its queued sentences
             self.batcher.cancel(future)
             raise
@@ -407,13 +364,3 @@ def _mean(weighted: list[tuple[float, int]]) -> float | None:
     """The score of a line translated in several units: their scores' mean, weighted by their target lengths."""
     total = sum(length for _, length in weighted)
     return sum(score * length for score, length in weighted) / total if total else None
-
-
-def _as_request_error(err: Refused, timeout: float) -> RequestError:
-    """The HTTP answer to a refusal: 503 with Retry-After when busy or shutting down, 504 when late."""
-    if isinstance(err, QueueFull):
-        message = f"Server busy: {err} Retry after {err.retry_after:.0f} s."
-        return RequestError(503, message, err.retry_after, "queue_full")
-    if isinstance(err, ShuttingDown):
-        return RequestError(503, f"Server unavailable: {err}", err.retry_after, "shutdown")
-    return RequestError(504, f"The translation did not finish within this server's request timeout ({timeout:g} s).")

@@ -17,21 +17,25 @@ import torch
 
 from nmt.checkpoint import Checkpoint, CheckpointError, from_raw, read_raw
 
-KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `keep_last` keeps: step000400.ckpt
+KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `keep_last` keeps: step000400.ckpt (`step{step:06d}`)
 
 
 def kept_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The checkpoints of the latest validations a run kept with `keep_last`, oldest first: none past the run's
-    `last.ckpt` (a directory used before by a longer run still holds that run's later steps)."""
+    """The checkpoints of the latest validations a run kept with `keep_last`, oldest first: those its `keep_last`
+    callback listed in the run's `last.ckpt`, and the one of `last.ckpt`'s own step (written just after it), never
+    other files of the directory (a directory used before by another run keeps that run's checkpoints)."""
     directory = Path(run_dir) / "checkpoints"
-    kept = sorted(
-        (int(match.group(1)), path)
-        for path in (directory.glob("step*.ckpt") if directory.is_dir() else ())
-        if (match := KEPT_NAME.fullmatch(path.name))
-    )
     last = directory / "last.ckpt"
-    newest = int(read_raw(last, mmap=True).get("global_step", 0)) if last.is_file() else None
-    return [path for step, path in kept if newest is None or step <= newest]
+    if not last.is_file():
+        return []
+    raw = read_raw(last, mmap=True)
+    states = [s for s in raw.get("callbacks", {}).values() if isinstance(s, dict) and s.get("monitor") == "step"]
+    if not states:  # the run kept none
+        return []
+    names = {Path(path).name for path in states[0].get("best_k_models", {})}
+    names.add(f"step{int(raw.get('global_step', 0)):06d}.ckpt")
+    kept = ((int(m.group(1)), directory / name) for name in names if (m := KEPT_NAME.fullmatch(name)))
+    return [path for _, path in sorted(kept) if path.is_file()]
 
 
 def last_checkpoints(run_dir: str | Path, n: int) -> list[Path]:

@@ -8,11 +8,14 @@ import pytest
 import torch
 
 from nmt.config import DecodeConfig, TokenizerConfig
+from nmt.data.corpus import CorpusError
 from nmt.data.tokenizer import Tokenizer, _train_model
 from nmt.decode.constrained import mask_
 from nmt.decode.constraints import ConstraintBatch, Constraints, ConstraintState, avoid_states
 from nmt.decode.spelling import Spelling
+from nmt.decode.terms import segments
 from nmt.decode.translator import Translator
+from nmt.errors import UserError
 
 # The package's special ids (PAD 0, UNK 1, BOS 2, EOS 3), then a few pieces.
 PIECES = ["<pad>", "<unk>", "<s>", "</s>", "▁Hund", "▁", "e", "▁(", ","]
@@ -57,7 +60,16 @@ def engineless_translator() -> Translator:
 
 def test_the_translator_names_every_phrase_to_avoid_that_spells_no_text(engineless_translator):
     assert engineless_translator.tokenizer.encode_tgt(["😀"])[0][-1] == UNK  # the vocabulary has no emoji
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(UserError) as err:
         engineless_translator.translate(["a", "b"], avoid=[["Hund"], ["Katze", "😀", "😀😀"]])
     message = str(err.value)
     assert "'😀' (line 2), '😀😀' (line 2)" in message and "Hund" not in message and "Katze" not in message
+
+
+def test_a_jsonl_file_names_its_own_line_of_a_phrase_that_spells_no_text(engineless_translator):
+    """`nmt-translate` reads a file in chunks: the line named is the file's, checked as the line is read."""
+    lines = ['{"text": "a"}', '{"text": "b", "avoid": ["Hund"]}', '{"text": "c", "avoid": ["Katze", "😀"]}']
+    found = segments(iter(lines), "terms.jsonl", True, [], engineless_translator.textless)
+    assert [next(found).text, next(found).avoid] == ["a", ["Hund"]]
+    with pytest.raises(CorpusError, match=r"terms.jsonl, line 3: `avoid` phrases .* but '😀' spell only"):
+        next(found)

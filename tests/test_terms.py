@@ -24,6 +24,9 @@ def _found(tmp_path, glossary: str, text: str) -> list[str]:
         ("straße\tstreet\n", "DIE STRASSE", ["street"]),
         ("STRASSE\tstreet\texact\n", "die straße", []),  # exact case: not folded
         ("ﬁle\tDatei\texact\n", "a file", ["Datei"]),  # NFKC: the ligature is two letters
+        ("北京\tBeijing\n", "他在北京工作了三年。", ["Beijing"]),  # Chinese has no spaces between words
+        ("iPhone\tiPhone\texact\n", "我买了iPhone手机", ["iPhone"]),  # whole on its Latin side, beside Han
+        ("iPhone\tiPhone\texact\n", "my niPhone", []),
     ],
 )
 def test_terms_match_in_normal_form(tmp_path, glossary, text, found):

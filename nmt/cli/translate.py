@@ -113,11 +113,11 @@ def translations(
         return
     chunk = []
     try:
-        for segment in segments(lines, name, cfg.input_format == "jsonl", terms):
+        for segment in segments(lines, name, cfg.input_format == "jsonl", terms, translator.textless):
             chunk.append(segment)
             if len(chunk) >= cfg.buffer_size:
-                yield from translate_segments(translator, chunk)
-                chunk = []
+                full, chunk = chunk, []  # a failure translating it is not a bad line: never translated twice
+                yield from translate_segments(translator, full)
     except Exception:
         if chunk:
             yield from translate_segments(translator, chunk)
@@ -129,7 +129,8 @@ def translations(
 def translate_stdin(translator: Translator, cfg: TranslateConfig, terms: list[Term]) -> None:
     """stdin to stdout, flushing after each chunk so interactive use answers line by line."""
     index = 0
-    lines = segments(stdin_lines(), "<stdin>", cfg.input_format == "jsonl", terms) if _constrained(cfg) else None
+    jsonl = cfg.input_format == "jsonl"
+    lines = segments(stdin_lines(), "<stdin>", jsonl, terms, translator.textless) if _constrained(cfg) else None
     chunks = available_lines(lines or stdin_lines(), lambda: _ready(sys.stdin.buffer), max_lines=cfg.buffer_size)
     for chunk in chunks:
         found = translate_segments(translator, chunk) if lines else translator.translate(chunk)

@@ -48,7 +48,8 @@ def sample_tokens(log_probs: Tensor, cfg: DecodeConfig, generator: torch.Generat
     """One token id per row of `log_probs` [..., V], drawn from the filtered distribution; a row that forbids
     every token draws any (its log-prob, -inf, tells the caller)."""
     logits = filter_logits(log_probs, cfg)
-    probs = logits.masked_fill(logits.isneginf().all(dim=-1, keepdim=True), 0.0).softmax(dim=-1)
+    none = logits.amax(dim=-1, keepdim=True) == float("-inf")  # [..., 1] rows that allow no token
+    probs = (logits.masked_fill(none, 0.0) if bool(none.any()) else logits).softmax(dim=-1)
     return torch.multinomial(probs.reshape(-1, probs.size(-1)), 1, generator=generator).view(probs.shape[:-1])
 
 

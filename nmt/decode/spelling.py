@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from nmt.data.tokenizer import Tokenizer
+from nmt.errors import UserError
 
 WORD, BOUNDARY = 0, 1  # automaton states with no progress: after a word character, after a non-word one
 _WORD_MARK, _BOUNDARY_MARK = "\0w", "\0b"  # stand-ins for characters outside the phrase (never equal to one)
@@ -134,7 +135,7 @@ def refuse_textless(phrases: Sequence[Sequence[str]], encoded: Sequence[list[lis
     text: only characters the vocabulary lacks (an emoji, `▁ <unk>`), which nothing could match.
 
     Raises:
-        ValueError: naming each such phrase and its line (1-based).
+        UserError: naming each such phrase and its line (1-based, among the lines given).
     """
     bad = [
         f"{phrase!r} (line {line})"
@@ -143,7 +144,7 @@ def refuse_textless(phrases: Sequence[Sequence[str]], encoded: Sequence[list[lis
         if ids and not spelling.spells_text(ids)
     ]
     if bad:
-        raise ValueError(
+        raise UserError(
             f"`avoid` phrases must spell text in the target vocabulary, but {', '.join(bad)} spell only characters "
             "it lacks."
         )

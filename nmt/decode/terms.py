@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt.data.corpus import CorpusError, iter_lines
 from nmt.decode.translator import Translation, Translator
+from nmt.words import whole_words
 
 CASES = ("ignore", "exact")  # the glossary's third column; ignore is the default
 
@@ -46,11 +47,11 @@ def _folded(text: str) -> tuple[str, list[int]]:
 
 
 def _term(source: str, target: str, case: str) -> Term:
-    """A term whose source words match whole words of a sentence, any whitespace between them."""
+    """A term whose source words match whole words of a sentence, any whitespace between them (`nmt.words`: in
+    Chinese or Japanese, inside running text)."""
     folded = case == "ignore"
     normal = _nfkc(source)
-    words = r"\s+".join(re.escape(w) for w in (_folded(normal)[0] if folded else normal).split())
-    return Term(source, target, re.compile(rf"(?<!\w){words}(?!\w)"), folded)
+    return Term(source, target, re.compile(whole_words(_folded(normal)[0] if folded else normal)), folded)
 
 
 def _glossary_line(line: str) -> tuple[Term | None, str | None]:
@@ -142,17 +143,29 @@ def parse_jsonl(line: str) -> Segment:
     return Segment(record["text"], _strings(record, "constraints"), _strings(record, "avoid"), prefix)
 
 
-def segments(lines: Iterable[str], name: str, jsonl: bool, terms: list[Term]) -> Iterator[Segment]:
+def segments(
+    lines: Iterable[str],
+    name: str,
+    jsonl: bool,
+    terms: list[Term],
+    textless: Callable[[list[str]], list[str]] | None = None,
+) -> Iterator[Segment]:
     """Each line as a `Segment` (parsed as jsonl when asked), with its glossary terms added as constraints.
 
     Raises:
-        CorpusError: a bad jsonl line, naming `name` (the file or <stdin>) and the line.
+        CorpusError: a bad jsonl line, or phrases to avoid that `textless` names (`Translator.textless`: they
+            spell no text in the target vocabulary), naming `name` (the file or <stdin>) and the line.
     """
     for number, line in enumerate(lines, start=1):
         try:
             segment = parse_jsonl(line) if jsonl else Segment(line)
         except ValueError as err:
             raise CorpusError(f"{name}, line {number}: {err}.") from None
+        if textless is not None and segment.avoid and (bad := textless(segment.avoid)):
+            raise CorpusError(
+                f"{name}, line {number}: `avoid` phrases must spell text in the target vocabulary, but "
+                f"{', '.join(map(repr, bad))} spell only characters it lacks."
+            )
         extra = [t for t in glossary_constraints(segment.text, terms) if t not in segment.constraints]
         segment.constraints += extra
         yield segment

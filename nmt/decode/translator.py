@@ -104,6 +104,12 @@ class Translator:
         """The target vocabulary's characters, to check phrases to avoid."""
         return Spelling.of(self.tokenizer)
 
+    def textless(self, phrases: Sequence[str]) -> list[str]:
+        """The phrases to avoid among `phrases` whose pieces spell no text in the target vocabulary (only characters
+        it lacks, as an emoji): nothing could match them, so `translate` refuses them."""
+        encoded = self.tokenizer.encode_tgt(list(phrases))
+        return [p for p, ids in zip(phrases, encoded, strict=True) if ids and not self._spelling.spells_text(ids)]
+
     @property
     def device(self) -> torch.device:
         """Where the engine runs."""

@@ -21,6 +21,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from nmt.documents.segment import Segment, Span, Tag, holders
+from nmt.words import UNSPACED
 
 Range = tuple[int, int]  # (start, end) in a segment's text
 
@@ -39,9 +40,6 @@ _PATTERNS = {
     # 3, -3.5, 1,000, 10%, 2024-05-01, 10:30, +49 30 1234; not the digits of a word ("COVID-19", "3rd", "5kg").
     "number": re.compile(r"(?<![\w.,:/+-])(?:\+\d+(?:[ \u00a0-]\d+)*|[+-]?\d+(?:[.,:/-]\d+)*%?)(?![.,:/-]?\w)"),
 }
-_UNSPACED = re.compile(  # scripts written without spaces between words: no space is put next to them
-    r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]"
-)
 
 
 def protect(segment: Segment, kinds: Collection[str] = PROTECTED) -> Segment:
@@ -243,7 +241,7 @@ _ENDS_CLAUSE = ".,;:!?)]}»”"  # a point after these in a spaced script gets a
 
 def needs_space(char: str) -> bool:
     """Whether a piece put next to `char` needs a space: a letter or digit of a script written with spaces."""
-    return char.isalnum() and not _UNSPACED.match(char)
+    return char.isalnum() and not UNSPACED.match(char)
 
 
 def _padded(offset: int, index: int, closes: bool, spaces: list[tuple[int, float]]) -> int:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+from nmt.words import whole_words
+
 TermForms = str | Sequence[str]  # one form, or the accepted forms of one constraint
 
 
@@ -74,23 +76,10 @@ class TermUse:
         ]
 
 
-# Scripts written without spaces between words (Chinese, Japanese kana, Thai, Lao, Khmer, Burmese): their letters
-# bound no word, so a term's end in one of them, or a term beside one of them, needs no boundary (WMT21 matches
-# Chinese terms as substrings).
-_UNSPACED = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_UNSPACED += "\U00020000-\U0003ffff"  # the CJK extension planes
-UNSPACED = re.compile(f"[{_UNSPACED}]")
-_SPACED_WORD = f"[^\\W{_UNSPACED}]"  # a letter, digit or _ of a script written with spaces
-
-
 @lru_cache(maxsize=4096)
 def _pattern(form: str, ignore_case: bool, whole: bool = True) -> re.Pattern[str]:
-    """The whole-word pattern of a term's words, any run of spaces between them (`whole` False: the last
-    word may go on); an end of the term written in a script without spaces (`UNSPACED`) may touch other letters."""
-    words = form.split()
-    start = "" if UNSPACED.match(words[0][0]) else f"(?<!{_SPACED_WORD})"
-    end = f"(?!{_SPACED_WORD})" if whole and not UNSPACED.match(words[-1][-1]) else ""
-    return re.compile(start + r"\s+".join(re.escape(w) for w in words) + end, re.IGNORECASE if ignore_case else 0)
+    """The whole-word pattern of a term's words (`nmt.words.whole_words`; `whole` False: the last word may go on)."""
+    return re.compile(whole_words(form, whole), re.IGNORECASE if ignore_case else 0)
 
 
 def _forms(term: TermForms) -> list[str]:

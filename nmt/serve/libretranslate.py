@@ -11,6 +11,7 @@ whole; with `format=html` none, an empty list, as LibreTranslate answers).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -74,9 +75,9 @@ async def _translated(
 
 
 def _alternatives_asked(value: Any, limit: int) -> int:
-    """LibreTranslate's `alternatives`, read as its `max(0, int(value))` reads it (-1 is 0; JSON 1.0 and true are
+    """LibreTranslate's `alternatives`, read as its `max(0, int(value))` reads it (-1 is 0; JSON 1.5 and true are
     1), at most `limit`."""
-    if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+    if isinstance(value, bool) or (isinstance(value, float) and math.isfinite(value)):
         value = int(value)
     if (isinstance(value, int) and value < 0) or (isinstance(value, str) and re.fullmatch(r"\s*-[0-9]+\s*", value)):
         value = 0

@@ -164,12 +164,13 @@ def _emit_run(run: list[Node], out: Skeleton, collapse: bool) -> None:
 
 
 def _items(nodes: list[Node]) -> Iterator[tuple[str, object]]:
-    """The run flattened: ("text", Text), ("line", source) for a line break, ("point", source) for any other
-    point (an element holding no text is one, whole), ("open", Element), ("close", Element)."""
+    """The run flattened: ("text", Text), ("line", source) for a line break (or an element holding no text but
+    one: `<span><br></span>`), ("point", source) for any other point (an element holding no text is one, whole),
+    ("open", Element), ("close", Element)."""
     for node in nodes:
         if isinstance(node, Text):
             yield "text", node
-        elif isinstance(node, Element) and node.name.rpartition(":")[2].lower() in LINE_BREAKS:
+        elif isinstance(node, Element) and (_is_line_break(node) or not _has_text(node) and _holds_line_break(node)):
             yield "line", _source(node)
         elif isinstance(node, Leaf) or node.skipped or not _has_text(node):
             yield "point", _source(node)
@@ -177,6 +178,18 @@ def _items(nodes: list[Node]) -> Iterator[tuple[str, object]]:
             yield "open", node
             yield from _items(node.children)
             yield "close", node
+
+
+def _is_line_break(element: Element) -> bool:
+    return element.name.rpartition(":")[2].lower() in LINE_BREAKS
+
+
+def _holds_line_break(element: Element) -> bool:
+    """Whether a line break lies inside `element`, outside elements left untranslated."""
+    return not element.skipped and any(
+        isinstance(child, Element) and not child.skipped and (_is_line_break(child) or _holds_line_break(child))
+        for child in element.children
+    )
 
 
 def _has_text(element: Element) -> bool:

@@ -60,15 +60,10 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     beyond rounding. The metadata (tokenizer, configs) is the first checkpoint's; the step the last's.
 
     Raises:
-        CheckpointError: fewer than one path, one named twice, or a checkpoint unusable or unlike the first (names
-            it).
+        CheckpointError: fewer than one path, or a checkpoint unusable or unlike the first (names it).
     """
     if not paths:
         raise CheckpointError("no checkpoints to average: give at least one.")
-    named = [Path(p).resolve() for p in paths]
-    if len(set(named)) < len(named):
-        twice = next(p for p in paths if named.count(Path(p).resolve()) > 1)
-        raise CheckpointError(f"checkpoint {twice} is named twice: each checkpoint counts once in an average.")
     first_path = Path(paths[0])
     first_raw = read_raw(first_path, mmap=True)  # mapped: the optimizer state of training checkpoints is never read
     first = from_raw(first_raw, first_path)

@@ -81,11 +81,6 @@ def test_a_run_keeps_its_latest_checkpoints_and_nmt_average_takes_the_last_n(spm
     assert isinstance(translation.best, str)
 
 
-def test_a_checkpoint_named_twice_is_refused(model_path) -> None:
-    with pytest.raises(CheckpointError, match="is named twice"):
-        average_checkpoints([model_path, model_path])
-
-
 def test_the_command_needs_either_checkpoints_or_a_run() -> None:
     for cfg in (AverageConfig(output="x.pt"), AverageConfig(ckpts=["a.pt"], run="r", output="x.pt")):
         with pytest.raises(ConfigError, match="give either `ckpts`"):

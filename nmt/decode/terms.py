@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt.data.corpus import CorpusError, iter_lines
+from nmt.data.words import whole_words
 from nmt.decode.translator import Translation, Translator
-from nmt.words import whole_words
 
 CASES = ("ignore", "exact")  # the glossary's third column; ignore is the default
 
@@ -47,7 +47,7 @@ def _folded(text: str) -> tuple[str, list[int]]:
 
 
 def _term(source: str, target: str, case: str) -> Term:
-    """A term whose source words match whole words of a sentence, any whitespace between them (`nmt.words`: in
+    """A term whose source words match whole words of a sentence, any whitespace between them (`nmt.data.words`: in
     Chinese or Japanese, inside running text)."""
     folded = case == "ignore"
     normal = _nfkc(source)

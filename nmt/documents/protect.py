@@ -20,8 +20,8 @@ import re
 from collections.abc import Collection
 from dataclasses import replace
 
+from nmt.data.words import UNSPACED
 from nmt.documents.segment import Segment, Span, Tag, holders
-from nmt.words import UNSPACED
 
 Range = tuple[int, int]  # (start, end) in a segment's text
 

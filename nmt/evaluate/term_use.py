@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from nmt.words import whole_words
+from nmt.data.words import whole_words
 
 TermForms = str | Sequence[str]  # one form, or the accepted forms of one constraint
 
@@ -78,7 +78,8 @@ class TermUse:
 
 @lru_cache(maxsize=4096)
 def _pattern(form: str, ignore_case: bool, whole: bool = True) -> re.Pattern[str]:
-    """The whole-word pattern of a term's words (`nmt.words.whole_words`; `whole` False: the last word may go on)."""
+    """The whole-word pattern of a term's words (`nmt.data.words.whole_words`; `whole` False: the last word may go
+    on)."""
     return re.compile(whole_words(form, whole), re.IGNORECASE if ignore_case else 0)
 
 

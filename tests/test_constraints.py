@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nmt.cli import translate
-from nmt.config import DataConfig, DecodeConfig, TranslateConfig
+from nmt.config import ConfigError, DataConfig, DecodeConfig, TranslateConfig, check
 from nmt.data.corpus import CorpusError
 from nmt.data.sources import get_corpus
 from nmt.decode.constraints import (
@@ -24,6 +24,7 @@ from nmt.decode.constraints import (
     avoid_states,
     close_words_,
     force_prefix_,
+    greedy_width,
     meets,
     prefix_tokens,
     progress_of,
@@ -32,6 +33,7 @@ from nmt.decode.spelling import BOUNDARY, Spelling
 from nmt.decode.terms import glossary_constraints, parse_jsonl, read_glossary
 from nmt.decode.translator import Translator
 from nmt.evaluate.term_use import found_terms
+from nmt.model import Transformer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 INF = float("inf")
@@ -222,6 +224,57 @@ def test_without_constraints_output_is_unchanged(translator, test_set):
             assert (a.texts, a.scores) == (b.texts, b.scores)
     empty = translator.translate(lines, constraints=[[]] * 24)
     assert [(t.texts, t.scores) for t in empty] == [(t.texts, t.scores) for t in plain]
+
+
+def test_a_glossary_with_ctranslate2_is_refused_before_any_line_is_translated():
+    with pytest.raises(ConfigError, match=r"`glossary` terms need `backend=torch`, but backend is 'ctranslate2'"):
+        check(TranslateConfig(ckpt="m", backend="ctranslate2", glossary="terms.tsv"))
+    check(TranslateConfig(ckpt="m", backend="ctranslate2"))
+
+
+def test_greedy_search_with_terms_keeps_one_hypothesis_per_bank(model_path, test_set):
+    """Greedy search gives a line with terms the best of constrained beam search with one hypothesis per bank
+    (1 + the terms' subwords; one hypothesis alone would write every term first), whatever the line's neighbours
+    ask for, and the lines without terms (an empty term is none) plain greedy search's output."""
+    lines = test_set.src[30:42]
+    terms = [[test_set.tgt[30 + i].split()[-1].strip(".")] * (i % 3 == 0) + ["Hund"] * (i % 4 == 1) for i in range(12)]
+    terms[2] = [""]
+    greedy = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=1), device="cpu")
+    mixed, plain = greedy.translate(lines, constraints=terms), greedy.translate(lines)
+    widths = [greedy_width(Constraints(include=greedy.tokenizer.encode_tgt(t) if t else [])) for t in terms]
+    assert widths[2] == 1 and len(set(widths) - {1}) >= 2, widths
+    for i, width in enumerate(widths):
+        if width == 1:
+            assert mixed[i].texts == plain[i].texts, i
+            continue
+        wide = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=width), device="cpu")
+        assert mixed[i].texts == wide.translate([lines[i]], constraints=[terms[i]])[0].texts[:1], (i, width)
+
+
+def test_greedy_search_with_terms_runs_no_more_rows_than_sentences(model_path, test_set, monkeypatch):
+    rows, decode_step = [], Transformer.decode_step
+
+    def counted(self, last, *args, **kwargs):
+        rows.append(last.size(0))
+        return decode_step(self, last, *args, **kwargs)
+
+    monkeypatch.setattr(Transformer, "decode_step", counted)
+    greedy = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=1, max_sentences=8), device="cpu")
+    out = greedy.translate(test_set.src[:8], constraints=[["Hund Katze"]] * 8)
+    assert rows and max(rows) <= 8 and all("Hund Katze" in t.best for t in out), (max(rows), [t.best for t in out])
+
+
+def test_greedy_search_with_terms_writes_them_where_they_belong(model_path, test_set):
+    """A term that greedy search writes anyway, at the end of its translation, is not pulled to the front, and
+    the translation mostly stays as it was."""
+    greedy = Translator.from_checkpoint(model_path, DecodeConfig(beam_size=1), device="cpu")
+    plain = greedy.translate(test_set.src[:40])
+    words = [t.best.strip(".").split() for t in plain]
+    picked = [i for i, w in enumerate(words) if len(w) > 3 and w[0] != w[-1]][:16]
+    ruled = greedy.translate([test_set.src[i] for i in picked], constraints=[[words[i][-1]] for i in picked])
+    assert len(picked) >= 8 and all(t.best.split()[0] != words[i][-1] for i, t in zip(picked, ruled, strict=True))
+    same = sum(plain[i].best == t.best for i, t in zip(picked, ruled, strict=True))
+    assert same >= len(picked) * 3 // 4, (same, len(picked))
 
 
 def test_constrained_output_does_not_depend_on_batch_neighbours(translator, test_set):

@@ -5,7 +5,8 @@ that the log-probs are masked (avoided phrases, forced prefix, no piece going on
 ended, no EOS before every positive constraint is met) and that sentences with positive constraints fill
 their beam by dynamic beam allocation over the 2K best extensions plus, for each hypothesis, its best token
 and the next token of each unmet phrase (Post & Vilar 2018; Hu et al. 2019). Sentences without positive
-constraints keep `beam_search`'s choice, bit for bit. Greedy search with constraints is this search with K = 1.
+constraints keep `beam_search`'s choice, bit for bit. Greedy search with phrases to avoid or a prefix is this
+search with K = 1; sentences with terms need more (`TorchEngine._greedy_with_terms`).
 """
 
 from __future__ import annotations

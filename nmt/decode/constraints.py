@@ -364,6 +364,13 @@ def allocate(scores: Tensor, banks: Tensor, k: int) -> Tensor:
     return pick.gather(1, scores.gather(1, pick).argsort(dim=1, descending=True, stable=True))
 
 
+def greedy_width(constraints: Constraints | None) -> int:
+    """The hypotheses greedy search keeps for a sentence: one, or with terms one per bank of dynamic beam
+    allocation, 1 + their subwords (a bank counts the subwords of terms written). With fewer, the hypotheses that
+    have written most of the terms take every slot: the free one is dropped and the terms come first."""
+    return 1 + sum(len(phrase) for phrase in constraints.include) if constraints is not None else 1
+
+
 def meets(ids: list[int], constraints: Constraints | None, ordered: bool = False) -> bool:
     """Whether the output `ids` contains every positive constraint (as often as it is given; in order, with
     `ordered`): the search's `met` flag, recomputed on a finished hypothesis for engines that do not report it.

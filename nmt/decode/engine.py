@@ -6,6 +6,7 @@ CTranslate2 models. An engine sees only non-empty sources that fit its length, a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -13,10 +14,10 @@ import torch
 from torch import Tensor
 
 from nmt.checkpoint import Checkpoint, CheckpointError, SpecialIds
-from nmt.config import DecodeConfig
+from nmt.config import ConfigError, DecodeConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.constrained import constrained_search
-from nmt.decode.constraints import ConstraintBatch, Constraints
+from nmt.decode.constraints import ConstraintBatch, Constraints, greedy_width
 from nmt.decode.continuous import ContinuousSearch, NBest, padded, supports
 from nmt.decode.ensemble import Ensemble
 from nmt.decode.precision import model_for
@@ -128,13 +129,16 @@ class TorchEngine:
     ) -> SearchResult:
         """Sampling if asked, else greedy search for beam size 1 or beam search, on padded source ids [B, S].
 
-        With any non-empty `constraints` (one per row of `src`), constrained search (greedy: beam 1);
-        without, exactly the plain searches. `attn_layer`: keep each output's cross-attention in that layer."""
+        With any non-empty `constraints` (one per row of `src`), constrained search (greedy: beam 1, but see
+        `_greedy_with_terms`); without, exactly the plain searches. `attn_layer`: keep each output's
+        cross-attention in that layer."""
         model, ids = self._model(cfg.precision), self.special_ids
         pad_mask = src.eq(ids.pad)
         if constraints is not None and any(constraints):
             if cfg.sampling:
-                raise ValueError("constraints, avoid and prefix need beam or greedy search, not decode.sampling=true.")
+                raise ConfigError("constraints, avoid and prefix need beam or greedy search, not decode.sampling=true.")
+            if cfg.beam_size == 1 and any(greedy_width(c) > 1 for c in constraints):
+                return self._greedy_with_terms(src, cfg, constraints, attn_layer)
             batch = ConstraintBatch.of(constraints, src.device, cfg.ordered_constraints, self.spelling)
             return constrained_search(model, src, pad_mask, cfg, ids.bos, ids.eos, batch, attn_layer)
         if cfg.sampling:
@@ -142,6 +146,21 @@ class TorchEngine:
             return sample_search(model, src, pad_mask, cfg, ids.bos, ids.eos, generator, attn_layer)
         search = greedy_search if cfg.beam_size == 1 else beam_search
         return search(model, src, pad_mask, cfg, ids.bos, ids.eos, attn_layer)
+
+    def _greedy_with_terms(
+        self, src: Tensor, cfg: DecodeConfig, constraints: list[Constraints | None], attn_layer: int | None
+    ) -> SearchResult:
+        """Greedy search of a batch in which some sentences must use terms: each of those keeps its
+        `greedy_width` hypotheses and answers the best, searched with the sentences of the same width, at most
+        as many decoder rows at once as the batch has sentences; the others greedily, exactly as without terms."""
+        widths = [greedy_width(c) for c in constraints]
+        parts = []
+        for width in sorted(set(widths)):
+            rows = [b for b, w in enumerate(widths) if w == width]
+            size, group_cfg = max(1, len(widths) // width), replace(cfg, beam_size=width)
+            for chunk in (rows[start : start + size] for start in range(0, len(rows), size)):
+                parts.append((chunk, self.search(src[chunk], group_cfg, [constraints[b] for b in chunk], attn_layer)))
+        return SearchResult.gathered(parts)
 
     def _generator(self, seed: int) -> torch.Generator:
         """The random stream of `seed`, created on first use and advancing over the batches of this engine."""

@@ -72,6 +72,19 @@ class SearchResult:
     attn: list[list[Tensor]] | None
     met: list[list[bool]] = field(default_factory=list)
 
+    @staticmethod
+    def gathered(parts: list[tuple[list[int], SearchResult]]) -> SearchResult:
+        """One result from the results of disjoint groups of a batch's sentences, each given with the batch
+        positions of its sentences (together, every position once)."""
+        order = sorted((b, part, i) for rows, part in parts for i, b in enumerate(rows))
+        with_attn = all(part.attn is not None for _, part in parts)
+        return SearchResult(
+            [part.tokens[i] for _, part, i in order],
+            [part.scores[i] for _, part, i in order],
+            [part.attn[i] for _, part, i in order] if with_attn else None,  # type: ignore[index]
+            [part.met[i] for _, part, i in order],
+        )
+
 
 @dataclass
 class _Running:

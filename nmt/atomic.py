@@ -33,21 +33,24 @@ class OutputPathError(UserError, OSError):
     """An output path cannot be written: its directory is missing or refuses new files."""
 
 
-def check_writable(path: str | Path) -> None:
-    """Refuse early, before hours of work, an output path whose directory is missing or refuses new files.
+def check_writable(path: str | Path, directory: bool = False) -> None:
+    """Refuse early, before hours of work, an output path whose directory is missing or refuses new files, or,
+    for a file output (not `directory`), a path that is a directory (its final rename would fail).
 
     The directory is probed by creating (and removing) a temporary file: unlike
     `os.access`, this also catches read-only file systems and holds for root.
     """
-    directory = Path(path).parent
-    if not directory.is_dir():
-        raise OutputPathError(f"output directory {directory} does not exist; create it or choose another path.")
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise OutputPathError(f"output directory {parent} does not exist; create it or choose another path.")
+    if not directory and Path(path).is_dir():
+        raise OutputPathError(f"output {path} is a directory; name a file in it or choose another path.")
     try:
-        with tempfile.TemporaryFile(dir=directory):
+        with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as err:
         raise OutputPathError(
-            f"output directory {directory} is not writable ({err.strerror}); choose another path."
+            f"output directory {parent} is not writable ({err.strerror}); choose another path."
         ) from None
 
 
@@ -88,7 +91,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     two renames leaves `path` missing, its old content in `.NAME.PID-*.old` beside it.
     """
     path = Path(path)
-    check_writable(path)
+    check_writable(path, directory=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 directories; a plain `mkdir` would not

@@ -22,8 +22,8 @@ KEPT_NAME = re.compile(r"step(\d+)\.ckpt")  # the checkpoints `keep_last` keeps:
 
 def kept_checkpoints(run_dir: str | Path) -> list[Path]:
     """The checkpoints of the latest validations a run kept with `keep_last`, oldest first: those its `keep_last`
-    callback listed in the run's `last.ckpt`, and the one of `last.ckpt`'s own step (written just after it), never
-    other files of the directory (a directory used before by another run keeps that run's checkpoints)."""
+    callback listed in the run's `last.ckpt` (written after the checkpoint each validation keeps), and the one of
+    `last.ckpt`'s own step (listed by runs before that order), never other files of the directory."""
     directory = Path(run_dir) / "checkpoints"
     last = directory / "last.ckpt"
     if not last.is_file():

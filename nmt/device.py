@@ -62,8 +62,9 @@ def busy_cores(samples: int = 3, interval: float = 0.02) -> int:
     return max(0, min(counts))
 
 
-def set_threads(num_threads: int) -> int:
-    """Use `num_threads` intra-op threads, or with 0 one per free core; returns the count.
+def set_threads(num_threads: int, processes: int = 1) -> int:
+    """Use `num_threads` intra-op threads, or with 0 one per free core, shared out over the `processes` that start
+    together on this machine (DDP's ranks on CPU: each would find every core free); returns the count.
 
     PyTorch's OpenMP threads spin while they wait for each other, so a thread that shares its core
     with another busy process stalls all the others, and more threads than free cores can run slower
@@ -71,7 +72,7 @@ def set_threads(num_threads: int) -> int:
     So 0 (auto) counts the cores that are not busy when the command starts, and never takes more
     threads than there are free cores.
     """
-    count = num_threads or max(1, usable_cores() - busy_cores())
+    count = num_threads or max(1, (usable_cores() - busy_cores()) // max(1, processes))
     torch.set_num_threads(max(1, count))
     return torch.get_num_threads()
 

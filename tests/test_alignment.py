@@ -10,7 +10,7 @@ from nmt.config import DataConfig
 from nmt.data.corpus import CorpusError
 from nmt.data.sources import get_corpus
 from nmt.data.tokenizer import Tokenizer
-from nmt.decode.align import argmax_links, format_links, word_attention, word_index
+from nmt.decode.align import argmax_links, format_links, search_links, word_attention, word_index
 from nmt.evaluate.alignment import (
     GoldAlignment,
     alignment_error_rate,
@@ -103,3 +103,10 @@ def test_word_attention_sums_source_pieces_and_averages_target_pieces() -> None:
     assert argmax_links(words) == {(1, 0), (0, 1)}
     with pytest.raises(ValueError, match=r"`attn` must be \[3, 2\]"):
         word_attention(attn, tgt_words=[0, 0, 1], src_words=[0, 1])
+
+
+def test_a_hypothesis_with_no_pieces_has_no_links() -> None:
+    """A search that wrote EOS first (decode.min_len=0) leaves a [1, S + 1] attention and no target pieces."""
+    assert search_links(torch.rand(1, 4), ["▁a", "▁b", "▁c"], []) == set()
+    assert search_links(torch.rand(3, 1), [], ["▁x", "▁y"]) == set()
+    assert search_links(torch.rand(3, 4), ["▁a", "▁b", "▁c"], ["▁x", "▁y"]) != set()

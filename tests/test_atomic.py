@@ -197,3 +197,10 @@ def test_a_temporary_names_its_writer(tmp_path) -> None:
         f.write("x")
     with atomic_directory(tmp_path / "out") as tmp:
         assert tmp.name.startswith(f".out.{os.getpid()}-") and tmp.name.endswith(".tmp")
+
+
+def test_an_output_that_is_a_directory_is_refused_before_any_work(tmp_path) -> None:
+    (tmp_path / "out").mkdir()
+    with pytest.raises(atomic.OutputPathError, match=r"output .*out is a directory"):
+        atomic.check_writable(tmp_path / "out")
+    atomic.check_writable(tmp_path / "out" / "file.txt")  # a file inside it is fine

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt.checkpoint import load_checkpoint, read_raw, save_checkpoint
+from nmt.checkpoint import CheckpointError, load_checkpoint, read_raw, save_checkpoint
 from nmt.cli import align, translate
 from nmt.config import AlignConfig, ConfigError, DecodeConfig, ModelConfig, TranslateConfig, check
 from nmt.data.builtin import _unique_clauses, builtin_alignments, builtin_corpus, gold_links, to_english, to_german
@@ -175,6 +175,17 @@ def test_pairs_file_errors_name_file_and_line(tmp_path) -> None:
     path.write_text("a b ||| c d\nno separator\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"pairs.txt, line 2: expected `source \|\|\| target`"):
         read_pairs(path)
+
+
+def test_gold_links_past_their_pairs_words_are_refused_naming_the_line(tmp_path) -> None:
+    """1-indexed gold read as 0-indexed shifts every link: the last word's links fall past the pair."""
+    (tmp_path / "pairs").write_text("a b ||| c d\na b c ||| d e f\n")
+    (tmp_path / "gold").write_text("1-1 2-2\n1-1 2-2 3-3\n")
+    common = dict(ckpt="never-loaded.pt", input=str(tmp_path / "pairs"), gold=str(tmp_path / "gold"), num_threads=1)
+    with pytest.raises(CorpusError, match=r"gold, line 1: link 2-2 is past the pair's 2 source .* gold_one_indexed"):
+        align.run(AlignConfig(**common))
+    with pytest.raises(CheckpointError):  # 1-indexed, the links fit: on to the model, which does not exist
+        align.run(AlignConfig(**common, gold_one_indexed=True))
 
 
 def test_nmt_align_writes_links_and_scores_them(model_path, tmp_path, capsys) -> None:

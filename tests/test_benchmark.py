@@ -82,6 +82,16 @@ def test_one_command_compares_backends_and_precisions(tiny_run, small_split):
     assert all(r["bleu"] > 20 for r in rows)
 
 
+def test_a_precision_the_device_cannot_run_is_skipped_and_the_others_stand(tiny_run, small_split, tmp_path):
+    out = tmp_path / "bench.json"
+    cfg = bench_config(tiny_run[0].model_path, small_split, beam_sizes=[1], precisions=["32", "fp16"], output=str(out))
+    result = cli_benchmark.run(cfg)
+    assert [r["precision"] for r in result["results"]] == ["32"]
+    (skipped,) = result["skipped"]
+    assert "precision=fp16" in skipped and "CUDA only" in skipped
+    assert json.loads(out.read_text())["results"][0]["precision"] == "32"
+
+
 def test_a_benchmark_whose_every_setting_was_skipped_says_so_and_writes_nothing(small_split, tmp_path, monkeypatch):
     skipped = ["test ctranslate2 precision=bf16 constraints=none: no bf16 kernels on this CPU"]
     measured = BenchmarkResult([], skipped, ["test"], {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,17 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from nmt.cli.hydra_config import CONF_DIR, register_schemas, to_dataclass
-from nmt.config import ConfigError, EvaluateConfig, ExportConfig, TrainConfig, TranslateConfig
+from nmt.config import (
+    AlignConfig,
+    AverageConfig,
+    BenchmarkConfig,
+    ConfigError,
+    EvaluateConfig,
+    ExportConfig,
+    PruneConfig,
+    TrainConfig,
+    TranslateConfig,
+)
 
 GROUPS = ["data", "model", "trainer", "decode", "experiment"]
 FILES_LANGS = ["data.src_lang=en", "data.tgt_lang=it"]
@@ -122,3 +133,86 @@ def test_sentence_caps_and_fp16_compose_and_negative_caps_are_refused():
     message = str(err.value)
     assert "`data.max_sentences` must be >= 0 (0 or null: no cap), but is -1 instead." in message
     assert "`decode.max_sentences` must be >= 0 (0 or null: no cap), but is -2 instead." in message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.n_heads=0", "`model.n_heads` must be >= 1, but is 0 instead."),
+        ("model.n_heads=-4", "`model.n_heads` must be >= 1, but is -4 instead."),
+        ("model.d_ff=0", "`model.d_ff` must be >= 1, but is 0 instead."),
+        ("trainer.accumulate_grad_batches=0", "`trainer.accumulate_grad_batches` must be >= 1, but is 0 instead."),
+        ("trainer.val_check_interval=0", "`trainer.val_check_interval` must be >= 1, but is 0 instead."),
+        ("trainer.gradient_clip_val=-1", "`trainer.gradient_clip_val` must be >= 0 (0 = off), but is -1.0 instead."),
+        ("optim.betas=[0.9,1.0]", "`optim.betas` must be two values in [0, 1), but is [0.9, 1.0] instead."),
+        ("optim.eps=-1e-9", "`optim.eps` must be > 0, but is -1e-09 instead."),
+        ("optim.weight_decay=-0.1", "`optim.weight_decay` must be >= 0, but is -0.1 instead."),
+    ],
+)
+def test_training_values_that_would_crash_or_climb_the_loss_are_refused_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        to_dataclass(_compose("train", ["run_dir=/tmp/x", override]), TrainConfig)
+    assert message in str(err.value)
+    to_dataclass(_compose("train", ["run_dir=/tmp/x"]), TrainConfig)  # the defaults pass
+
+
+def test_guided_alignment_on_a_layer_without_cross_attention_heads_is_refused():
+    overrides = ["run_dir=/tmp/x", "optim.align_weight=0.5", "data.train_links=links.txt", "model.dec_layers=2"]
+    with pytest.raises(ConfigError, match=r"`optim.align_layer` -1 has no cross-attention heads"):
+        to_dataclass(_compose("train", [*overrides, "model.dec_cross_heads=[4,0]"]), TrainConfig)
+    to_dataclass(_compose("train", [*overrides, "model.dec_cross_heads=[0,4]"]), TrainConfig)
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "refused"),
+    [
+        ("translate", ["ckpt=m.pt", "decode=sample", "glossary=t.tsv"], "glossary"),
+        ("evaluate", ["ckpt=m.pt", "decode=sample", "constraints=c.jsonl"], "constraints"),
+        ("benchmark", ["ckpt=m.pt", "decode=sample", "glossary=t.tsv"], "glossary"),
+    ],
+)
+def test_sampling_with_terms_is_refused_before_any_line(command, overrides, refused):
+    schema = {"translate": TranslateConfig, "evaluate": EvaluateConfig, "benchmark": BenchmarkConfig}[command]
+    with pytest.raises(ConfigError, match=rf"{refused} \(terms, prefixes, words to avoid\) need beam or greedy"):
+        to_dataclass(_compose(command, overrides), schema)
+    to_dataclass(_compose(command, overrides[:1] + overrides[2:]), schema)  # with beam search: accepted
+
+
+def test_sampling_benchmarked_with_ctranslate2_is_refused():
+    overrides = ["ckpt=m.pt", "decode=sample", "backends=[torch,ctranslate2]"]
+    with pytest.raises(ConfigError, match=r"`decode.sampling` needs `backends` \[torch\]"):
+        to_dataclass(_compose("benchmark", overrides), BenchmarkConfig)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["all_layers=true", "output=links.txt"], "`output` must be unset with all_layers"),
+        (["all_layers=true", "reverse_ckpt=r.pt"], "`reverse_ckpt` must be unset with all_layers"),
+        (["max_tokens=0"], "`max_tokens` must be >= 1, but is 0 instead."),
+    ],
+)
+def test_align_options_it_would_ignore_or_crash_on_are_refused(overrides, message):
+    base = ["ckpt=m.pt", "src=a.en", "tgt=a.fr", "gold=a.gold"]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        to_dataclass(_compose("align", base + overrides), AlignConfig)
+    to_dataclass(_compose("align", [*base, "all_layers=true"]), AlignConfig)
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "message"),
+    [
+        ("average", ["run=runs/a", "output=runs/a/checkpoints/last.ckpt"], "`output` must differ from the inputs"),
+        ("average", ["ckpts=[a.ckpt,b.ckpt]", "output=./b.ckpt"], "`output` must differ from the inputs"),
+        ("prune", ["ckpt=m.pt", "fraction=0.5", "output=m.pt"], "`output` must differ from the inputs"),
+        ("prune", ["ckpt=m.pt", "fraction=0.5", "curve=m.pt"], "`curve` must differ from the inputs"),
+        ("evaluate", ["ckpt=m.pt", "ref=mine.de"], "`ref` scores `hyp`"),
+        ("evaluate", ["hyp=h.de", "ref=r.de", "output=o.de"], "`output` needs `ckpt`"),
+        ("evaluate", ["hyp=h.de", "ref=r.de", "split=test"], "`split` needs `ckpt`"),
+        ("evaluate", ["hyp=h.de", "ref=r.de", "metrics=[bleu,meteor]"], "`metrics` must be a non-empty list of bleu"),
+    ],
+)
+def test_options_that_would_destroy_an_input_or_be_ignored_are_refused(command, overrides, message):
+    schema = {"average": AverageConfig, "prune": PruneConfig, "evaluate": EvaluateConfig}[command]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        to_dataclass(_compose(command, overrides), schema)

@@ -54,6 +54,18 @@ def test_auto_threads_leave_a_busy_core_alone(restore_threads) -> None:
 
 def test_an_explicit_thread_count_is_taken_as_given(restore_threads) -> None:
     assert set_threads(1) == 1
+    assert set_threads(1, processes=4) == 1
+
+
+@pytest.mark.parametrize(("free", "processes", "threads"), [(8, 1, 8), (8, 2, 4), (8, 3, 2), (2, 4, 1)])
+def test_auto_threads_share_the_free_cores_out_over_processes_started_together(
+    restore_threads, monkeypatch, free, processes, threads
+) -> None:
+    """DDP's CPU ranks each count the free cores while the others wait: without sharing, 2 ranks on 8 cores would
+    run 16 spinning threads."""
+    monkeypatch.setattr(device, "usable_cores", lambda: free)
+    monkeypatch.setattr(device, "busy_cores", lambda: 0)
+    assert set_threads(0, processes) == threads
 
 
 @pytest.mark.parametrize(("has_bf16", "warned"), [(False, True), (True, False), (None, False)])

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from nmt.checkpoint import SpecialIds, load_checkpoint, read_raw, save_checkpoint
-from nmt.cli import evaluate, prune
+from nmt.cli import align, evaluate, prune
 from nmt.cli.plot import main as plot_main
-from nmt.config import ConfigError, DecodeConfig, EvaluateConfig, PruneConfig, check
+from nmt.config import AlignConfig, ConfigError, DecodeConfig, EvaluateConfig, PruneConfig, check
 from nmt.data.batching import teacher_forcing_batches
 from nmt.data.builtin import builtin_corpus
 from nmt.data.corpus import ParallelText
@@ -197,7 +197,7 @@ def test_attention_heatmaps_of_chinese_text_draw_its_glyphs(model_path, tmp_path
         plot_main(["--attention", str(model_path), "--src", src, "--font", str(tmp_path / "no.ttf"), "--out", "x.png"])
 
 
-def test_a_layer_without_cross_heads_is_drawn_as_pruned_and_refused_for_alignment(model_path, tmp_path) -> None:
+def test_a_layer_without_cross_heads_is_drawn_as_pruned_and_refused_for_alignment(model_path, tmp_path, capsys):
     model, _, _ = _loaded(model_path)
     every = set(range(model.cfg.n_heads))
     path = tmp_path / "no_cross0.pt"
@@ -213,3 +213,9 @@ def test_a_layer_without_cross_heads_is_drawn_as_pruned_and_refused_for_alignmen
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in written)
     with pytest.raises(ValueError, match="decoder layer 0 has no cross-attention heads"):
         plot_attention(path, corpus.src[0], tmp_path / "q.png", corpus.tgt[0], layer=0)
+    (tmp_path / "pairs").write_text("".join(f"{s} ||| {t}\n" for s, t in pairs))
+    (tmp_path / "gold").write_text("0-0\n" * len(pairs))
+    align.run(AlignConfig(ckpt=str(path), input=str(tmp_path / "pairs"), gold=str(tmp_path / "gold"), all_layers=True))
+    table = capsys.readouterr().out
+    assert "| attention | 1 |" in table and "| attention | 0 |" not in table
+    assert "decoder layer(s) 0: no cross-attention heads left (pruned)" in table

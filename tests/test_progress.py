@@ -48,13 +48,16 @@ def test_the_progress_bar_reads_the_device_only_on_logging_steps(tmp_path) -> No
     assert all(counter.reads[update - 1] for update in (3, 6))
 
 
-@pytest.mark.parametrize("show", [None, False])
-def test_off_a_terminal_a_run_logs_plain_lines_instead_of_a_bar(tmp_path, capsys, show) -> None:
-    """Under pytest stderr is no terminal, so the default (None) also gives lines, with no `\\r` updates."""
+@pytest.mark.parametrize(("show", "accumulate"), [(None, 1), (False, 1), (None, 2)])
+def test_off_a_terminal_a_run_logs_plain_lines_instead_of_a_bar(tmp_path, capsys, show, accumulate) -> None:
+    """Under pytest stderr is no terminal, so the default (None) also gives lines, with no `\\r` updates; one line
+    per logged update, however many batches each update sums."""
     (callback,) = progress_callbacks(show, 3)
     assert isinstance(callback, LogLines)
-    trainer = TrainerConfig(progress_bar=show, log_every_n_steps=3, max_steps=6, val_check_interval=100)
-    fit_with(TrainConfig(run_dir=str(tmp_path), trainer=trainer), 6, [])
+    trainer = TrainerConfig(
+        progress_bar=show, log_every_n_steps=3, max_steps=6, val_check_interval=100, accumulate_grad_batches=accumulate
+    )
+    fit_with(TrainConfig(run_dir=str(tmp_path), trainer=trainer), 6 * accumulate, [])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
     assert [line.split(" | ")[0] for line in lines] == ["step 3/6", "step 6/6"]
     assert all(" | loss " in line and " | lr " in line for line in lines), lines

@@ -114,3 +114,12 @@ def test_sampling_with_ctranslate2_is_refused() -> None:
     cfg = TranslateConfig(ckpt="m", backend="ctranslate2", decode=DecodeConfig(sampling=True, beam_size=1))
     with pytest.raises(ConfigError, match=r"`decode.sampling` needs `backend=torch`"):
         check(cfg)
+
+
+def test_sampling_a_line_with_terms_is_refused_in_one_line(model_path) -> None:
+    """A jsonl line with constraints under decode=sample: the search's rules do not apply to sampling, so it is a
+    configuration error (one line, no traceback), while lines without terms sample."""
+    sampler = Translator.from_checkpoint(model_path, DecodeConfig(sampling=True, beam_size=1), device="cpu")
+    with pytest.raises(ConfigError, match="constraints, avoid and prefix need beam or greedy search"):
+        sampler.translate(["a dog ."], constraints=[["Hund"]])
+    assert sampler.translate(["a dog ."])[0].best

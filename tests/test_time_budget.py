@@ -64,13 +64,22 @@ class Tick(L.Callback):
     """Moves `clock` one second at the start of every training batch; records the weights after every update and the
     learning rate the run ends with."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, validation_s: float = 0.0) -> None:
         self.clock = clock
+        self.validation_s = validation_s  # how long each validation takes on the clock
         self.steps: dict[int, dict[str, torch.Tensor]] = {}
         self.final_lr: float | None = None
+        self.last_after_10: dict | None = None  # last.ckpt as a kill right after update 10's validation leaves it
 
     def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
         self.clock.now += 1.0
+        last = Path(trainer.checkpoint_callback.dirpath, "last.ckpt")
+        if trainer.global_step == 10 and self.last_after_10 is None and last.is_file():
+            self.last_after_10 = read_raw(last)
+
+    def on_validation_start(self, trainer: L.Trainer, *args) -> None:
+        if not trainer.sanity_checking:
+            self.clock.now += self.validation_s
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args) -> None:
         self.steps[trainer.global_step] = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
@@ -79,12 +88,14 @@ class Tick(L.Callback):
         self.final_lr = trainer.optimizers[0].param_groups[0]["lr"]
 
 
-def timed_run(run_dir: Path, cache: Path, resume: str | None = None) -> tuple[TrainConfig, TrainResult, Tick]:
-    cfg = train_config(run_dir, cache, TIMED)
+def timed_run(
+    run_dir: Path, cache: Path, resume: str | None = None, validation_s: float = 0.0, accumulate: int = 1
+) -> tuple[TrainConfig, TrainResult, Tick]:
+    cfg = train_config(run_dir, cache, [*TIMED, f"trainer.accumulate_grad_batches={accumulate}"])
     if resume is not None:
         cfg = dataclasses.replace(cfg, resume=resume)
     clock = FakeClock()
-    tick = Tick(clock)
+    tick = Tick(clock, validation_s)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*dirpath has changed.*")  # expected: a new run directory
         result = train(cfg, callbacks=[tick], clock=clock)
@@ -161,6 +172,30 @@ def test_validations_fall_at_shares_of_the_budget_the_last_at_its_end(timed) -> 
     ]
 
 
+@pytest.mark.parametrize(
+    ("accumulate", "updates", "validated"),
+    # 1 batch per update: update 5 at 5 s, its validation to 11 s; update 9 at 15 s passes 3/4, its validation to
+    # 21 s; update 10 ends the budget. 2 batches: update 3 at 6 s, to 12 s; update 5 at 16 s, to 22 s; update 6 ends.
+    [(1, 10, [4, 8, 9]), (2, 6, [2, 4, 5])],
+)
+def test_a_validation_longer_than_the_interval_does_not_bring_one_after_every_update(
+    tmp_path, spm_cache, accumulate, updates, validated
+) -> None:
+    """Each validation takes 6 s of a 20 s budget validated every 5 s: the points it overran are skipped (the old
+    rule validated after updates 5, 6, 7 and 8, each update passing a point), and the budget's end validates."""
+    cfg, result, _ = timed_run(tmp_path, spm_cache, validation_s=6.0, accumulate=accumulate)
+    assert result.steps == updates and sorted(metrics(cfg.run_dir, "val/bleu")) == validated
+
+
+def test_last_ckpt_lists_the_checkpoint_kept_at_the_same_validation(timed) -> None:
+    """A run killed right after a validation resumes from last.ckpt, whose list of kept checkpoints must hold the
+    one that validation kept, or the resumed run never averages nor rotates it."""
+    _, _, tick = timed["full"]
+    assert tick.last_after_10 is not None
+    states = [s for s in tick.last_after_10["callbacks"].values() if isinstance(s, dict) and s.get("monitor") == "step"]
+    assert sorted(Path(p).name for p in states[0]["best_k_models"]) == ["step000005.ckpt", "step000010.ckpt"]
+
+
 def test_the_weight_average_begins_at_its_share_of_the_budget(timed) -> None:
     cfg, _, tick = timed["full"]
     kept = Path(cfg.run_dir, "checkpoints")
@@ -177,6 +212,8 @@ def test_model_pt_is_the_average_of_the_last_kept_checkpoints_as_nmt_average_wri
     kept = last_checkpoints(cfg.run_dir, 3)
     assert result.averaged == [str(p) for p in kept]
     average.run(check(AverageConfig(run=cfg.run_dir, last=3, output=str(tmp_path / "avg.pt"))))
+    with pytest.raises(ConfigError, match=r"`output` .*step000015\.ckpt is one of the checkpoints averaged"):
+        average.run(check(AverageConfig(run=cfg.run_dir, last=3, output=str(kept[1]))))
     assert_same_weights(load_checkpoint(result.model_path).state_dict, load_checkpoint(tmp_path / "avg.pt").state_dict)
     best = load_checkpoint(result.best_checkpoint).state_dict
     assert not all(torch.equal(best[k], v) for k, v in load_checkpoint(result.model_path).state_dict.items())

@@ -24,6 +24,7 @@ from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from nmt.device import set_threads
 from nmt.model import Transformer
 from nmt.train.loss import label_smoothed_nll
+from nmt.train.resume import resolve_resume
 from nmt.train.run import TrainResult, train
 from nmt.train.schedule import inverse_sqrt, linear_warmup_decay
 
@@ -160,6 +161,28 @@ def test_resume_last_without_a_checkpoint_names_the_missing_file(tmp_path, spm_c
     cfg = train_config(tmp_path, spm_cache, SHORT + ["trainer.max_steps=2", "resume=last"])
     with pytest.raises(CheckpointError, match=r"checkpoints/last\.ckpt does not exist.*hydra\.run\.dir"):
         train(cfg)
+
+
+def test_a_fresh_run_into_a_directory_holding_a_run_is_refused(short_run, capsys) -> None:
+    """Training again into a run's directory without `resume` would overwrite its checkpoints, or (Lightning's
+    renaming) leave `resume=last` and `nmt-average run=` reading the earlier run's: refused, the files untouched."""
+    last = Path(short_run.run_dir, "checkpoints", "last.ckpt")
+    before = last.read_bytes()
+    with pytest.raises(CheckpointError, match=r"checkpoints/last\.ckpt exists: .* resume=last \(or resume=auto\), or train into another"):
+        train(dataclasses.replace(short_run, trainer=dataclasses.replace(short_run.trainer, max_steps=8)))
+    assert last.read_bytes() == before and "data:" not in capsys.readouterr().err  # refused before preparing data
+
+
+def test_resume_auto_continues_the_run_there_is_and_starts_one_where_there_is_none(tmp_path) -> None:
+    """The one command of a job a cluster requeues: fresh at the first start, resumed at every later one."""
+    checkpoints = tmp_path / "checkpoints"
+    assert resolve_resume("auto", checkpoints) is None
+    checkpoints.mkdir()
+    (checkpoints / "last.ckpt").write_bytes(b"a run")
+    assert resolve_resume("auto", checkpoints) == str(checkpoints / "last.ckpt")
+    assert resolve_resume("last", checkpoints) == str(checkpoints / "last.ckpt")
+    with pytest.raises(CheckpointError, match=r"holds a run already. Continue it with resume=last \(or resume=auto\)"):
+        resolve_resume(None, checkpoints)
 
 
 # --- determinism and the learning rate -------------------------------------------------------------------

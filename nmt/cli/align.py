@@ -20,7 +20,13 @@ from nmt.config import AlignConfig
 from nmt.data.corpus import CorpusError, check_aligned, read_lines
 from nmt.decode.align import METHODS, Aligner, Link, bidirectional_links, format_links
 from nmt.device import set_threads
-from nmt.evaluate.alignment import AlignmentScores, alignment_error_rate, read_alignments, read_pairs
+from nmt.evaluate.alignment import (
+    AlignmentScores,
+    alignment_error_rate,
+    check_gold_fits,
+    read_alignments,
+    read_pairs,
+)
 
 
 def read_input(cfg: AlignConfig) -> list[tuple[str, str]]:
@@ -55,13 +61,18 @@ def run(cfg: AlignConfig) -> None:
         )
     if gold is not None and not any(reference.sure for reference in gold):
         raise CorpusError(f"gold file {cfg.gold} has no sure links (every link is `p`): AER is undefined.")
+    if gold is not None:
+        check_gold_fits(gold, pairs, cfg.gold, cfg.gold_one_indexed)
     aligner = Aligner.from_checkpoint(cfg.ckpt, cfg.device, cfg.max_tokens)
     if cfg.all_layers:
-        layers = list(range(len(aligner.model.decoder)))
+        decoder = aligner.model.decoder
+        layers = [i for i, layer in enumerate(decoder) if layer.cross_attn.n_heads > 0]
         print("| method | decoder layer | precision | recall | AER |\n| --- | ---: | ---: | ---: | ---: |")
         for (method, layer), links in aligner.align_all(pairs, METHODS, layers).items():
             s = _scores(links, gold, cfg.gold)
             print(f"| {method} | {layer} | {100 * s.precision:.1f} | {100 * s.recall:.1f} | {100 * s.aer:.1f} |")
+        if pruned := [str(i) for i in range(len(decoder)) if i not in layers]:
+            print(f"decoder layer(s) {', '.join(pruned)}: no cross-attention heads left (pruned), nothing to score")
         return
     links = links_of(cfg, aligner, pairs)
     if cfg.output is not None:

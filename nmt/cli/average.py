@@ -10,15 +10,19 @@ Examples:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nmt.average import average_checkpoints, last_checkpoints
 from nmt.checkpoint import save_checkpoint
 from nmt.cli.hydra_config import entry_point
-from nmt.config import AverageConfig
+from nmt.config import AverageConfig, ConfigError
 
 
 def run(cfg: AverageConfig) -> None:
     """Average `cfg.ckpts` (or the run's `cfg.last` latest checkpoints) into `cfg.output`."""
     paths = cfg.ckpts if cfg.run is None else [str(p) for p in last_checkpoints(cfg.run, cfg.last)]
+    if Path(cfg.output).resolve() in {Path(path).resolve() for path in paths}:
+        raise ConfigError(f"`output` {cfg.output} is one of the checkpoints averaged: writing it would replace it.")
     save_checkpoint(average_checkpoints(paths), cfg.output)
     print(f"wrote {cfg.output}: the mean of {len(paths)} checkpoints")
     for path in paths:

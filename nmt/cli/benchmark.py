@@ -28,6 +28,7 @@ from nmt.config import BenchmarkConfig
 from nmt.errors import UserError
 from nmt.evaluate import to_markdown_table
 from nmt.evaluate.benchmark import run_benchmark
+from nmt.evaluate.metrics import check_scoring
 
 COLUMNS = ["split", "backend", "precision", "beam_size", "length_penalty", "bleu", "chrf", "sent_per_s"]
 COLUMNS += ["tgt_tok_per_s", "wall_s"]
@@ -43,6 +44,7 @@ def run(cfg: BenchmarkConfig) -> dict:
     """
     if cfg.output is not None:
         check_writable(cfg.output)  # before minutes of decoding, not after
+    check_scoring(["bleu"], cfg.tokenize)
     data = cfg.data or trained_on(cfg.ckpt)
     measured = run_benchmark(cfg, data)
     rows, skipped, env = measured.rows, measured.skipped, measured.environment

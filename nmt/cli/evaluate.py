@@ -38,6 +38,7 @@ from nmt.decode.translator import Translation, Translator
 from nmt.device import retain_freed_memory, set_threads
 from nmt.evaluate import paired_significance, score, to_json, to_markdown_table
 from nmt.evaluate.constraint_files import add_glossary, read_segments, segments_for
+from nmt.evaluate.metrics import check_scoring
 from nmt.evaluate.term_use import term_use
 from nmt.model.hard_attention import harden
 
@@ -126,6 +127,7 @@ def run(cfg: EvaluateConfig) -> dict:
     retain_freed_memory()
     if cfg.output is not None:
         check_writable(cfg.output)  # before translating, not after
+    check_scoring(cfg.metrics, cfg.tokenize)
     terms = load_terms(cfg)
     found = hypotheses_and_references(cfg, terms)
     hyps, refs = found.hyps, found.refs

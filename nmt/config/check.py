@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import fields, is_dataclass
-from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from nmt.config.commands import (
     PROTECTED,
     SPLITTERS,
-    AlignConfig,
     AverageConfig,
     BenchmarkConfig,
     EvaluateConfig,
@@ -22,15 +19,8 @@ from nmt.config.commands import (
     TranslateConfig,
     reference_paths,
 )
-from nmt.config.groups import (
-    AugmentConfig,
-    DataConfig,
-    DecodeConfig,
-    ModelConfig,
-    OptimConfig,
-    TokenizerConfig,
-    TrainerConfig,
-)
+from nmt.config.groups import DecodeConfig
+from nmt.config.rules import field_problems
 from nmt.errors import UserError
 
 # A `harden` spec, as `nmt.model.hard_attention.parse_spec` reads it (which the model needs, and config cannot import)
@@ -41,111 +31,24 @@ class ConfigError(UserError, ValueError):
     """One or more configuration values break a rule; the message lists them all."""
 
 
-def _problems(cfg: Any, prefix: str) -> list[str]:
-    """Rule violations in one dataclass, as messages naming key, rule and value."""
-    out: list[str] = []
-
-    def need(ok: bool, key: str, rule: str) -> None:
-        if not ok:
-            out.append(f"`{prefix}{key}` must be {rule}, but is {getattr(cfg, key)!r} instead.")
-
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        choices = f.metadata.get("choices")
-        if is_dataclass(value):
-            out += _problems(value, f"{prefix}{f.name}.")
-        elif choices is not None and isinstance(value, list):
-            need(bool(value) and set(value) <= set(choices), f.name, "a non-empty list of " + ", ".join(choices))
-        elif choices is not None:
-            need(value in choices, f.name, "one of " + ", ".join(map(str, choices)))
-    if isinstance(cfg, ModelConfig):
-        need(cfg.d_model % cfg.n_heads == 0, "d_model", f"divisible by n_heads ({cfg.n_heads})")
-        need(cfg.enc_layers >= 1, "enc_layers", ">= 1")
-        need(cfg.dec_layers >= 1, "dec_layers", ">= 1")
-        need(cfg.attention_topk >= 1, "attention_topk", ">= 1")
-        need(
-            cfg.attention_weights not in ("entmax15", "sparsemax") or find_spec("entmax") is not None,
-            "attention_weights",
-            'softmax, topk or hard without the entmax package (pip install "nmt-toolkit[entmax]")',
-        )
-        for attention, layers in (("enc", cfg.enc_layers), ("dec_self", cfg.dec_layers), ("dec_cross", cfg.dec_layers)):
-            counts = getattr(cfg, f"{attention}_heads")
-            rule = f"empty or {layers} counts in [0, n_heads]"
-            need(
-                not counts or (len(counts) == layers and all(0 <= c <= cfg.n_heads for c in counts)),
-                f"{attention}_heads",
-                rule,
-            )
-        for key in ("dropout", "attn_dropout", "act_dropout"):
-            need(0.0 <= getattr(cfg, key) < 1.0, key, "in [0, 1)")
-    if isinstance(cfg, AlignConfig):
-        need((cfg.input is None) != (cfg.src is None and cfg.tgt is None), "input", "given, or else src and tgt")
-        need((cfg.src is None) == (cfg.tgt is None), "src", "given together with tgt")
-        need(not cfg.all_layers or cfg.gold is not None, "all_layers", "used with gold")
-    if isinstance(cfg, PruneConfig):
-        need(cfg.fraction is not None or cfg.tolerance is not None, "fraction", "given, or else tolerance")
-        need(cfg.fraction is None or 0 < cfg.fraction < 1, "fraction", "in (0, 1)")
-        need(cfg.tolerance is None or cfg.tolerance >= 0, "tolerance", ">= 0")
-        need(0 < cfg.step < 1, "step", "in (0, 1)")
-    if isinstance(cfg, DecodeConfig):
-        need(cfg.beam_size >= 1, "beam_size", ">= 1")
-        if not cfg.sampling:  # sampling draws n_best independent samples
-            need(cfg.n_best <= cfg.beam_size, "n_best", f"<= `{prefix}beam_size` ({cfg.beam_size})")
-        need(cfg.temperature > 0, "temperature", "> 0")
-        need(cfg.top_k >= 0, "top_k", ">= 0 (0 = all tokens)")
-        need(0 < cfg.top_p <= 1, "top_p", "in (0, 1]")
-        need(0 <= cfg.epsilon < 1, "epsilon", "in [0, 1)")
-        need(cfg.n_best >= 1, "n_best", ">= 1")
-        need(cfg.max_tokens >= 1, "max_tokens", ">= 1")
-        need(cfg.max_sentences is None or cfg.max_sentences >= 0, "max_sentences", ">= 0 (0 or null: no cap)")
-        need(cfg.min_len >= 0, "min_len", ">= 0")
-        need(cfg.max_len_a >= 0, "max_len_a", ">= 0")
-        need(
-            cfg.max_len_a + cfg.max_len_b >= 1,
-            "max_len_b",
-            f">= {math.ceil(1 - cfg.max_len_a)} with `{prefix}max_len_a` = {cfg.max_len_a:g}, "
-            "so that a one-token source allows one output token",
-        )
-    if isinstance(cfg, AugmentConfig):
-        need(cfg.switchout >= 0, "switchout", ">= 0 (0 = off)")
-        need(0 <= cfg.synonym_rate <= 1, "synonym_rate", "in [0, 1]")
-        need(cfg.synonym_min_count >= 0, "synonym_min_count", ">= 0")
-    if isinstance(cfg, DataConfig):
-        need(cfg.max_len >= 1, "max_len", ">= 1")
-        need(cfg.max_tokens >= cfg.max_len + 2, "max_tokens", f">= `{prefix}max_len` + 2 ({cfg.max_len + 2})")
-        need(cfg.max_ratio >= 1.0, "max_ratio", ">= 1")
-        need(cfg.max_sentences is None or cfg.max_sentences >= 0, "max_sentences", ">= 0 (0 or null: no cap)")
-        need(cfg.src_lang != cfg.tgt_lang, "tgt_lang", f"different from `{prefix}src_lang`")
-    if isinstance(cfg, TokenizerConfig):
-        need(cfg.vocab_size >= 16, "vocab_size", ">= 16")
-    if isinstance(cfg, TrainerConfig):
-        need(0.0 < cfg.val_check_fraction <= 1.0, "val_check_fraction", "in (0, 1]")
-    if isinstance(cfg, OptimConfig):
-        need(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", "in [0, 1)")
-        need(cfg.align_weight >= 0, "align_weight", ">= 0 (0 = off)")
-        need(cfg.lr > 0, "lr", "> 0")
-        need(cfg.warmup_steps >= 0, "warmup_steps", ">= 0")
-        need(0.0 <= cfg.warmup_fraction < 1.0, "warmup_fraction", "in [0, 1)")
-        if cfg.schedule_by == "time" and cfg.schedule == "inverse_sqrt":
-            need(cfg.warmup_fraction > 0, "warmup_fraction", "> 0 with `optim.schedule=inverse_sqrt` by time")
-        need(cfg.fp16_init_scale > 0, "fp16_init_scale", "> 0")
-        need(0 < cfg.fp16_min_scale <= cfg.fp16_init_scale, "fp16_min_scale", f"in (0, `{prefix}fp16_init_scale`]")
-    return out
-
-
 def check(cfg: Any) -> Any:
     """Validate a config dataclass tree; raise one `ConfigError` listing every problem."""
-    problems = _problems(cfg, "")
+    problems = field_problems(cfg, "")
     if isinstance(cfg, TrainConfig):
         problems += _train_problems(cfg)
     if isinstance(cfg, EvaluateConfig):
         problems += _evaluate_problems(cfg) + _ensemble_problems(cfg.ckpt) + _harden_problems(cfg)
+        if cfg.ckpt is not None:  # with `hyp` the terms only score term use
+            problems += _sampling_terms_problems(cfg.decode, {"glossary": cfg.glossary, "constraints": cfg.constraints})
     if isinstance(cfg, BenchmarkConfig):
         problems += _ensemble_problems(cfg.ckpt) + _ensemble_backend_problems(cfg.ckpt, "backends", cfg.backends)
         if cfg.repeats < 1:
             problems.append(f"`repeats` must be >= 1, but is {cfg.repeats} instead.")
         if not cfg.beam_sizes or min(cfg.beam_sizes) < 1:
             problems.append(f"`beam_sizes` must be a non-empty list of values >= 1, but is {cfg.beam_sizes} instead.")
+        if cfg.decode.sampling and cfg.backends != ["torch"]:  # CTranslate2's rows would search, labelled as sampled
+            problems.append(f"`decode.sampling` needs `backends` [torch], but it is {cfg.backends}.")
+        problems += _sampling_terms_problems(cfg.decode, {"glossary": cfg.glossary})
     if isinstance(cfg, AverageConfig):
         if bool(cfg.ckpts) == (cfg.run is not None):
             problems.append(
@@ -153,6 +56,11 @@ def check(cfg: Any) -> Any:
             )
         if cfg.last < 1:
             problems.append(f"`last` must be >= 1, but is {cfg.last} instead.")
+        inputs = [*cfg.ckpts, *([] if cfg.run is None else [Path(cfg.run, "checkpoints", "last.ckpt")])]
+        problems += _overwrites_input("output", cfg.output, inputs)
+    if isinstance(cfg, PruneConfig):
+        problems += _overwrites_input("output", cfg.output, [cfg.ckpt])
+        problems += _overwrites_input("curve", cfg.curve, [cfg.ckpt])
     if isinstance(cfg, PrepareConfig) and cfg.workers < 0:
         problems.append(f"`workers` must be >= 0 (0: one per core), but is {cfg.workers} instead.")
     if isinstance(cfg, TranslateConfig):
@@ -161,6 +69,9 @@ def check(cfg: Any) -> Any:
         problems += _ensemble_problems(cfg.ckpt) + _ensemble_backend_problems(cfg.ckpt, "backend", [cfg.backend])
         if cfg.decode.sampling and cfg.backend != "torch":
             problems.append(f"`decode.sampling` needs `backend=torch`, but backend is {cfg.backend!r}.")
+        problems += _sampling_terms_problems(cfg.decode, {"glossary": cfg.glossary})  # jsonl lines: as they come
+        if cfg.glossary is not None and cfg.backend != "torch":  # refused now, not at the first line it matches
+            problems.append(f"`glossary` terms need `backend=torch`, but backend is {cfg.backend!r}.")
         if cfg.buffer_size < 1:
             problems.append(f"`buffer_size` must be >= 1, but is {cfg.buffer_size} instead.")
         problems += _document_problems(cfg) + _harden_problems(cfg)
@@ -169,6 +80,22 @@ def check(cfg: Any) -> Any:
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
+
+
+def _overwrites_input(key: str, output: str | None, inputs: list) -> list[str]:
+    """An output path that is one of the command's inputs (resolved), which writing it would destroy."""
+    if output is None or Path(output).resolve() not in {Path(str(path)).resolve() for path in inputs}:
+        return []
+    return [f"`{key}` must differ from the inputs, but {output!r} is one of them: writing it would replace it."]
+
+
+def _sampling_terms_problems(decode: DecodeConfig, terms: dict[str, Any]) -> list[str]:
+    """Terms, prefixes and words to avoid are rules of beam and greedy search: sampling takes none (`terms`: the
+    options that bring them, None where unset)."""
+    given = [key for key, value in terms.items() if value is not None]
+    if decode.sampling and given:
+        return [f"{', '.join(given)} (terms, prefixes, words to avoid) need beam or greedy search, not decode=sample."]
+    return []
 
 
 def _splitting_problems(cfg: TranslateConfig | ServeConfig) -> list[str]:
@@ -253,6 +180,11 @@ def _guided_alignment_problems(cfg: TrainConfig) -> list[str]:
             f"`optim.align_layer` must name one of the {cfg.model.dec_layers} decoder layers, "
             f"but is {cfg.optim.align_layer} instead."
         )
+    elif len(heads := cfg.model.dec_cross_heads) == cfg.model.dec_layers and heads[cfg.optim.align_layer] == 0:
+        out.append(
+            f"`optim.align_layer` {cfg.optim.align_layer} has no cross-attention heads (`model.dec_cross_heads`): "
+            "its attention would be empty and every loss NaN."
+        )
     if cfg.augment.synonyms is not None:
         out.append("`augment.synonyms` rewrites source words that `data.train_links` links: turn one of them off.")
     return out
@@ -335,6 +267,11 @@ def _evaluate_problems(cfg: EvaluateConfig) -> list[str]:
         out.append(f"`bootstrap` must be 0 (off) or >= 2, but is {cfg.bootstrap} instead.")
     if cfg.baseline is not None and cfg.hyp is None:
         out.append("`baseline` needs `hyp`: significance compares two hypothesis files.")
+    if cfg.ckpt is not None and cfg.ref is not None:
+        out.append("`ref` scores `hyp`: with `ckpt` the references are the test split's (choose it: data=, split=).")
+    if cfg.hyp is not None:
+        unused = [key for key in ("split", "output") if getattr(cfg, key) is not None]
+        out += [f"`{key}` needs `ckpt` (it names what ckpt translates), not `hyp`." for key in unused]
     return out
 
 

@@ -93,7 +93,7 @@ def _check_target(output: Path, quantization: str, accepted: tuple[str, ...]) ->
         raise ExportError(
             f"output {output} exists and is not an earlier CTranslate2 export (no {METADATA}); choose a new directory."
         )
-    check_writable(output)
+    check_writable(output, directory=True)
 
 
 def _nmt_version() -> str:

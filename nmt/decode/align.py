@@ -90,7 +90,10 @@ def search_links(
     attn: Tensor, src_pieces: Sequence[str], tgt_pieces: Sequence[str], method: str = "attention"
 ) -> set[Link]:
     """Word links of one hypothesis from the attention its search computed, [T + 1, S + 1] (rows: its pieces then
-    EOS; columns: the source pieces then EOS), read as `method` reads it (see `Aligner`)."""
+    EOS; columns: the source pieces then EOS), read as `method` reads it (see `Aligner`). An empty side (a search
+    that wrote EOS first) has no links."""
+    if not src_pieces or not tgt_pieces:
+        return set()
     rows = _rows(attn, len(tgt_pieces), len(src_pieces), method)
     return argmax_links(word_attention(rows, word_index(tgt_pieces), word_index(src_pieces)))
 
@@ -187,9 +190,11 @@ class Aligner:
         model, tokenizer = load_model(ckpt, path)
         return cls(model.to(resolve_device(device)), tokenizer, ckpt.special_ids, max_tokens, aligned_layer(ckpt))
 
-    def align(self, pairs: Sequence[tuple[str, str]], method: str = "shift", layer: int | None = -1) -> list[set[Link]]:
+    def align(
+        self, pairs: Sequence[tuple[str, str]], method: str = "attention", layer: int | None = None
+    ) -> list[set[Link]]:
         """The links of each (source, target) pair, for one method and decoder layer (negative: from the top;
-        None: `aligned_layer`, else the last)."""
+        None: `aligned_layer`, else the last); the defaults are nmt-align's."""
         layer = default_layer(layer, self.aligned_layer)
         return self.align_all(pairs, [method], [layer])[method, layer]
 

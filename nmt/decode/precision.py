@@ -62,6 +62,10 @@ def _refuse_training(module: nn.Module, _: object) -> None:
         )
 
 
+class PrecisionError(ConfigError):
+    """A decoding precision this device cannot run (fp16 off CUDA, int8 off the CPU)."""
+
+
 def model_for(model: Transformer, precision: str, device: torch.device) -> Transformer:
     """The network to search with at `precision`: `model` (on CPU with `onednn_linears`), its bfloat16 or
     float16 copy, or its int8 copy."""
@@ -74,12 +78,12 @@ def model_for(model: Transformer, precision: str, device: torch.device) -> Trans
         return copy.deepcopy(model).to(torch.bfloat16).eval()
     if precision == "fp16":
         if device.type != "cuda":
-            raise ConfigError(
+            raise PrecisionError(
                 f"`decode.precision=fp16` runs on CUDA only, but the device is {device}; use 32, bf16 or int8 there."
             )
         return copy.deepcopy(model).to(torch.float16).eval()
     if device.type != "cpu":
-        raise ConfigError(
+        raise PrecisionError(
             f"`decode.precision=int8` runs on CPU only, but the device is {device}; use bf16 or fp16 there."
         )
     return quantize_int8(model)

@@ -67,6 +67,23 @@ def read_alignments(path: str | Path, one_indexed: bool = False) -> list[GoldAli
     ]
 
 
+def check_gold_fits(
+    gold: Sequence[GoldAlignment], pairs: Sequence[tuple[str, str]], path: str | Path, one_indexed: bool
+) -> None:
+    """Refuse gold links past their pair's words (whitespace-separated), naming the file and line: a links file
+    read with the wrong indexing would otherwise shift every link and score a wrong AER without a word."""
+    for number, (reference, (src, tgt)) in enumerate(zip(gold, pairs, strict=True), start=1):
+        words = (len(src.split()), len(tgt.split()))
+        past = sorted(link for link in reference.possible if link[0] >= words[0] or link[1] >= words[1])
+        if past:
+            i, j = past[0]
+            hint = "" if one_indexed else " (are the links 1-indexed? set gold_one_indexed=true)"
+            raise CorpusError(
+                f"{path}, line {number}: link {i + one_indexed}-{j + one_indexed} is past the pair's {words[0]} "
+                f"source and {words[1]} target words{hint}."
+            )
+
+
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     """`source ||| target` lines (fast_align's format), naming file and line on a line without the separator."""
     pairs = []

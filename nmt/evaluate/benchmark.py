@@ -30,6 +30,7 @@ from nmt.ctranslate2.directory import ExportError
 from nmt.ctranslate2.engine import load_ctranslate2
 from nmt.ctranslate2.export import export_ctranslate2
 from nmt.data.sources import describe, get_corpus
+from nmt.decode.precision import PrecisionError
 from nmt.decode.terms import glossary_constraints, read_glossary
 from nmt.decode.translator import Translator, check_langs
 from nmt.device import release_freed_memory, retain_freed_memory, set_threads
@@ -126,7 +127,8 @@ def run_backend(cfg: BenchmarkConfig, data: DataConfig, backend: str) -> Benchma
                             translator, corpus.src, corpus.tgt, data.tgt_lang, cfg.repeats, cfg.tokenize,
                             constraints=constraints, terms=terms,
                         )  # fmt: skip
-                    except ExportError as err:  # a precision (or constraints) this engine cannot run: others stand
+                    except (ExportError, PrecisionError) as err:  # a precision (or constraints) this engine or
+                        # device cannot run: the other settings stand
                         skipped.append(f"{split} {backend} precision={decode.precision} constraints={mode}: {err}")
                         continue
                     rows.append({"split": split, "backend": backend, "constraints": mode, **row})

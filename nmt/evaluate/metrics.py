@@ -249,6 +249,12 @@ def _moses_tokenizer(tgt_lang: str | None) -> Callable[[str], str]:
     return lambda line: tokenizer.tokenize(line, escape=False, return_str=True)
 
 
+def check_scoring(metrics: Sequence[str], tokenize: str | None) -> None:
+    """Refuse metric names and a tokenizer that scoring would refuse, before the work that precedes it."""
+    _check_metrics(metrics)
+    _resolve_tokenize(tokenize, None)
+
+
 def _check_metrics(metrics: Sequence[str]) -> list[str]:
     """Metric names without repeats, or a ValueError naming the first unknown one."""
     for name in metrics:

@@ -277,10 +277,11 @@ class Transformer(nn.Module):
         """
         n = len(self.decoder)
         if not -n <= layer < n:
-            raise ConfigError(f"`align_layer` must be in [{-n}, {n - 1}] for this model, but is {layer}.")
+            raise ConfigError(f"the decoder layer to align must be in [{-n}, {n - 1}] for this model, but is {layer}.")
         if self.decoder[layer].cross_attn.n_heads == 0:
             raise ConfigError(
-                f"decoder layer {layer} has no cross-attention heads left (pruned): set `align_layer` to another."
+                f"decoder layer {layer} has no cross-attention heads left (pruned): align another "
+                "(`align_layer`; nmt-align's `layer`)."
             )
 
     def start_decoding(

@@ -108,13 +108,19 @@ class TimeBudget(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         """Validate when the latest update passed a validation point, and stop once the budget is spent. A batch
         that only accumulates gradients reads no time, so the run stops and validates after whole updates."""
-        before, self._decided = self._decided, self._progress
+        before, self._decided = self._decided, max(self._decided, self._progress)  # a validation may have moved it on
         validate = any(before < point <= self._progress for point in self.points)
         if validate:
             self._validated_batch = batches_done_in_run(trainer)
         validate_after_this_batch(trainer, validate)
         if self._progress >= 1.0:
             trainer.should_stop = True
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Skip the points a validation overran: one longer than the interval between points would otherwise be
+        followed by another after every update (the budget's end is still validated: stopping validates)."""
+        if not trainer.sanity_checking:
+            self._decided = max(self._decided, self._agreed_progress(trainer))
 
     def _agreed_progress(self, trainer: L.Trainer) -> float:
         """Rank 0's share of the budget spent, on every rank."""

@@ -32,11 +32,15 @@ class TrimHeap(Callback):
     def __init__(self, every: int = 10) -> None:
         self.every = every
         self.libc = _libc()
+        self._trimmed = 0  # the update after which it last trimmed: once per update, not per accumulated batch
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._trimmed = trainer.global_step
         if self.libc is not None:
             self.libc.malloc_trim(0)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        if self.libc is not None and trainer.global_step % self.every == 0:
+        step = trainer.global_step
+        if self.libc is not None and step != self._trimmed and step % self.every == 0:
+            self._trimmed = step
             self.libc.malloc_trim(0)

@@ -40,13 +40,17 @@ class LogLines(Callback):
     def __init__(self, every: int) -> None:
         self.every = max(every, 1)
         self._start = time.perf_counter()
+        self._logged = 0  # the update last logged (or started from): once per update, not per accumulated batch
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._start = time.perf_counter()
+        self._logged = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_: Any) -> None:
-        if trainer.global_step % self.every or not trainer.is_global_zero:
+        step = trainer.global_step
+        if step == self._logged or step % self.every or not trainer.is_global_zero:
             return
+        self._logged = step
         parts = [f"step {trainer.global_step:,}" + (f"/{trainer.max_steps:,}" if trainer.max_steps > 0 else "")]
         parts += [SHOWN[name].format(float(value)) for name, value in _shown(trainer).items()]
         parts.append(_clock(time.perf_counter() - self._start))

@@ -34,10 +34,21 @@ class ResumeState:
 
 
 def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
-    """`last` means this run directory's `checkpoints/last.ckpt`; anything else is a path."""
+    """`last` means this run directory's `checkpoints/last.ckpt`, `auto` that file where it exists (else a fresh
+    run: the one command of a job that a cluster may requeue); anything else is a path. None (a fresh run) is
+    refused where the directory holds a run already: its checkpoints would be overwritten, or renamed by Lightning
+    (`last-v1.ckpt`) so that `resume=last` and `nmt-average run=` read the earlier run's."""
+    last = checkpoint_dir / "last.ckpt"
+    if resume == "auto":
+        return str(last) if last.is_file() else None
     if resume is None:
+        if last.is_file():
+            raise CheckpointError(
+                f"{last} exists: this run directory holds a run already. Continue it with resume=last (or "
+                "resume=auto), or train into another directory (hydra.run.dir=...)."
+            )
         return None
-    path = checkpoint_dir / "last.ckpt" if resume == "last" else Path(resume)
+    path = last if resume == "last" else Path(resume)
     if not path.is_file():
         hint = " (resume=last looks in this run's directory: set hydra.run.dir to the earlier run)"
         raise CheckpointError(f"resume checkpoint {path} does not exist{hint if resume == 'last' else ''}.")

@@ -241,7 +241,7 @@ def train(
     elif init is not None:
         tokenizer, weights = Tokenizer.from_bytes(init.tokenizer), init.state_dict
     with quiet_lightning():
-        threads = set_threads(cfg.trainer.num_threads)
+        threads = set_threads(cfg.trainer.num_threads, 1 if _on_gpu(cfg.trainer) else cfg.trainer.devices)
         retain_freed_memory()
         if resume is not None:
             print(describe(resume, cfg.trainer.max_time))
@@ -302,23 +302,6 @@ def _fit(
         synonyms=_synonyms(cfg, data),
         synonym_rate=cfg.augment.synonym_rate,
     )
-    checkpoints = CheckpointEveryValidation(
-        dirpath=checkpoint_dir,
-        filename="step{step:06d}-bleu{val/bleu:.2f}",
-        monitor="val/bleu",
-        mode="max",
-        save_top_k=cfg.save_top_k,
-        save_last=True,
-        auto_insert_metric_name=False,
-    )
-    throughput = Throughput()
-    preemption = WriteLastOnPreemption(checkpoints)
-    callbacks: list[Callback] = [checkpoints, throughput, ValidateTheLastStep(), preemption, *extra]
-    if budget is not None:  # before the EMA, whose start it may decide
-        callbacks.insert(0, budget)
-    if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights, once begun
-        start_reached = None if budget is None else functools.partial(budget.reached, cfg.ema_start_fraction)
-        callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start, start_reached))
     latest = None
     if cfg.keep_last:  # the latest validations' checkpoints, for averaging (nmt-average run=... last=N)
         latest = ModelCheckpoint(
@@ -328,8 +311,29 @@ def _fit(
             mode="max",
             save_top_k=cfg.keep_last,
             auto_insert_metric_name=False,
+            enable_version_counter=False,
         )
-        callbacks.append(latest)
+    checkpoints = CheckpointEveryValidation(
+        dirpath=checkpoint_dir,
+        filename="step{step:06d}-bleu{val/bleu:.2f}",
+        monitor="val/bleu",
+        mode="max",
+        save_top_k=cfg.save_top_k,
+        save_last=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    throughput = Throughput()
+    preemption = WriteLastOnPreemption(checkpoints)
+    # Lightning runs checkpoint callbacks last, in this order: `latest` first, so that the last.ckpt written
+    # after it lists the checkpoint just kept (a resume and nmt-average run= read that list).
+    kept = [latest] if latest is not None else []
+    callbacks: list[Callback] = [*kept, checkpoints, throughput, ValidateTheLastStep(), preemption, *extra]
+    if budget is not None:  # before the EMA, whose start it may decide
+        callbacks.insert(0, budget)
+    if cfg.ema_decay:  # validates with the average and saves it as each checkpoint's weights, once begun
+        start_reached = None if budget is None else functools.partial(budget.reached, cfg.ema_start_fraction)
+        callbacks.append(DelayedEMA(cfg.ema_decay, cfg.ema_start, start_reached))
     if not _on_gpu(cfg.trainer) and cfg.trainer.trim_every:
         callbacks.append(TrimHeap(cfg.trainer.trim_every))
     trainer = build_trainer(cfg, callbacks, None if resume is None else resume.step)

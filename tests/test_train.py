@@ -168,7 +168,8 @@ def test_a_fresh_run_into_a_directory_holding_a_run_is_refused(short_run, capsys
     renaming) leave `resume=last` and `nmt-average run=` reading the earlier run's: refused, the files untouched."""
     last = Path(short_run.run_dir, "checkpoints", "last.ckpt")
     before = last.read_bytes()
-    with pytest.raises(CheckpointError, match=r"checkpoints/last\.ckpt exists: .* resume=last \(or resume=auto\), or train into another"):
+    refused = r"checkpoints/last\.ckpt exists: .* resume=last \(or resume=auto\), or train into another"
+    with pytest.raises(CheckpointError, match=refused):
         train(dataclasses.replace(short_run, trainer=dataclasses.replace(short_run.trainer, max_steps=8)))
     assert last.read_bytes() == before and "data:" not in capsys.readouterr().err  # refused before preparing data
 

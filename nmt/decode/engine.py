@@ -150,16 +150,15 @@ class TorchEngine:
     def _greedy_with_terms(
         self, src: Tensor, cfg: DecodeConfig, constraints: list[Constraints | None], attn_layer: int | None
     ) -> SearchResult:
-        """Greedy search of a batch in which some sentences must use terms: each of those keeps its
-        `greedy_width` hypotheses and answers the best, searched with the sentences of the same width, at most
-        as many decoder rows at once as the batch has sentences; the others greedily, exactly as without terms."""
+        """Greedy search of a batch in which some sentences must use terms: those are searched together with
+        `greedy_width` hypotheses each (as beam search of that width would, `max_sentences` x the width rows) and
+        answer the best; the others greedily, exactly as without terms."""
         widths = [greedy_width(c) for c in constraints]
         parts = []
         for width in sorted(set(widths)):
             rows = [b for b, w in enumerate(widths) if w == width]
-            size, group_cfg = max(1, len(widths) // width), replace(cfg, beam_size=width)
-            for chunk in (rows[start : start + size] for start in range(0, len(rows), size)):
-                parts.append((chunk, self.search(src[chunk], group_cfg, [constraints[b] for b in chunk], attn_layer)))
+            found = self.search(src[rows], replace(cfg, beam_size=width), [constraints[b] for b in rows], attn_layer)
+            parts.append((rows, found))
         return SearchResult.gathered(parts)
 
     def _generator(self, seed: int) -> torch.Generator:

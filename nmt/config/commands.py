@@ -48,9 +48,7 @@ class TrainConfig:
     augment: AugmentConfig = option(AugmentConfig, "training pairs varied every epoch: SwitchOut, synonyms")
     seed: int = option(1, "random seed for initialisation and data order")
     run_dir: str = option(".", "Hydra sets the working run directory; checkpoints go under it")
-    resume: str | None = option(
-        None, 'checkpoint path, or "last" for run_dir/checkpoints/last.ckpt, or "auto": that file if it exists'
-    )
+    resume: str | None = option(None, 'a checkpoint; "last": run_dir/checkpoints/last.ckpt; "auto": it if it exists')
     init_from: str | None = option(
         None,
         "fine-tune a trained model (model.pt or .ckpt): its weights, model config and tokenizer, with a fresh "
@@ -264,9 +262,7 @@ class EvaluateConfig:
     data: DataConfig | None = option(None, "the corpus `ckpt` translates; None: the one the checkpoint was trained on")
     split: str | None = option(None, "defaults to data.test")
     decode: DecodeConfig = option(DecodeConfig, "the search that translates the test set")
-    metrics: list[str] = option(
-        ["bleu", "chrf", "ter"], "any of bleu, chrf, chrf++, ter", choices=("bleu", "chrf", "chrf++", "ter")
-    )
+    metrics: list[str] = option(["bleu", "chrf", "ter"], "sacreBLEU metrics", choices=("bleu", "chrf", "chrf++", "ter"))
     tgt_lang: str | None = option(None, "chooses the sacreBLEU tokenizer; defaults to the data's target language")
     tokenize: str | None = option(
         None, "sacreBLEU tokenizer (13a, zh, intl, char, ...) or moses; None chooses by tgt_lang"

@@ -25,15 +25,18 @@ def sources(model_path) -> tuple[Translator, list[list[int]]]:
     return translator, translator.tokenizer.encode_src(lines)
 
 
-def _stream(search: ContinuousSearch, ids: list[list[int]], joining: list[int]) -> tuple[dict, int]:
-    """Feed `ids` to `search`, `joining[s % len(joining)]` of them before step s; their n-best lists by index and
-    the number of steps."""
+def _stream(
+    search: ContinuousSearch, ids: list[list[int]], joining: list[int], attend: list[bool] | None = None
+) -> tuple[dict, int]:
+    """Feed `ids` to `search`, `joining[s % len(joining)]` of them before step s (those `attend` flags asking for
+    their attention); their n-best lists by index (with `attend`: and attention) and the number of steps."""
     found, start, steps = {}, 0, 0
     while start < len(ids) or search.sentences:
         count = joining[steps % len(joining)]
-        search.add(ids[start : start + count], list(range(start, start + count)))
+        flags = None if attend is None else attend[start : start + count]
+        search.add(ids[start : start + count], list(range(start, start + count)), flags)
         start += count
-        found.update(search.step())
+        found.update((tag, nbest if attend is None else (nbest, attn)) for tag, nbest, attn in search.step())
         steps += 1
     return found, steps
 
@@ -59,6 +62,41 @@ def test_joining_sentences_get_the_batch_search_translation(sources, one_thread,
         assert all(decode.min_len <= len(h) <= longest for h in hyps)
 
 
+@pytest.mark.parametrize("joining", [[36], [3, 0, 0, 1, 0]], ids=["all-at-once", "bursts"])
+@pytest.mark.parametrize(
+    "decode", [DecodeConfig(beam_size=4, n_best=3), DecodeConfig(beam_size=1)], ids=["beam", "greedy"]
+)
+@pytest.mark.parametrize("layer", [0, -1])
+def test_attending_sentences_get_the_batch_search_attention_and_the_others_their_translation(
+    sources, one_thread, decode, joining, layer
+):
+    translator, ids = sources
+    engine = translator.engine
+    offline, attention = engine.translate_ids_attending(ids, decode, None, layer)
+    attend = [i % 3 == 1 or i == 35 for i in range(len(ids))]  # some of every burst, and the last alone
+    found, _ = _stream(engine.continuous(decode, layer), ids, joining, attend)
+    assert sorted(found) == list(range(len(ids)))
+    for i, ((hyps, scores), attn) in found.items():
+        assert hyps == offline[i][0], i
+        assert scores == pytest.approx(offline[i][1], abs=1e-4)
+        if not attend[i]:
+            assert attn is None
+            continue
+        assert [a.shape for a in attn] == [(len(h) + 1, len(ids[i]) + 1) for h in hyps]
+        for mine, theirs in zip(attn, attention[i], strict=True):
+            torch.testing.assert_close(mine, theirs.float(), atol=1e-4, rtol=0)
+            assert mine.sum(1) == pytest.approx(1.0, abs=1e-4)  # each row a distribution over its own source
+
+
+def test_a_search_without_an_attention_layer_refuses_sentences_that_ask_for_it(sources):
+    translator, ids = sources
+    search = translator.engine.continuous(DecodeConfig(beam_size=2))
+    with pytest.raises(ValueError, match="keeps no attention"):
+        search.add(ids[:2], [0, 1], [False, True])
+    search.add(ids[:2], [0, 1], [False, False])
+    assert search.sentences == 2
+
+
 def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
     """Sentences joining at every step for longer than any output: the cache drops the positions no row uses
     any more instead of growing with the stream, and its memories are as wide as the longest running source."""
@@ -71,7 +109,7 @@ def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
     found, steps = {}, 0
     for start in range(len(many)):
         search.add([many[start]], [start])
-        found.update(search.step())
+        found.update((tag, nbest) for tag, nbest, _ in search.step())
         if search.cache is not None:
             lengths.append(search.cache.length)
             capacity.append(search.cache.self_kv[0].shape[1])  # rows the buffers hold
@@ -79,7 +117,7 @@ def test_a_long_stream_shifts_the_cache_and_stays_exact(sources, one_thread):
             widths.append((search.cache.src_pad_mask.size(1), search.width))
         steps += 1
     while search.sentences:
-        found.update(search.step())
+        found.update((tag, nbest) for tag, nbest, _ in search.step())
     assert max(lengths) < steps // 2, f"the cache grew with the stream: {lengths}"
     assert max(capacity) <= 2 * max(rows), f"the buffers grew past the rows they held: {capacity} for {rows}"
     assert all(memory == running for memory, running in widths), widths
@@ -187,13 +225,13 @@ def test_dropped_sentences_leave_and_the_others_keep_their_translation(sources, 
     for step in range(8):
         if step % 2:
             search.add(ids[12 + step : 14 + step], [12 + step, 13 + step])
-        found.update(search.step())
+        found.update((tag, nbest) for tag, nbest, _ in search.step())
         running = {step, 5 + step, 12 + step} - set(found) - dropped
         search.drop(running | {99})  # 99 names no sentence
         dropped |= running
     assert dropped and search.sentences
     while search.sentences:
-        found.update(search.step())
+        found.update((tag, nbest) for tag, nbest, _ in search.step())
     assert not dropped & set(found)
     assert set(found) | dropped == set(range(21))  # the first 12, and 13 to 20 that joined
     for tag, (hyps, scores) in found.items():

@@ -93,7 +93,7 @@ def test_batches_keep_the_token_budget_and_the_sentence_cap():
     assert sorted(len(s) for b in engine.batches for s in b) == [1, 1, 3, 3, 3, 3, 9]
 
 
-def test_sentences_asking_for_attention_are_batched_apart_with_it():
+def test_sentences_asking_for_attention_share_a_batch_searched_with_it():
     engine, attending = FakeEngine(), FakeEngine()
 
     def with_attention(srcs, cfg):
@@ -109,8 +109,8 @@ def test_sentences_asking_for_attention_are_batched_apart_with_it():
         [["attention of [1]"], None, ["attention of [3]"]],
     )
     assert plain.result(5) == [([[4]], [1.0])]
-    assert attending.batches == [[[1], [3]]]  # only the sentences that asked, in one batch
-    assert engine.batches == [[[2, 2], [4]]]  # the others as without attention, with other requests
+    assert attending.batches == [[[1], [2, 2], [3], [4]]]  # one batch; attention only for those that asked
+    assert engine.batches == []
 
 
 def test_attention_needs_an_attending_engine_and_a_flag_per_sentence():
@@ -382,13 +382,13 @@ class FakeSearch:
 
     @property
     def width(self) -> int:
-        return max((len(src) + 1 for src, _ in self.running.values()), default=0)
+        return max((len(src) + 1 for src, *_ in self.running.values()), default=0)
 
-    def add(self, srcs, tags) -> None:
+    def add(self, srcs, tags, attend=None) -> None:
         if srcs:
             self.adds.append((len(self.steps), [list(src) for src in srcs]))
-        for src, tag in zip(srcs, tags, strict=True):
-            self.running[tag] = [list(src), len(src)]
+        for src, tag, attends in zip(srcs, tags, attend or [False] * len(srcs), strict=True):
+            self.running[tag] = [list(src), len(src), attends]
 
     def drop(self, tags) -> None:
         for tag in tags:
@@ -399,13 +399,14 @@ class FakeSearch:
         if len(self.steps) == self.fail_at:
             raise RuntimeError("out of memory")
         time.sleep(self.step_seconds)
-        self.steps.append([src for src, _ in self.running.values()])
+        self.steps.append([src for src, *_ in self.running.values()])
         ended = []
         for tag, entry in list(self.running.items()):
             entry[1] -= 1
             if entry[1] == 0:
                 del self.running[tag]
-                ended.append((tag, ([entry[0][::-1]], [float(len(entry[0]))])))
+                attention = [f"attention of {entry[0]}"] if entry[2] else None
+                ended.append((tag, ([entry[0][::-1]], [float(len(entry[0]))]), attention))
         return ended
 
 
@@ -428,6 +429,20 @@ def test_a_short_request_joins_a_running_search_and_ends_before_a_long_one(conti
     if continuous:
         assert any([1, 2] in step and [5] * 40 in step for step in search.steps)
         assert engine.batches == []
+
+
+def test_sentences_asking_for_attention_join_the_running_search_and_get_it():
+    """A sentence that asks for its attention joins the search beside the others (no batch of its own) and gets
+    the attention the search kept; the others get none."""
+    search, engine = FakeSearch(step_seconds=0.01), FakeEngine()
+    batcher = _continuous(search, engine, max_wait=0.0, translate_attending=lambda srcs, cfg: pytest.fail("apart"))
+    long = batcher.submit([[5] * 20], DECODE, LATER)
+    time.sleep(0.05)  # the long sentence is running
+    mixed = batcher.submit([[1], [2, 2]], DECODE, LATER, attend=[True, False])
+    assert mixed.result(5) == ([([[1]], [1.0]), ([[2, 2]], [2.0])], [["attention of [1]"], None])
+    assert long.result(5) == [([[5] * 20], [20.0])]
+    assert any([1] in step and [5] * 20 in step for step in search.steps)
+    assert engine.batches == []
 
 
 def test_sentences_join_within_the_token_budget_and_the_sentence_cap():

@@ -171,7 +171,7 @@ def test_an_untranslatable_piece_comes_back_verbatim_placed_by_the_search_attent
     with _recorded(server) as sizes:
         text = server.post("/translate", json={"q": line, "source": "en", "target": "de"}).json()["translatedText"]
     assert text == offline([line])[0] and text.count(piece) == 1
-    assert sizes == {"plain": [], "attending": [1]}  # its one sentence, searched with its attention
+    assert sizes["attending"] == [] and set(sizes["plain"]) == {1}  # its sentence in the continuous search
 
 
 def test_without_splitting_or_cutting_a_line_is_one_sentence_and_too_long_a_line_is_refused(

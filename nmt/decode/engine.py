@@ -105,13 +105,22 @@ class TorchEngine:
         assert result.attn is not None
         return list(zip(result.tokens, result.scores, strict=True)), [[a.cpu() for a in row] for row in result.attn]
 
-    def continuous(self, cfg: DecodeConfig) -> ContinuousSearch | None:
-        """A search that sentences join between steps (continuous batching), at `cfg.precision`; None for settings it
-        does not take (`nmt.decode.continuous.supports`) and for ensembles."""
+    def continuous(self, cfg: DecodeConfig, attn_layer: int | None = None) -> ContinuousSearch | None:
+        """A search that sentences join between steps (continuous batching), at `cfg.precision`, keeping the
+        attention of decoder `attn_layer` for the sentences that ask; None for settings it does not take
+        (`nmt.decode.continuous.supports`) and for ensembles.
+
+        Raises:
+            ConfigError: `attn_layer` is not a decoder layer with cross-attention heads.
+        """
         if not supports(cfg):
             return None
         model = self._model(cfg.precision)
-        return ContinuousSearch(model, cfg, self.special_ids, self.device) if isinstance(model, Transformer) else None
+        if not isinstance(model, Transformer):
+            return None
+        if attn_layer is not None:
+            model.check_cross_attention(attn_layer)
+        return ContinuousSearch(model, cfg, self.special_ids, self.device, attn_layer)
 
     def _model(self, precision: str) -> Transformer | Ensemble:
         """The network at `precision`, made on first use."""

@@ -10,8 +10,9 @@ may share a batch with other requests'; a sentence's output does not depend on i
 batch-invariant), so the answer equals the offline translation.
 
 A sentence may ask for the cross-attention of its search (the character links that place markup and
-untranslatable pieces come from it): such sentences are queued apart and translated by `translate_attending`
-(`TorchEngine.translate_ids_attending`), so the batches of the others run exactly as without it.
+untranslatable pieces come from it): it shares batches with the others, and a batch that holds one is translated
+by `translate_attending` (`TorchEngine.translate_ids_attending`), the continuous search keeping the attention of
+those that asked; the search is the same, so every sentence's translation is as without it.
 
 With continuous batching (`continuous`, the PyTorch engine's beam and greedy search), a batch does not run to its
 end before the next one starts: its search goes on step by step, and between two steps the worker adds the queued
@@ -85,8 +86,9 @@ class Batcher:
         on_idle: called from the worker thread, outside the lock, once the queue has run empty after one or more
             batches (an exception it raises is logged).
         continuous: the search that sentences with these settings join between steps (e.g.
-            `TorchEngine.continuous`), or None where they go in batches; None: every batch runs to its end. Used only
-            with `merge_requests`.
+            `TorchEngine.continuous`; it must keep the attention of sentences added with `attend` where
+            `translate_attending` is given), or None where they go in batches; None: every batch runs to its end.
+            Used only with `merge_requests`.
         join_share: with `continuous`, queued sentences join the running search once they are this share of its
             sentences (or fill its budget) or after `JOIN_HOLD_STEPS` steps: fewer, larger joins. 0: every step.
     """
@@ -316,9 +318,10 @@ class Batcher:
         started = time.perf_counter()
         srcs, decode = [item.job.srcs[item.index] for item in batch], batch[0].job.decode
         try:
-            if batch[0].attends:  # a queue holds sentences that all ask for attention, or none
+            if any(item.attends for item in batch):
                 assert self.translate_attending is not None
                 nbests, attention = self.translate_attending(srcs, decode)
+                attention = [attn if item.attends else None for item, attn in zip(batch, attention, strict=True)]
             else:
                 nbests, attention = self.translate(srcs, decode), [None] * len(batch)
         except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, not the worker
@@ -335,7 +338,7 @@ class Batcher:
 
     def _start_search(self, batch: list[Item]) -> bool:
         """Start the batch in the search its settings take, if any (False: it goes as an ordinary batch)."""
-        if self.continuous is None or batch[0].attends:
+        if self.continuous is None:
             return False
         try:
             search = self.continuous(batch[0].job.decode)
@@ -345,7 +348,7 @@ class Batcher:
             return True
         if search is None:
             return False
-        self._search = RunningSearch((*decode_key(batch[0].job.decode), False), search)  # its queue's `Key`
+        self._search = RunningSearch(decode_key(batch[0].job.decode), search)  # its queue's `Key`
         self._step(batch)
         return True
 
@@ -362,12 +365,12 @@ class Batcher:
             self._end_search()
             return
         seconds = time.perf_counter() - started
-        self._rate.add(sum(item.tokens for item, _ in ended), seconds)
+        self._rate.add(sum(item.tokens for item, *_ in ended), seconds)
         self._step_seconds = seconds if not self._step_seconds else 0.8 * self._step_seconds + 0.2 * seconds
         if sentences:
             self._report(BatchStats(sentences, sentences * width, seconds, finished=len(ended)))
-        for item, nbest in ended:
-            item.answer(nbest, None)
+        for item, nbest, attn in ended:
+            item.answer(nbest, attn)
         if not running.search.sentences:
             self._end_search()
 

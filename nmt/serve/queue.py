@@ -1,4 +1,4 @@
-"""The batcher's queue of sentences: one FIFO per search settings (and attention), bounded in tokens, and the
+"""The batcher's queue of sentences: one FIFO per search settings, bounded in tokens, and the
 token budget by which its head sentences form a batch or join a running search.
 
 Not thread-safe: the batcher holds its lock around every call.
@@ -12,7 +12,7 @@ from typing import Any
 
 from nmt.serve.jobs import DeadlineExceeded, Item, Job, QueueFull, decode_key, resolve
 
-Key = tuple[Any, ...]  # a queue's key: the search settings, then whether its sentences ask for attention
+Key = tuple[Any, ...]  # a queue's key: the search settings (`decode_key`)
 
 
 class SentenceQueue:
@@ -46,9 +46,8 @@ class SentenceQueue:
                 f"queued; this request needs {job.queued_tokens}).",
                 retry_after,
             )
-        for i in range(len(job.srcs)):
-            item = Item(job, i, now)
-            self.queues.setdefault((*decode_key(job.decode), item.attends), deque()).append(item)
+        queue = self.queues.setdefault(decode_key(job.decode), deque())
+        queue.extend(Item(job, i, now) for i in range(len(job.srcs)))
         self.tokens += job.queued_tokens
         self.sentences += len(job.srcs)
 

@@ -7,7 +7,7 @@ from collections.abc import Hashable
 from typing import Protocol
 
 from nmt.decode.engine import NBest
-from nmt.serve.jobs import Item
+from nmt.serve.jobs import Attention, Item
 from nmt.serve.queue import Key
 
 
@@ -20,11 +20,11 @@ class Search(Protocol):
     @property
     def width(self) -> int: ...  # the longest running source, in tokens (EOS included)
 
-    def add(self, srcs: list[list[int]], tags: list[Hashable]) -> None: ...
+    def add(self, srcs: list[list[int]], tags: list[Hashable], attend: list[bool] | None = None) -> None: ...
 
     def drop(self, tags: set[Hashable]) -> None: ...
 
-    def step(self) -> list[tuple[Hashable, NBest]]: ...
+    def step(self) -> list[tuple[Hashable, NBest, Attention | None]]: ...  # the ended: n-best list, attention
 
 
 class RunningSearch:
@@ -39,13 +39,13 @@ class RunningSearch:
         self.key, self.search = key, search
         self.items: dict[int, Item] = {}  # the sentences running, by their tag in the search
 
-    def step(self, joining: list[Item]) -> tuple[list[tuple[Item, NBest]], int, int]:
+    def step(self, joining: list[Item]) -> tuple[list[tuple[Item, NBest, Attention | None]], int, int]:
         """Drop the sentences of requests given up (cancelled, failed or late), add `joining` (but those), and
         advance the search one step.
 
         Returns:
-            the sentences that ended, with their n-best lists; the sentences the step ran and the longest source
-            among them (0 and 0 when none was left to run).
+            the sentences that ended, with their n-best lists and attention (for those that asked); the sentences
+            the step ran and the longest source among them (0 and 0 when none was left to run).
 
         Raises:
             what the search raises; `items` then holds the sentences it had, `joining` included once added.
@@ -57,9 +57,10 @@ class RunningSearch:
                 del self.items[tag]
         joining = [item for item in joining if not item.job.done]
         tags = [id(item) for item in joining]
-        self.search.add([item.job.srcs[item.index] for item in joining], tags)
+        self.search.add([item.job.srcs[item.index] for item in joining], tags, [item.attends for item in joining])
         self.items.update(zip(tags, joining, strict=True))
         running, width = self.search.sentences, self.search.width
         if not running:
             return [], 0, 0
-        return [(self.items.pop(tag), nbest) for tag, nbest in self.search.step()], running, width
+        ended = [(self.items.pop(tag), nbest, attn) for tag, nbest, attn in self.search.step()]
+        return ended, running, width

@@ -28,6 +28,7 @@ import torch
 
 from nmt.config import DecodeConfig, ServeConfig
 from nmt.decode.align import Aligner, char_links, default_layer, format_links
+from nmt.decode.continuous import ContinuousSearch
 from nmt.decode.engine import NBest, TorchEngine
 from nmt.decode.translator import Translator
 from nmt.device import release_freed_memory
@@ -103,7 +104,7 @@ class TranslationService:
             on_batch=on_batch,
             translate_attending=self._translate_attending,
             on_idle=release_freed_memory,  # the memory kept for reuse within batches goes back between bursts
-            continuous=translator.engine.continuous if cfg.continuous and torch_engine else None,
+            continuous=self._continuous if cfg.continuous and torch_engine else None,
             join_share=cfg.join_share,
         )
         self._aligner: Aligner | None = None
@@ -129,12 +130,18 @@ class TranslationService:
             self._translate_attending([ids], self.cfg.decode)
             self._attention(ids, nbest[0][0], -1)
         search = self.batcher.continuous(self.cfg.decode) if self.batcher.continuous is not None else None
-        if search is not None:  # two sentences, the second joining the first's search
+        if search is not None:  # two sentences, the second joining the first's search and keeping its attention
             search.add([ids], [0])
             search.step()
-            search.add([ids], [1])
+            search.add([ids], [1], [True])
             while search.sentences:
                 search.step()
+
+    def _continuous(self, decode: DecodeConfig) -> ContinuousSearch | None:
+        """The continuous search for these settings (None where it takes them not), keeping the attention of
+        `align_layer` for the sentences that ask (on the worker thread)."""
+        assert isinstance(self.translator.engine, TorchEngine)
+        return self.translator.engine.continuous(decode, self.align_layer)
 
     def _translate_attending(
         self, srcs: list[list[int]], decode: DecodeConfig

@@ -88,6 +88,43 @@ def test_attending_sentences_get_the_batch_search_attention_and_the_others_their
             assert mine.sum(1) == pytest.approx(1.0, abs=1e-4)  # each row a distribution over its own source
 
 
+@pytest.mark.parametrize("beam", [3, 1])
+def test_attention_histories_stop_and_start_again_and_survive_a_cut_of_the_memories(sources, one_thread, beam):
+    """The attending sentence ends while a plain one runs on (the histories go), a long attending one joins (they
+    start again at its width), and the widest source is dropped (the memories are cut) while it runs."""
+    translator, ids = sources
+    decode = DecodeConfig(beam_size=beam)
+    out = [len(hyps[0]) for hyps, _ in translator.engine.translate_ids(ids, decode)]
+    shortest = min(range(len(ids)), key=lambda i: out[i])  # the first to end
+    widest = max((i for i in range(len(ids)) if out[i] > out[shortest] + 3), key=lambda i: len(ids[i]))
+    narrower = sorted((i for i in range(len(ids)) if len(ids[i]) < len(ids[widest])), key=lambda i: out[i])
+    long, short = narrower[-1], narrower[0]  # joining later, both narrower than the widest
+    search = translator.engine.continuous(decode, -1)
+    search.add([ids[widest], ids[shortest]], ["widest", "shortest"], [False, True])
+    found = {}
+    while "shortest" not in found:
+        found.update((tag, (nbest, attn)) for tag, nbest, attn in search.step())
+    assert "widest" not in found and search.running.attn is None  # no attending sentence left
+    search.add([ids[long], ids[short]], ["long", "short"], [True, False])
+    search.step()
+    width = search.cache.src_pad_mask.size(1)
+    search.drop({"widest"})
+    assert search.cache.src_pad_mask.size(1) < width  # cut to the longest kept source
+    while search.sentences:
+        found.update((tag, (nbest, attn)) for tag, nbest, attn in search.step())
+    names = {"shortest": shortest, "long": long, "short": short}
+    offline, attention = translator.engine.translate_ids_attending([ids[i] for i in names.values()], decode, None, -1)
+    for (name, i), (hyps, scores), attn in zip(names.items(), offline, attention, strict=True):
+        (mine, my_scores), my_attn = found[name]
+        assert mine == hyps and my_scores == pytest.approx(scores, abs=1e-4), name
+        if name == "short":
+            assert my_attn is None
+            continue
+        assert [a.shape for a in my_attn] == [(len(h) + 1, len(ids[i]) + 1) for h in hyps]
+        for a, b in zip(my_attn, attn, strict=True):
+            torch.testing.assert_close(a, b.float(), atol=1e-4, rtol=0)
+
+
 def test_a_search_without_an_attention_layer_refuses_sentences_that_ask_for_it(sources):
     translator, ids = sources
     search = translator.engine.continuous(DecodeConfig(beam_size=2))

@@ -434,15 +434,15 @@ def test_a_short_request_joins_a_running_search_and_ends_before_a_long_one(conti
 def test_sentences_asking_for_attention_join_the_running_search_and_get_it():
     """A sentence that asks for its attention joins the search beside the others (no batch of its own) and gets
     the attention the search kept; the others get none."""
-    search, engine = FakeSearch(step_seconds=0.01), FakeEngine()
-    batcher = _continuous(search, engine, max_wait=0.0, translate_attending=lambda srcs, cfg: pytest.fail("apart"))
+    search, engine, apart = FakeSearch(step_seconds=0.01), FakeEngine(), []
+    batcher = _continuous(search, engine, max_wait=0.0, translate_attending=lambda srcs, cfg: apart.append(srcs))
     long = batcher.submit([[5] * 20], DECODE, LATER)
     time.sleep(0.05)  # the long sentence is running
     mixed = batcher.submit([[1], [2, 2]], DECODE, LATER, attend=[True, False])
     assert mixed.result(5) == ([([[1]], [1.0]), ([[2, 2]], [2.0])], [["attention of [1]"], None])
     assert long.result(5) == [([[5] * 20], [20.0])]
     assert any([1] in step and [5] * 20 in step for step in search.steps)
-    assert engine.batches == []
+    assert engine.batches == [] and apart == []
 
 
 def test_sentences_join_within_the_token_budget_and_the_sentence_cap():

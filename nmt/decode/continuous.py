@@ -328,7 +328,8 @@ class ContinuousSearch:
         nbest = [tokens[j][: lengths[j] - 1] for j in found], [scores[j] for j in found]
         if not run.attends[i] or run.done_attn is None:
             return nbest, None
-        return nbest, [run.done_attn[i, j, : lengths[j], : run.widths[i]].clone() for j in found]
+        attn = run.done_attn[i, found, :, : run.widths[i]].cpu()  # [n, T, S + 1], one copy to the host
+        return nbest, [attn[n, : lengths[j]] for n, j in enumerate(found)]
 
 
 def _extended(attn: Tensor, parents: Tensor, steps: Tensor, step_attn: Tensor) -> Tensor:

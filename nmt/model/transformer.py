@@ -122,6 +122,7 @@ class DecoderCache:
             starts = starts - unused
         for kv in self.self_kv:
             kv[:, rows : rows + added, :, : self.length] = 0  # hidden from the new rows, but read (weight 0): no NaN
+        self.cross_attn = None  # the last step's, of the rows before these joined
         self.rows = rows + added
         self.starts = torch.cat([starts, starts.new_full((added,), self.length)])
 

@@ -12,7 +12,8 @@ batch-invariant), so the answer equals the offline translation.
 A sentence may ask for the cross-attention of its search (the character links that place markup and
 untranslatable pieces come from it): it shares batches with the others, and a batch that holds one is translated
 by `translate_attending` (`TorchEngine.translate_ids_attending`), the continuous search keeping the attention of
-those that asked; the search is the same, so every sentence's translation is as without it.
+those that asked. The search is the same, so every sentence's translation is as without it (bit for bit up to beam
+8; past it, the attention's explicit path may round differently from the fused one, `nmt.model.attention`).
 
 With continuous batching (`continuous`, the PyTorch engine's beam and greedy search), a batch does not run to its
 end before the next one starts: its search goes on step by step, and between two steps the worker adds the queued

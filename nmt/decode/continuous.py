@@ -278,10 +278,11 @@ class ContinuousSearch:
         history = run.tokens.view(b * k, -1).index_select(0, parents).view(len(kept), k, -1)  # [n, K, T]
         history.scatter_(2, run.steps[keep].view(-1, 1, 1).expand(-1, k, 1), tokens[keep].unsqueeze(2))
         attn = None if step_attn is None else _extended(run.attn, parents, run.steps[keep], step_attn)
+        run.attn = None  # replaced by `attn`, already of the kept sentences: `select` need not copy it
         cache.reorder_(parents, keep if ended else None)
         self.running = run.select(keep, kept) if ended else run
         self.running.tokens, self.running.scores = history, scores[keep]
-        if self.running.attn is not None:
+        if self.running.done_attn is not None:  # some kept sentence attends
             self.running.attn = attn
         self.running.steps = self.running.steps + 1
         self._steps = [self._steps[i] + 1 for i in kept]

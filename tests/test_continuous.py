@@ -62,11 +62,15 @@ def test_joining_sentences_get_the_batch_search_translation(sources, one_thread,
         assert all(decode.min_len <= len(h) <= longest for h in hyps)
 
 
-@pytest.mark.parametrize("joining", [[36], [3, 0, 0, 1, 0]], ids=["all-at-once", "bursts"])
 @pytest.mark.parametrize(
-    "decode", [DecodeConfig(beam_size=4, n_best=3), DecodeConfig(beam_size=1)], ids=["beam", "greedy"]
+    ("decode", "joining", "layer"),
+    [
+        (DecodeConfig(beam_size=4, n_best=3), [3, 0, 0, 1, 0], -1),
+        (DecodeConfig(beam_size=4, n_best=3), [36], 0),
+        (DecodeConfig(beam_size=1), [3, 0, 0, 1, 0], 0),
+    ],
+    ids=["beam-bursts-top", "beam-all-at-once-first", "greedy-bursts-first"],
 )
-@pytest.mark.parametrize("layer", [0, -1])
 def test_attending_sentences_get_the_batch_search_attention_and_the_others_their_translation(
     sources, one_thread, decode, joining, layer
 ):

@@ -63,17 +63,25 @@ AGREEMENT = {"bf16": (0.9, 0.1), "fp16": (0.95, 0.02), "int8": (0.85, 0.2)}
 
 @pytest.mark.parametrize("precision", ["32", "fp16"])
 def test_sentences_joining_a_running_search_on_cuda_get_the_batch_search_translation(model_path, lines, precision):
+    """Joining sentences get the batch search's translation; those that ask for their attention get it on the host
+    (the server reads it on its event loop)."""
     decode = dataclasses.replace(BEAM, precision=precision)
     translator = Translator.from_checkpoint(model_path, decode, device="cuda")
     ids = translator.tokenizer.encode_src(lines[:60])
     offline = translator.engine.translate_ids(ids, decode)
-    search = translator.engine.continuous(decode)
-    found, start = {}, 0
+    search = translator.engine.continuous(decode, -1)
+    found, attention, start = {}, {}, 0
     while start < len(ids) or search.sentences:  # one to three sentences join before each step
         count = 1 + start % 3
-        search.add(ids[start : start + count], list(range(start, start + count)))
+        tags = list(range(start, start + count))
+        search.add(ids[start : start + count], tags, [tag % 3 == 0 for tag in tags])
         start += count
-        found.update((tag, nbest) for tag, nbest, _ in search.step())
+        for tag, nbest, attn in search.step():
+            found[tag], attention[tag] = nbest, attn
+    assert all((attention[i] is None) == (i % 3 != 0) for i in range(len(ids)))
+    for i, attn in attention.items():
+        shapes = [(len(hyp) + 1, len(ids[i]) + 1) for hyp in found[i][0]]
+        assert attn is None or ([a.shape for a in attn] == shapes and all(a.device.type == "cpu" for a in attn))
     same = sum(found[i][0][:1] == offline[i][0][:1] for i in range(len(ids)))
     # float32: CUDA divides by a Python number as a product with its reciprocal, by a tensor as a quotient (the
     # batch search's normaliser is a number, this search's a tensor): one rounding step may flip a near-tie.

@@ -9,11 +9,9 @@ to send their next sentences into the next batch, so a busy server fills its bat
 may share a batch with other requests'; a sentence's output does not depend on its neighbours (the search is
 batch-invariant), so the answer equals the offline translation.
 
-A sentence may ask for the cross-attention of its search (the character links that place markup and
-untranslatable pieces come from it): it shares batches with the others, and a batch that holds one is translated
-by `translate_attending` (`TorchEngine.translate_ids_attending`), the continuous search keeping the attention of
-those that asked. The search is the same, so every sentence's translation is as without it (bit for bit up to beam
-8; past it, the attention's explicit path may round differently from the fused one, `nmt.model.attention`).
+A sentence may ask for the cross-attention of its search (which places markup and untranslatable pieces): it
+shares batches with the others; a batch holding one runs `translate_attending`, and the continuous search keeps the
+attention of those that asked. Every translation is as without it (bit for bit up to beam 8, `nmt.model.attention`).
 
 With continuous batching (`continuous`, the PyTorch engine's beam and greedy search), a batch does not run to its
 end before the next one starts: its search goes on step by step, and between two steps the worker adds the queued
@@ -86,10 +84,9 @@ class Batcher:
             sentences are answered (from the worker thread).
         on_idle: called from the worker thread, outside the lock, once the queue has run empty after one or more
             batches (an exception it raises is logged).
-        continuous: the search that sentences with these settings join between steps (e.g.
-            `TorchEngine.continuous`; it must keep the attention of sentences added with `attend` where
-            `translate_attending` is given), or None where they go in batches; None: every batch runs to its end.
-            Used only with `merge_requests`.
+        continuous: the search that sentences with these settings join between steps (`TorchEngine.continuous`,
+            keeping the attention of those added with `attend`), or None where they go in batches; None: every
+            batch runs to its end. Used only with `merge_requests`.
         join_share: with `continuous`, queued sentences join the running search once they are this share of its
             sentences (or fill its budget) or after `JOIN_HOLD_STEPS` steps: fewer, larger joins. 0: every step.
     """
